@@ -1,0 +1,158 @@
+"""Pure, compiled steps of training and evaluation, and the optimizer of a config.
+
+`make_train_step` is the one optimisation step of the project: the text trainer
+(`tf_rnn.training`) and the toy experiments both call it.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+LN2 = math.log(2.0)
+
+
+class ScaledExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr(step) = scale · initial · rate^(step / decay_steps), floor()ed when staircase.
+
+    `scale` is a variable so that the divergence guard can lower the learning rate
+    of a running schedule; it is saved in checkpoints with the rest of the run.
+    """
+
+    def __init__(self, initial, decay_steps, rate, scale, staircase=True):
+        self.base = keras.optimizers.schedules.ExponentialDecay(
+            initial, decay_steps, rate, staircase=staircase)
+        self.scale = scale
+
+    def __call__(self, step):
+        return tf.cast(self.scale, tf.float32) * self.base(step)
+
+    def get_config(self):
+        return {**self.base.get_config(), "scale": float(self.scale.numpy())}
+
+
+def make_optimizer(config, lr_scale=None):
+    """The Keras optimizer of `config`, on a staircase exponential-decay schedule.
+
+    Args:
+      config: a `tf_rnn.config.Config`.
+      lr_scale: optional float32 tf.Variable multiplying the schedule (created if None).
+    """
+    if lr_scale is None:
+        lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
+    lr = ScaledExponentialDecay(config.learning_rate, config.decay_steps,
+                                config.decay_rate, lr_scale)
+    if config.optimizer == "adadelta":
+        return keras.optimizers.Adadelta(lr, rho=0.95, epsilon=config.epsilon)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(lr)
+    if config.optimizer == "adagrad":
+        # The seed's Adagrad: accumulators start at zero, lr·g / sqrt(sum g² + eps).
+        return keras.optimizers.Adagrad(lr, initial_accumulator_value=0.0,
+                                        epsilon=config.epsilon)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(lr, epsilon=config.epsilon)
+    raise ValueError(f"Received an invalid value for `optimizer`, got {config.optimizer!r}.")
+
+
+def current_learning_rate(optimizer):
+    """The learning rate the next update will use, as a Python float."""
+    lr = optimizer.learning_rate
+    return float(lr(optimizer.iterations) if callable(lr) else lr)
+
+
+def lm_loss(logits, targets):
+    """Mean next-character cross-entropy in nats. logits (B, T, A), targets (B, T)."""
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(targets, tf.int32), logits=logits))
+
+
+def make_train_step(model, optimizer, clip_norm=0.0, clip_value=0.0, loss_fn=lm_loss,
+                    jit_compile=False):
+    """A compiled truncated-BPTT step: train_step(inputs, targets, state) -> metrics, state.
+
+    The state after the window comes back (unchanged by the update) to be carried
+    into the next window. A non-finite loss or gradient norm leaves the weights and
+    the optimizer untouched; `metrics["finite"]` says so.
+
+    Args:
+      model: maps (inputs, state) -> (outputs, new_state).
+      optimizer: a Keras optimizer; built here if it is not yet.
+      clip_norm: > 0 clips the gradients to this global norm (`tf.clip_by_global_norm`).
+      clip_value: > 0 clips each gradient element to [-clip_value, clip_value] first.
+      loss_fn: (outputs, targets) -> scalar loss.
+
+    Returns:
+      train_step(inputs, targets, state) -> ({"loss", "grad_norm", "clipped",
+      "finite"}, new_state); grad_norm is measured before clipping.
+    """
+    variables = model.trainable_variables
+    if not optimizer.built:
+        optimizer.build(variables)
+
+    def train_step(inputs, targets, state):
+        with tf.GradientTape() as tape:
+            outputs, new_state = model(inputs, state)
+            loss = loss_fn(outputs, targets)
+        grads = tape.gradient(loss, variables)
+        grad_norm = tf.linalg.global_norm(grads)
+        if clip_value > 0:
+            grads = [tf.clip_by_value(g, -clip_value, clip_value) for g in grads]
+        if clip_norm > 0:
+            norm = grad_norm if clip_value <= 0 else None
+            grads, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=norm)
+        finite = tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
+
+        def apply():
+            optimizer.apply(grads, variables)
+            return tf.constant(True)
+
+        tf.cond(finite, apply, lambda: tf.constant(False))
+        clipped = grad_norm > clip_norm if clip_norm > 0 else tf.constant(False)
+        metrics = {"loss": loss, "grad_norm": grad_norm, "clipped": clipped,
+                   "finite": finite}
+        return metrics, new_state
+
+    return tf.function(train_step, jit_compile=jit_compile)
+
+
+def make_eval_step(model):
+    """eval_step(inputs, targets, state) -> (summed cross-entropy in nats, new state)."""
+
+    def eval_step(inputs, targets, state):
+        logits, new_state = model(inputs, state)
+        nats = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.cast(targets, tf.int32), logits=logits)
+        return tf.reduce_sum(tf.cast(nats, tf.float64)), new_state
+
+    return tf.function(eval_step, reduce_retracing=True)
+
+
+def evaluate(model, ids, batch_size, num_unrollings, eval_step=None):
+    """Bits per character of `model` over a whole id sequence, state carried throughout.
+
+    The text is cut into `batch_size` contiguous streams scored in parallel; each
+    stream starts from the zero state and carries its state across windows, so every
+    scored character is conditioned on all the text before it in its stream.
+
+    Returns:
+      {"bpc", "loss" (nats per character), "chars" (characters scored)}.
+    """
+    ids = np.asarray(ids)
+    if len(ids) < 2:
+        raise ValueError(f"Cannot evaluate a text of {len(ids)} character(s); need >= 2.")
+    batch_size = max(1, min(batch_size, len(ids) - 1))
+    length = (len(ids) - 1) // batch_size  # predictions per stream
+    rows = np.arange(batch_size)[:, None] * length + np.arange(length + 1)[None, :]
+    streams = ids[rows]  # (B, length + 1)
+    eval_step = eval_step or make_eval_step(model)
+    state = model.zero_state(batch_size)
+    total = 0.0
+    for start in range(0, length, num_unrollings):
+        window = streams[:, start:start + num_unrollings + 1]
+        nats, state = eval_step(window[:, :-1], window[:, 1:], state)
+        total += float(nats)
+    chars = batch_size * length
+    loss = total / chars
+    return {"bpc": loss / LN2, "loss": loss, "chars": int(chars)}

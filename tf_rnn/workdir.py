@@ -1,0 +1,110 @@
+"""One work directory per run: its layout, and atomic writes of its JSON files.
+
+    WORKDIR/config.json     the run's Config
+    WORKDIR/vocab.json      the vocabulary (characters in id order)
+    WORKDIR/run.json        where the data came from (path, or text8)
+    WORKDIR/checkpoints/    tf.train.CheckpointManager files
+    WORKDIR/events/         TensorBoard event files
+"""
+
+import json
+import os
+import pathlib
+import tempfile
+
+from tf_rnn import config as config_lib
+from tf_rnn import data as data_lib
+
+
+class WorkdirError(ValueError):
+    """A work directory that cannot be used as asked (missing, conflicting)."""
+
+
+def atomic_write_text(path, text):
+    """Writes `text` to `path` through a temporary file and a rename.
+
+    A crash at any moment leaves either the old file or the new one, never a mix.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class Workdir:
+    """Paths and saved metadata of one run's directory."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path).expanduser()
+        if self.path.exists() and not self.path.is_dir():
+            raise WorkdirError(f"Work directory {str(self.path)!r} exists and is not a "
+                               f"directory.")
+
+    config_path = property(lambda self: self.path / "config.json")
+    vocab_path = property(lambda self: self.path / "vocab.json")
+    run_path = property(lambda self: self.path / "run.json")
+    checkpoint_dir = property(lambda self: self.path / "checkpoints")
+    events_dir = property(lambda self: self.path / "events")
+
+    def create(self):
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def has_checkpoint(self):
+        return (self.checkpoint_dir / "checkpoint").is_file()
+
+    # Config -------------------------------------------------------------------
+    def load_config(self):
+        """The saved Config; WorkdirError when there is none or it is unreadable."""
+        if not self.config_path.is_file():
+            raise WorkdirError(f"No run in {str(self.path)!r}: {self.config_path.name} is "
+                               f"missing (train first with `tf-rnn train --workdir ...`).")
+        try:
+            return config_lib.Config.from_json(self.config_path.read_text(encoding="utf-8"))
+        except (ValueError, TypeError) as e:
+            raise WorkdirError(f"Cannot read {str(self.config_path)!r}: {e}") from None
+
+    def check_compatible(self, config):
+        """Raises WorkdirError if `config` cannot continue the run saved here."""
+        if not self.config_path.is_file():
+            return
+        saved = self.load_config()
+        conflicts = [f"{name}: saved {getattr(saved, name)!r}, asked {getattr(config, name)!r}"
+                     for name in config_lib.SHAPE_FIELDS
+                     if getattr(saved, name) != getattr(config, name)]
+        if conflicts and self.has_checkpoint():
+            raise WorkdirError(
+                f"Work directory {str(self.path)!r} holds a run whose settings conflict "
+                f"with this command ({'; '.join(conflicts)}). Use another --workdir, or "
+                f"the saved settings.")
+
+    def save_config(self, config):
+        atomic_write_text(self.config_path, config.to_json() + "\n")
+
+    # Vocabulary ---------------------------------------------------------------
+    def load_vocab(self):
+        return data_lib.Vocabulary.load(self.vocab_path) if self.vocab_path.is_file() else None
+
+    def save_vocab(self, vocab):
+        vocab.save(self.vocab_path)
+
+    # Data source --------------------------------------------------------------
+    def load_run_info(self):
+        if not self.run_path.is_file():
+            return {}
+        try:
+            return json.loads(self.run_path.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise WorkdirError(f"Cannot read {str(self.run_path)!r}: {e}") from None
+
+    def save_run_info(self, info):
+        atomic_write_text(self.run_path, json.dumps(info, indent=2, sort_keys=True) + "\n")
