@@ -171,7 +171,8 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
             totals["clipped"] += int(metrics["clipped"])
             totals["n"] += 1
             totals["time"] += elapsed
-            run_chars, run_time = run_chars + window_chars, run_time + elapsed
+            if totals["n"] > 1 or step > 1:  # the first call of a process compiles: skip it
+                run_chars, run_time = run_chars + window_chars, run_time + elapsed
             bar.update(1)
             if step % config.log_every == 0 or step == last:
                 n = totals["n"]

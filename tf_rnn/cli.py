@@ -1,0 +1,153 @@
+"""The `tf-rnn` command: train | eval | sample | export, thin over the library.
+
+Progress goes to stderr; the last line on stdout is one JSON object with the
+command's figures. User errors print one line `tf-rnn: error: ...` and exit 2.
+"""
+
+import argparse
+import json
+import sys
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train a model (resumes a run found in --workdir)")
+    p.add_argument("--preset", help="preset name (default: the work directory's saved "
+                   "config, else text8_arch1)")
+    add_run_arguments(p)
+    return p
+
+
+def add_run_arguments(p):
+    """--data / --workdir / --steps / --set, shared with the experiment modules."""
+    p.add_argument("--data", help="corpus: UTF-8 text or a zip holding one file "
+                   "(default: text8, downloaded into --cache-dir)")
+    p.add_argument("--workdir", required=True, help="the run's directory")
+    p.add_argument("--steps", type=int, help="train until this step")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (repeatable), e.g. --set batch_size=64")
+    p.add_argument("--cache-dir", help="where text8.zip is cached (default ~/.cache/tf_rnn)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_eval(sub):
+    p = sub.add_parser("eval", help="bits per character of the latest checkpoint")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--data", help="corpus (default: the one the run trained on)")
+    p.add_argument("--split", default="valid", choices=("train", "valid", "test"))
+    p.add_argument("--batch-size", type=int, help="parallel streams (default: the "
+                   "config's eval_batch_size)")
+    p.add_argument("--cache-dir")
+    return p
+
+
+def _add_sample(sub):
+    p = sub.add_parser("sample", help="generate text from the latest checkpoint")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--prime", default="", help="text to start from")
+    p.add_argument("--length", type=int, default=200, help="characters to generate")
+    p.add_argument("--temperature", type=float, default=1.0, help="<= 0: greedy")
+    p.add_argument("--top-k", type=int, default=0, help="> 0: sample among the k best")
+    p.add_argument("--seed", type=int, help="makes the sample reproducible")
+    p.add_argument("--num-streams", type=int, default=1, help="independent samples")
+    return p
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="tf-rnn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_eval(sub)
+    _add_sample(sub)
+    return parser
+
+
+def resolve_config(preset, steps=None, assignments=(), workdir=None):
+    """The Config of a training command: preset (or the saved config), then overrides."""
+    from tf_rnn import config as config_lib
+    from tf_rnn.workdir import Workdir
+
+    if preset is None and workdir is not None and Workdir(workdir).config_path.is_file():
+        config = Workdir(workdir).load_config()
+    else:
+        config = config_lib.get_preset(preset or "text8_arch1")
+    if steps is not None:
+        config = config.replace(steps=steps, epochs=0.0)
+    return config_lib.with_overrides(config, assignments)
+
+
+def cmd_train(args):
+    from tf_rnn import training
+
+    config = resolve_config(args.preset, args.steps, args.set, args.workdir)
+    return training.train(config, args.workdir, args.data, cache_dir=args.cache_dir,
+                          progress=not args.no_progress)
+
+
+def cmd_eval(args):
+    from tf_rnn import steps as steps_lib
+    from tf_rnn import training
+    from tf_rnn.workdir import Workdir
+
+    workdir = Workdir(args.workdir)
+    model, vocab, config = training.load_model(workdir)
+    data = args.data or workdir.load_run_info().get("data")
+    corpus = training.load_corpus_for(config, workdir, data, args.cache_dir)
+    ids = getattr(corpus, args.split)
+    figures = steps_lib.evaluate(model, ids, args.batch_size or config.eval_batch_size,
+                                 config.num_unrollings)
+    return {"split": args.split, **figures}
+
+
+def cmd_sample(args):
+    from tf_rnn import sampling
+    from tf_rnn import training
+
+    model, vocab, _ = training.load_model(args.workdir)
+    texts = sampling.sample(model, vocab, args.prime, args.length, args.temperature,
+                            args.top_k, args.seed, args.num_streams)
+    return {"text": texts[0], "texts": texts, "prime": args.prime, "length": args.length,
+            "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed}
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample}
+
+
+def quiet_tensorflow():
+    """Keeps TensorFlow's Python-side warnings (retracing notes, ...) off the terminal."""
+    import logging
+
+    import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
+
+
+def run_and_report(fn, args, prog="tf-rnn"):
+    """Runs a command; prints its JSON result last on stdout, or one error line."""
+    from tf_rnn.training import TrainingDiverged
+
+    quiet_tensorflow()
+    try:
+        result = fn(args)
+    except (ValueError, TrainingDiverged, OSError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; the last checkpoint is kept.", file=sys.stderr)
+        return 130
+    print(json.dumps(result))
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return run_and_report(COMMANDS[args.command], args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
