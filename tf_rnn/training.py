@@ -137,7 +137,7 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
     result = {"step": step, "loss": None, "train_bpc": None, "valid_bpc": None,
               "chars_per_sec": None, "recoveries": int(run.recoveries.numpy()),
               "sample": None, "workdir": str(workdir.path)}
-    run_chars, run_time, started = 0, 0.0, time.perf_counter()
+    run_chars, run_time, started, warm = 0, 0.0, time.perf_counter(), False
 
     def validate():
         ids = corpus.valid[:config.eval_chars] if config.eval_chars else corpus.valid
@@ -171,8 +171,9 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
             totals["clipped"] += int(metrics["clipped"])
             totals["n"] += 1
             totals["time"] += elapsed
-            if totals["n"] > 1 or step > 1:  # the first call of a process compiles: skip it
+            if warm:  # the first step of a process traces and compiles: not counted
                 run_chars, run_time = run_chars + window_chars, run_time + elapsed
+            warm = True
             bar.update(1)
             if step % config.log_every == 0 or step == last:
                 n = totals["n"]
