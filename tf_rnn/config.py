@@ -73,9 +73,11 @@ class Config:
         for name in ("num_nodes", "batch_size", "num_unrollings", "steps", "decay_steps",
                      "log_every", "eval_batch_size", "sample_length", "checkpoint_every",
                      "keep_checkpoints"):
-            _check(name, getattr(self, name), lambda v: v > 0, "a positive integer")
+            _check(name, getattr(self, name), lambda v: v > 0, "a positive integer",
+                   integer=True)
         for name in ("eval_every", "eval_chars", "sample_every", "max_recoveries", "seed"):
-            _check(name, getattr(self, name), lambda v: v >= 0, "a non-negative integer")
+            _check(name, getattr(self, name), lambda v: v >= 0, "a non-negative integer",
+                   integer=True)
         _check("learning_rate", self.learning_rate, lambda v: v > 0, "a positive number")
         _check("init_stddev", self.init_stddev, lambda v: v > 0, "a positive number")
         _check("epsilon", self.epsilon, lambda v: v > 0, "a positive number")
@@ -108,8 +110,8 @@ class Config:
         return cls.from_dict(json.loads(text))
 
 
-def _check(name, value, ok, expected):
-    bad_type = isinstance(value, bool) or not isinstance(value, (int, float))
+def _check(name, value, ok, expected, integer=False):
+    bad_type = isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
     if bad_type or not ok(value) or (isinstance(value, float) and math.isnan(value)):
         raise ValueError(
             f"Received an invalid value for config field `{name}`, expected {expected}, "

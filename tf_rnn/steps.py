@@ -58,8 +58,7 @@ def make_optimizer(config, lr_scale=None):
 
 def current_learning_rate(optimizer):
     """The learning rate the next update will use, as a Python float."""
-    lr = optimizer.learning_rate
-    return float(lr(optimizer.iterations) if callable(lr) else lr)
+    return float(optimizer.learning_rate)  # Keras 3 evaluates the schedule at `iterations`
 
 
 def lm_loss(logits, targets):

@@ -44,6 +44,7 @@ class Workdir:
     """Paths and saved metadata of one run's directory."""
 
     def __init__(self, path):
+        path = path.path if isinstance(path, Workdir) else path
         self.path = pathlib.Path(path).expanduser()
         if self.path.exists() and not self.path.is_dir():
             raise WorkdirError(f"Work directory {str(self.path)!r} exists and is not a "

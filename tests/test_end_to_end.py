@@ -1,0 +1,116 @@
+"""End to end through the `tf-rnn` CLI on a small corpus made here: train, resume, eval,
+sample, and the TensorBoard event files read back with TensorBoard's own reader."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+
+from tf_rnn import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--set", "num_nodes=16", "--set", "batch_size=4", "--set", "num_unrollings=10",
+        "--set", "log_every=10", "--set", "eval_every=20", "--set", "sample_every=20",
+        "--set", "checkpoint_every=20", "--set", "sample_length=30", "--no-progress"]
+SCALAR_TAGS = {"train/loss", "train/bpc", "train/learning_rate", "train/grad_norm",
+               "train/clip_fraction", "train/chars_per_sec", "valid/bpc"}
+
+
+def make_corpus(path, chars=30000, seed=0):
+    """Text8-like text: words from a small lexicon, so there is something to learn."""
+    rng = np.random.default_rng(seed)
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away"]
+    text = " ".join(rng.choice(words, size=chars // 3))[:chars]
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_cli(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, (json.loads(out.strip().splitlines()[-1]) if code == 0 else None), err
+
+
+def read_events(events_dir):
+    acc = event_accumulator.EventAccumulator(str(events_dir), size_guidance={
+        event_accumulator.TENSORS: 0})
+    acc.Reload()
+    return acc
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("data") / "corpus.txt")
+
+
+@pytest.mark.parametrize("preset", ["text8_arch1", "text8_arch2"])
+def test_train_resume_eval_sample(tmp_path, capsys, corpus, preset):
+    workdir = tmp_path / "run"
+    code, first, err = run_cli(capsys, "train", "--preset", preset, "--data", str(corpus),
+                               "--workdir", str(workdir), "--steps", "40", *TINY)
+    assert code == 0, err
+    assert first["step"] == 40 and np.isfinite(first["loss"]) and first["chars_per_sec"] > 0
+    assert 0 < first["valid_bpc"] < np.log2(27)  # learned something over uniform
+    for name in ("config.json", "vocab.json", "run.json", "checkpoints/checkpoint"):
+        assert (workdir / name).is_file(), name
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved["num_nodes"] == 16 and saved["model"] == preset.split("_")[1]
+
+    # Resume: the same command with more steps continues from the checkpoint.
+    code, second, err = run_cli(capsys, "train", "--preset", preset, "--data", str(corpus),
+                                "--workdir", str(workdir), "--steps", "60", *TINY)
+    assert code == 0, err
+    assert "Resumed" in err and second["step"] == 60
+
+    acc = read_events(workdir / "events")
+    tags = set(acc.Tags()["tensors"])
+    assert SCALAR_TAGS | {"samples/text"} <= tags
+    loss_steps = [e.step for e in acc.Tensors("train/loss")]
+    assert loss_steps == [10, 20, 30, 40, 50, 60]
+    assert [e.step for e in acc.Tensors("valid/bpc")] == [20, 40, 60]
+    text = acc.Tensors("samples/text")[-1].tensor_proto.string_val[0].decode()
+    assert len(text) == 31  # a random start character, then sample_length more
+    lr = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("train/learning_rate")]
+    assert lr[0] == pytest.approx(2.5)
+
+    code, ev, err = run_cli(capsys, "eval", "--workdir", str(workdir))
+    assert code == 0, err
+    assert ev["split"] == "valid" and ev["bpc"] == pytest.approx(second["valid_bpc"], rel=1e-5)
+    assert ev["chars"] > 1000
+
+    args = ["sample", "--workdir", str(workdir), "--prime", "the ", "--length", "40",
+            "--seed", "3"]
+    code, s1, _ = run_cli(capsys, *args)
+    code, s2, _ = run_cli(capsys, *args)
+    assert s1["text"] == s2["text"] and s1["text"].startswith("the ")
+    assert len(s1["text"]) == 44
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path, capsys, corpus):
+    code, _, err = run_cli(capsys, "eval", "--workdir", str(tmp_path / "nothing"))
+    assert code == 2 and "config.json is missing" in err and "Traceback" not in err
+    code, _, err = run_cli(capsys, "train", "--preset", "nope", "--workdir", str(tmp_path))
+    assert code == 2 and "Unknown preset" in err
+    code, _, err = run_cli(capsys, "train", "--data", str(tmp_path / "missing.txt"),
+                           "--workdir", str(tmp_path / "w"))
+    assert code == 2 and "missing.txt" in err
+
+
+@pytest.mark.slow
+def test_experiment_module_runs_as_documented(tmp_path, corpus):
+    """`python -m experiments.text8_arch1` in a fresh process: JSON last on stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.text8_arch1", "--data", str(corpus),
+         "--workdir", str(tmp_path / "w"), "--steps", "20", "--set", "num_nodes=8",
+         "--set", "batch_size=4", "--set", "eval_every=0", "--set", "sample_every=0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["step"] == 20 and result["sample"]
+    assert "train:" in proc.stderr  # the tqdm bar
+    assert "cpu_feature_guard" not in proc.stderr  # TensorFlow's start-up chatter is off

@@ -1,0 +1,130 @@
+"""The compiled train step, the optimizers and evaluation."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_rnn import config, models, steps
+
+
+def _setup(name="arch1", **changes):
+    keras.utils.set_random_seed(0)
+    cfg = config.Config(model=name, num_nodes=8, batch_size=4, num_unrollings=6,
+                        init="glorot", **changes)
+    model = models.build_model(cfg, 5)
+    optimizer = steps.make_optimizer(cfg)
+    return cfg, model, optimizer
+
+
+def _batch(seed=0):
+    ids = np.random.default_rng(seed).integers(0, 5, (4, 7))
+    return tf.constant(ids[:, :-1]), tf.constant(ids[:, 1:])
+
+
+@pytest.mark.parametrize("name", ["arch1", "arch2", "elman"])
+def test_train_step_learns_a_fixed_batch(name):
+    cfg, model, optimizer = _setup(name, optimizer="adam", learning_rate=0.05)
+    step = steps.make_train_step(model, optimizer, clip_norm=5.0)
+    inputs, targets = _batch()
+    first = None
+    for _ in range(60):
+        metrics, _ = step(inputs, targets, model.zero_state(4))
+        first = first if first is not None else float(metrics["loss"])
+    assert float(metrics["loss"]) < 0.7 * first  # Arch 2 is a bigram model: less to fit
+    assert bool(metrics["finite"])
+
+
+def test_non_finite_loss_leaves_weights_and_optimizer_untouched():
+    cfg, model, optimizer = _setup()
+    step = steps.make_train_step(model, optimizer, clip_norm=1.0)
+    inputs, targets = _batch()
+    step(inputs, targets, model.zero_state(4))
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    iterations = int(optimizer.iterations.numpy())
+    bad_state = tf.fill([4, model.state_size], np.nan)
+    metrics, _ = step(inputs, targets, bad_state)
+    assert not bool(metrics["finite"])
+    for b, v in zip(before, model.trainable_variables):
+        np.testing.assert_array_equal(b, v.numpy())
+    assert int(optimizer.iterations.numpy()) == iterations
+
+
+def test_grad_norm_is_reported_before_clipping():
+    cfg, model, optimizer = _setup(optimizer="sgd", learning_rate=1e-9)
+    inputs, targets = _batch()
+    with tf.GradientTape() as tape:
+        logits, _ = model(inputs, model.zero_state(4))
+        loss = steps.lm_loss(logits, targets)
+    norm = float(tf.linalg.global_norm(tape.gradient(loss, model.trainable_variables)))
+    step = steps.make_train_step(model, optimizer, clip_norm=norm / 10)
+    metrics, _ = step(inputs, targets, model.zero_state(4))
+    assert float(metrics["grad_norm"]) == pytest.approx(norm, rel=1e-5)
+    assert bool(metrics["clipped"])
+
+
+def test_sgd_update_is_clipped_to_the_global_norm():
+    cfg, model, optimizer = _setup(optimizer="sgd", learning_rate=1.0, decay_rate=1.0)
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    step = steps.make_train_step(model, optimizer, clip_norm=1e-3)
+    step(*_batch(), model.zero_state(4))
+    moved = math.sqrt(sum(np.sum((v.numpy() - b) ** 2)
+                          for v, b in zip(model.trainable_variables, before)))
+    assert moved == pytest.approx(1e-3, rel=1e-4)
+
+
+def test_adagrad_matches_the_seed_update():
+    """param -= lr * g / sqrt(sum of g^2 + 1e-8), accumulators from zero; clip ±5 first."""
+    cfg, model, optimizer = _setup("elman", optimizer="adagrad", learning_rate=1e-2,
+                                   decay_rate=1.0, clip_value=5.0, clip_norm=0.0)
+    inputs, targets = _batch()
+    accum = [np.zeros(v.shape) for v in model.trainable_variables]
+    step = steps.make_train_step(model, optimizer, clip_value=5.0)
+    for _ in range(3):
+        with tf.GradientTape() as tape:
+            logits, _ = model(inputs, model.zero_state(4))
+            loss = steps.lm_loss(logits, targets)
+        grads = [np.clip(g.numpy(), -5, 5)
+                 for g in tape.gradient(loss, model.trainable_variables)]
+        expected = []
+        for a, g, v in zip(accum, grads, model.trainable_variables):
+            a += g * g
+            expected.append(v.numpy() - 1e-2 * g / np.sqrt(a + 1e-8))
+        step(inputs, targets, model.zero_state(4))
+        for e, v in zip(expected, model.trainable_variables):
+            np.testing.assert_allclose(v.numpy(), e, rtol=2e-4, atol=1e-6)
+
+
+def test_staircase_schedule_and_scale():
+    scale = tf.Variable(1.0)
+    schedule = steps.ScaledExponentialDecay(2.5, 10, 0.5, scale)
+    assert float(schedule(9)) == pytest.approx(2.5)
+    assert float(schedule(10)) == pytest.approx(1.25)
+    scale.assign(0.1)
+    assert float(schedule(25)) == pytest.approx(0.0625)
+    cfg = config.Config(learning_rate=2.5, decay_steps=10, decay_rate=0.5)
+    optimizer = steps.make_optimizer(cfg)
+    optimizer.iterations.assign(20)
+    assert steps.current_learning_rate(optimizer) == pytest.approx(0.625)
+
+
+def test_evaluate_uniform_model_scores_log2_of_alphabet():
+    cfg, model, _ = _setup()
+    for v in model.trainable_variables:
+        v.assign(tf.zeros_like(v))  # all logits equal: uniform prediction
+    ids = np.random.default_rng(0).integers(0, 5, 1001)
+    out = steps.evaluate(model, ids, batch_size=8, num_unrollings=7)
+    assert out["bpc"] == pytest.approx(math.log2(5), rel=1e-6)
+    assert out["chars"] == 8 * (1000 // 8)
+
+
+def test_evaluate_carries_state_like_one_long_window():
+    cfg, model, _ = _setup()
+    ids = np.random.default_rng(1).integers(0, 5, 61)
+    windowed = steps.evaluate(model, ids, batch_size=1, num_unrollings=7)
+    logits, _ = model(tf.constant(ids[None, :-1]), model.zero_state(1))
+    whole = float(steps.lm_loss(logits, tf.constant(ids[None, 1:])))
+    assert windowed["loss"] == pytest.approx(whole, rel=1e-5)
+    assert windowed["chars"] == 60
