@@ -18,13 +18,18 @@ def _add_train(sub):
 
 
 def add_run_arguments(p):
-    """--data / --workdir / --steps / --set, shared with the experiment modules."""
+    """--data / --workdir / --steps / --set / --strategy, shared with the experiments."""
+    from tf_rnn.config import STRATEGIES
+
     p.add_argument("--data", help="corpus: UTF-8 text or a zip holding one file "
                    "(default: text8, downloaded into --cache-dir)")
     p.add_argument("--workdir", required=True, help="the run's directory")
     p.add_argument("--steps", type=int, help="train until this step")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable), e.g. --set batch_size=64")
+    p.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy (config "
+                   "field `strategy`): default (one device), mirrored (all local GPUs), "
+                   "multiworker (the cluster in TF_CONFIG)")
     p.add_argument("--cache-dir", help="where text8.zip is cached (default ~/.cache/tf_rnn)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -33,7 +38,8 @@ def _add_eval(sub):
     p = sub.add_parser("eval", help="bits per character of the latest checkpoint")
     p.add_argument("--workdir", required=True)
     p.add_argument("--data", help="corpus (default: the one the run trained on)")
-    p.add_argument("--split", default="valid", choices=("train", "valid", "test"))
+    p.add_argument("--split", default="valid", choices=("train", "valid", "test", "all"),
+                   help="all: the whole corpus as one text")
     p.add_argument("--batch-size", type=int, help="parallel streams (default: the "
                    "config's eval_batch_size)")
     p.add_argument("--cache-dir")
@@ -41,8 +47,12 @@ def _add_eval(sub):
 
 
 def _add_sample(sub):
-    p = sub.add_parser("sample", help="generate text from the latest checkpoint")
-    p.add_argument("--workdir", required=True)
+    p = sub.add_parser("sample", help="generate text from the latest checkpoint or an "
+                       "export")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workdir", help="a run's directory (its latest checkpoint)")
+    source.add_argument("--export", help="a SavedModel written by `tf-rnn export` "
+                        "(no checkpoint needed)")
     p.add_argument("--prime", default="", help="text to start from")
     p.add_argument("--length", type=int, default=200, help="characters to generate")
     p.add_argument("--temperature", type=float, default=1.0, help="<= 0: greedy")
@@ -52,12 +62,22 @@ def _add_sample(sub):
     return p
 
 
+def _add_export(sub):
+    p = sub.add_parser("export", help="write the latest checkpoint as a SavedModel")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--out", help="export directory (default: WORKDIR/export)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a non-empty export directory (atomically)")
+    return p
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="tf-rnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_eval(sub)
     _add_sample(sub)
+    _add_export(sub)
     return parser
 
 
@@ -79,6 +99,8 @@ def cmd_train(args):
     from tf_rnn import training
 
     config = resolve_config(args.preset, args.steps, args.set, args.workdir)
+    if getattr(args, "strategy", None):
+        config = config.replace(strategy=args.strategy)
     return training.train(config, args.workdir, args.data, cache_dir=args.cache_dir,
                           progress=not args.no_progress)
 
@@ -92,24 +114,47 @@ def cmd_eval(args):
     model, vocab, config = training.load_model(workdir)
     data = args.data or workdir.load_run_info().get("data")
     corpus = training.load_corpus_for(config, workdir, data, args.cache_dir)
-    ids = getattr(corpus, args.split)
+    if args.split == "all":
+        import numpy as np
+
+        ids = np.concatenate([corpus.train, corpus.valid, corpus.test])
+    else:
+        ids = getattr(corpus, args.split)
     figures = steps_lib.evaluate(model, ids, args.batch_size or config.eval_batch_size,
                                  config.num_unrollings)
     return {"split": args.split, **figures}
 
 
 def cmd_sample(args):
-    from tf_rnn import sampling
-    from tf_rnn import training
+    if args.export:
+        from tf_rnn import export
 
-    model, vocab, _ = training.load_model(args.workdir)
-    texts = sampling.sample(model, vocab, args.prime, args.length, args.temperature,
-                            args.top_k, args.seed, args.num_streams)
+        texts = export.sample_from_export(args.export, args.prime, args.length,
+                                          args.temperature, args.top_k, args.seed,
+                                          args.num_streams)
+    else:
+        from tf_rnn import sampling
+        from tf_rnn import training
+
+        model, vocab, _ = training.load_model(args.workdir)
+        unknown = sorted(set(args.prime) - set(vocab.chars))
+        if unknown:
+            raise ValueError(f"--prime {args.prime!r} has character(s) outside the model's "
+                             f"vocabulary {vocab.chars!r}: {', '.join(map(repr, unknown))}.")
+        texts = sampling.sample(model, vocab, args.prime, args.length, args.temperature,
+                                args.top_k, args.seed, args.num_streams)
     return {"text": texts[0], "texts": texts, "prime": args.prime, "length": args.length,
             "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed}
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample}
+def cmd_export(args):
+    from tf_rnn import export
+
+    return export.export(args.workdir, args.out, overwrite=args.overwrite)
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample,
+            "export": cmd_export}
 
 
 def quiet_tensorflow():
