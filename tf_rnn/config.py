@@ -15,6 +15,7 @@ INITS = ("seed", "glorot", "charrnn", "uniform")
 VOCABS = ("text8", "corpus")
 UNKNOWN = ("error", "space")
 FEEDBACKS = ("sample", "probs")
+STRATEGIES = ("default", "mirrored", "multiworker")  # see tf_rnn.distribute
 
 # Fields that fix the shape of the weights or the meaning of the ids: a work directory
 # trained with one value cannot be resumed with another.
@@ -59,6 +60,7 @@ class Config:
     keep_checkpoints: int = 3
     seed: int = 0
     jit_compile: bool = False  # XLA-compile the train step
+    strategy: str = "default"  # tf.distribute: default | mirrored | multiworker (TF_CONFIG)
     # Divergence guard.
     max_recoveries: int = 3  # restores from the last good checkpoint before giving up
     recovery_lr_factor: float = 0.5  # learning-rate multiplier applied at each restore
@@ -70,6 +72,7 @@ class Config:
         _check_choice("vocab", self.vocab, VOCABS)
         _check_choice("unknown", self.unknown, UNKNOWN)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("strategy", self.strategy, STRATEGIES)
         for name in ("num_nodes", "batch_size", "num_unrollings", "steps", "decay_steps",
                      "log_every", "eval_batch_size", "sample_length", "checkpoint_every",
                      "keep_checkpoints"):

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tqdm
 
 from tf_rnn import data as data_lib
+from tf_rnn import distribute
 from tf_rnn import models
 from tf_rnn import sampling
 from tf_rnn import steps as steps_lib
@@ -29,7 +30,12 @@ class Run:
     """Everything a checkpoint holds: weights, optimizer slots and schedule position,
     step, data cursors, carried state, learning-rate scale, recoveries and RNG state."""
 
-    def __init__(self, config, alphabet_size, workdir):
+    def __init__(self, config, alphabet_size, workdir, strategy=None):
+        self.strategy = strategy or tf.distribute.get_strategy()
+        with self.strategy.scope():  # model, optimizer and checkpoint live in its scope
+            self._build(config, alphabet_size, workdir)
+
+    def _build(self, config, alphabet_size, workdir):
         keras.utils.set_random_seed(config.seed)
         self.config = config
         self.model = models.build_model(config, alphabet_size)
@@ -46,8 +52,8 @@ class Run:
             model=self.model, optimizer=self.optimizer, step=self.step,
             recoveries=self.recoveries, cursors=self.cursors, state=self.state,
             lr_scale=self.lr_scale, rng=self.rng)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(workdir.checkpoint_dir), max_to_keep=config.keep_checkpoints)
+        self.manager = distribute.checkpoint_manager(  # only the chief keeps its files
+            self.strategy, self.checkpoint, workdir.checkpoint_dir, config.keep_checkpoints)
 
     def restore(self):
         """Restores the latest checkpoint; returns its path (None when there is none)."""
@@ -59,7 +65,7 @@ class Run:
     def save(self, step, cursor_positions, state):
         self.step.assign(step)
         self.cursors.assign(cursor_positions)
-        self.state.assign(state)
+        self.state.assign(distribute.gather_rows(self.strategy, state))  # (B, S), global
         return self.manager.save(checkpoint_number=step)
 
 
@@ -111,6 +117,9 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
     """
     workdir = Workdir(workdir)
     workdir.check_compatible(config)
+    strategy = distribute.strategy_for(config)  # before anything else runs TensorFlow
+    if config.strategy != "default":
+        _log(distribute.describe(strategy))
     corpus = load_corpus_for(config, workdir, data, cache_dir, download_kwargs, progress)
     cursors = data_lib.BatchCursors(corpus.train, config.batch_size, config.num_unrollings)
     workdir.create()
@@ -118,19 +127,19 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
     workdir.save_config(config)
     workdir.save_run_info({"data": corpus.source if data is not None else None})
 
-    run = Run(config, corpus.vocab.size, workdir)
+    run = Run(config, corpus.vocab.size, workdir, strategy)
     if run.restore():
         cursors.set_state(run.cursors.numpy())
         _log(f"Resumed {workdir.path} at step {int(run.step.numpy())}.")
     else:
         run.save(0, cursors.get_state(), run.state)
     step, state = int(run.step.numpy()), tf.convert_to_tensor(run.state)
-    train_step = steps_lib.make_train_step(
-        run.model, run.optimizer, config.clip_norm, config.clip_value,
+    train_step = distribute.make_train_step(
+        strategy, run.model, run.optimizer, config.clip_norm, config.clip_value,
         jit_compile=config.jit_compile)
     eval_step = steps_lib.make_eval_step(run.model)
     generator = sampling.make_generator(run.model.step)
-    writer = tf.summary.create_file_writer(str(workdir.events_dir))
+    writer = distribute.summary_writer(strategy, workdir.events_dir)  # no-op off the chief
     last = total_steps(config, cursors)
     window_chars = config.batch_size * config.num_unrollings
     totals = _new_totals()
