@@ -17,9 +17,10 @@ UNKNOWN = ("error", "space")
 FEEDBACKS = ("sample", "probs")
 STRATEGIES = ("default", "mirrored", "multiworker")  # see tf_rnn.distribute
 
-# Fields that fix the shape of the weights or the meaning of the ids: a work directory
-# trained with one value cannot be resumed with another.
-SHAPE_FIELDS = ("model", "num_nodes", "vocab", "normalize")
+# Fields that fix the shape of the weights, the meaning of the ids or what a checkpoint
+# holds (one cursor and state row per batch row, the optimizer's slots): a work
+# directory trained with one value cannot be resumed with another.
+SHAPE_FIELDS = ("model", "num_nodes", "vocab", "normalize", "batch_size", "optimizer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Config:
     keep_checkpoints: int = 3
     seed: int = 0
     jit_compile: bool = False  # XLA-compile the train step
+    deterministic: bool = False  # tf.config.experimental.enable_op_determinism() first
     strategy: str = "default"  # tf.distribute: default | mirrored | multiworker (TF_CONFIG)
     # Divergence guard.
     max_recoveries: int = 3  # restores from the last good checkpoint before giving up
@@ -81,7 +83,8 @@ class Config:
         for name in ("eval_every", "eval_chars", "sample_every", "max_recoveries", "seed"):
             _check(name, getattr(self, name), lambda v: v >= 0, "a non-negative integer",
                    integer=True)
-        _check("learning_rate", self.learning_rate, lambda v: v > 0, "a positive number")
+        _check("learning_rate", self.learning_rate, lambda v: 0 < v < math.inf,
+               "a positive number")
         _check("init_stddev", self.init_stddev, lambda v: v > 0, "a positive number")
         _check("epsilon", self.epsilon, lambda v: v > 0, "a positive number")
         _check("decay_rate", self.decay_rate, lambda v: 0 < v <= 1, "a number in (0, 1]")
