@@ -1,0 +1,107 @@
+"""S1: the Elman network of the temporal-XOR seed, trained full-batch with true BPTT.
+
+1 input bit, 4 sigmoid hidden units with context units, 1 sigmoid output, cross-entropy
+with the first output ignored; K seeds train side by side and each is tested on a
+fresh random stream. Then the seed's look at why this is hard to train: the cost
+along each context weight, the others held at their trained values (TensorBoard:
+sweep/W_hh_i_j against sweep/offset; also WORKDIR/sweep.csv).
+
+    python -m experiments.xor_elman [--seeds 20] [--workdir DIR] [--steps N] [--seed S]
+"""
+
+import argparse
+import sys
+
+import numpy as np
+
+from tf_rnn import cli
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=20, help="independent runs (K members)")
+    p.add_argument("--seed", type=int, default=0, help="base random seed")
+    p.add_argument("--hidden", type=int, default=4, help="hidden (= context) units")
+    p.add_argument("--steps", type=int, default=1500, help="full-batch updates")
+    p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate")
+    p.add_argument("--streams", type=int, default=32, help="training bit streams")
+    p.add_argument("--length", type=int, default=20, help="bits per training stream")
+    p.add_argument("--seed-stream", action="store_true",
+                   help="train on the seed's 5 bits 0 0 1 1 0 only (fits, does not generalise)")
+    p.add_argument("--test-length", type=int, default=1000, help="bits of the test stream")
+    p.add_argument("--sweep-range", type=float, default=10.0, help="± around the trained value")
+    p.add_argument("--sweep-points", type=int, default=200)
+    p.add_argument("--workdir", default="runs/xor_elman")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def run(args):
+    import keras
+    import tensorflow as tf
+
+    from tf_rnn import sequence, steps, tasks
+    from tf_rnn.workdir import Workdir
+
+    keras.utils.set_random_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    bits = (np.array(tasks.SEED_XOR_BITS) if args.seed_stream
+            else tasks.random_bits(args.streams, args.length, rng))
+    inputs, targets, mask = tasks.xor_task(bits)  # (B, T, 1), (B, T, 1), (T,)
+    model = sequence.ElmanSequenceModel(1, args.hidden, 1, "sigmoid", members=args.seeds)
+    loss_fn = sequence.make_loss("bce", mask)
+    train_step = steps.make_train_step(model, keras.optimizers.Adam(args.lr), loss_fn=loss_fn)
+    workdir = Workdir(args.workdir).create()
+    writer = tf.summary.create_file_writer(str(workdir.events_dir))
+    fit = sequence.fit(model, train_step, (inputs, targets), args.steps, writer=writer,
+                       progress=not args.no_progress, desc="xor")
+
+    test = tasks.xor_task(tasks.random_bits(1, args.test_length, rng))
+    accuracy = tasks.bit_accuracy(tasks.predict(model, test[0]), test[1], test[2])  # (K,)
+    converged = accuracy == 1.0
+
+    # The seed's picture: the cost along each context weight W_hh[i, j] of one seed
+    # (context unit i -> hidden unit j), swept by an offset from its trained value.
+    k = int(np.argmax(converged))
+    member = model.member(k)
+    offsets = np.linspace(-args.sweep_range, args.sweep_range, args.sweep_points)
+    curves, minima = {}, {}
+    for i, j in np.ndindex(args.hidden, args.hidden):
+        trained = float(member.cell.W_hh[i, j])
+        costs = tasks.sweep_weight(member, member.cell.W_hh, (i, j), trained + offsets,
+                                   inputs, targets, loss_fn)
+        curves[f"W_hh_{i}_{j}"], minima[f"W_hh_{i}_{j}"] = costs, tasks.local_minima(costs)
+    with writer.as_default():
+        for step, offset in enumerate(offsets):
+            tf.summary.scalar("sweep/offset", offset, step=step)
+            for name, costs in curves.items():
+                tf.summary.scalar(f"sweep/{name}", costs[step], step=step)
+        tf.summary.text("sweep/about", (
+            f"Cost (cross-entropy on the training streams) of seed {k} along each context "
+            f"weight W_hh[i, j] (context unit i -> hidden unit j), moved by an offset "
+            f"from {offsets[0]:g} to {offsets[-1]:g} in {len(offsets)} points (step s is "
+            f"sweep/offset[s]), every other weight at its trained value. Local minima: "
+            f"{minima}."), step=0)
+        tf.summary.text("test/accuracy", ", ".join(f"{a:.4f}" for a in accuracy), step=0)
+    writer.flush()
+    model.save(workdir.path / "model.keras")  # all K seeds; keras.saving.load_model reads it
+    np.savetxt(workdir.path / "sweep.csv", np.stack([offsets, *curves.values()], 1),
+               delimiter=",", header=",".join(["offset", *curves]), comments="")
+    print(f"converged {int(converged.sum())}/{args.seeds}; test accuracy per seed: "
+          f"{np.round(accuracy, 4).tolist()}", file=sys.stderr)
+    return {"seeds": args.seeds, "converged": int(converged.sum()),
+            "accuracy_min": float(accuracy.min()), "accuracy_mean": float(accuracy.mean()),
+            "steps": fit["steps"], "train_loss": fit["loss"],
+            "sweep": {"seed": k, "weights": len(curves),
+                      "with_local_minima": sum(m > 0 for m in minima.values()),
+                      "cost_max": float(max(c.max() for c in curves.values()))},
+            "workdir": str(workdir.path)}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    return cli.run_and_report(run, args, prog="experiments.xor_elman")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
