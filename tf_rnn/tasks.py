@@ -172,8 +172,9 @@ def predict(model, inputs, batch_size=4096):
     inputs = np.asarray(inputs, np.float32)
     run = _PREDICT.get(model)
     if run is None:  # one compiled forward pass per model, reused by every check
+        ref = weakref.ref(model)  # a strong reference here would keep the model alive
         run = _PREDICT[model] = tf.function(
-            lambda x: model(x, model.zero_state(tf.shape(x)[0]))[0], reduce_retracing=True)
+            lambda x: ref()(x, ref().zero_state(tf.shape(x)[0]))[0], reduce_retracing=True)
     chunks = [run(tf.constant(inputs[i:i + batch_size]))
               for i in range(0, len(inputs), batch_size)]
     return model.per_member(tf.concat(chunks, 0)).numpy()
