@@ -9,17 +9,32 @@ import numpy as np
 import tensorflow as tf
 
 
+# Up to this alphabet size the cumulative sum of `choose` is one (A, A) matmul, which
+# XLA runs faster on a CPU than a cumsum; beyond it, the matmul's A^2 work would not pay.
+_MATMUL_CUMSUM_MAX = 256
+
+
 def choose(logits, temperature, top_k, seed):
     """Picks the next ids from logits (B, A).
 
+    Sampling inverts the cumulative distribution with one uniform number per row,
+    instead of one per (row, character) as `tf.random.stateless_categorical` draws:
+    random numbers are the costly part of a compiled sampling step, and this made
+    64-stream generation about 2x faster (measured in `experiments.benchmark`).
+
     Args:
+      logits: (B, A) unnormalised log-probabilities.
       temperature: scalar; <= 0 means greedy (argmax).
       top_k: scalar int; > 0 keeps only the k most likely characters.
       seed: (2,) int32 seed of the stateless sampler for this step.
+
+    Returns:
+      (B,) int32 ids.
     """
     logits = tf.cast(logits, tf.float32)
     greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    k = tf.minimum(tf.cast(top_k, tf.int32), tf.shape(logits)[-1])
+    size = tf.shape(logits)[-1]
+    k = tf.minimum(tf.cast(top_k, tf.int32), size)
 
     def keep_top_k():
         kth = tf.math.top_k(logits, k=tf.maximum(k, 1)).values[:, -1:]
@@ -27,7 +42,17 @@ def choose(logits, temperature, top_k, seed):
 
     logits = tf.cond(k > 0, keep_top_k, lambda: logits)
     t = tf.maximum(tf.cast(temperature, tf.float32), 1e-6)
-    drawn = tf.random.stateless_categorical(logits / t, 1, seed=seed, dtype=tf.int32)[:, 0]
+    # Unnormalised probabilities, 1 at the most likely character, 0 where masked.
+    weights = tf.exp((logits - tf.reduce_max(logits, axis=-1, keepdims=True)) / t)  # (B, A)
+    if logits.shape[-1] is not None and logits.shape[-1] <= _MATMUL_CUMSUM_MAX:
+        upper = tf.linalg.band_part(tf.ones([size, size]), 0, -1)  # (A, A): 1 where i <= j
+        cdf = tf.matmul(weights, upper)  # (B, A) running sums
+    else:
+        cdf = tf.cumsum(weights, axis=-1)
+    u = tf.random.stateless_uniform(tf.shape(greedy), seed)[:, None] * cdf[:, -1:]  # (B, 1)
+    # The first j with cdf_j > u: characters of probability 0 are never picked.
+    drawn = tf.reduce_sum(tf.cast(cdf <= u, tf.int32), axis=-1)  # (B,)
+    drawn = tf.where(drawn < size, drawn, greedy)  # u rounded up to the total: rare
     return tf.where(tf.cast(temperature, tf.float32) > 0, drawn, greedy)
 
 

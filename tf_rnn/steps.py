@@ -113,11 +113,39 @@ def make_train_step(model, optimizer, clip_norm=0.0, clip_value=0.0, loss_fn=lm_
                    "finite": finite}
         return metrics, new_state
 
-    return tf.function(train_step, jit_compile=jit_compile)
+    return _ShapeCachedFunction(tf.function(train_step, jit_compile=jit_compile))
 
 
-def make_eval_step(model):
-    """eval_step(inputs, targets, state) -> (summed cross-entropy in nats, new state)."""
+class _ShapeCachedFunction:
+    """Calls a tf.function through its concrete functions, looked up by argument shapes.
+
+    tf.function's own dispatch (binding the arguments, building their trace types,
+    finding the trace) measured ~0.3 ms a call on this 2-core machine, 10-20% of a
+    seed-shape training step; this lookup costs microseconds (seed-shape train step:
+    +11% to +23% chars/s measured, with and without XLA). `.function` is the tf.function.
+    """
+
+    def __init__(self, function):
+        self.function = function
+        self._concrete = {}
+
+    def __call__(self, *args):
+        args = [tf.convert_to_tensor(a) for a in args]
+        if any(a.shape.rank is None for a in args):
+            return self.function(*args)
+        key = tuple((a.dtype, tuple(a.shape)) for a in args)
+        concrete = self._concrete.get(key)
+        if concrete is None:
+            concrete = self._concrete[key] = self.function.get_concrete_function(*args)
+        return concrete(*args)
+
+
+def make_eval_step(model, jit_compile=False):
+    """eval_step(inputs, targets, state) -> (summed cross-entropy in nats, new state).
+
+    jit_compile=True compiles it with XLA: about 1.2-1.4x the characters per second of
+    `evaluate` at the seed shapes, for a second or two of compiling per window shape.
+    """
 
     def eval_step(inputs, targets, state):
         logits, new_state = model(inputs, state)
@@ -125,7 +153,7 @@ def make_eval_step(model):
             labels=tf.cast(targets, tf.int32), logits=logits)
         return tf.reduce_sum(tf.cast(nats, tf.float64)), new_state
 
-    return tf.function(eval_step, reduce_retracing=True)
+    return tf.function(eval_step, reduce_retracing=True, jit_compile=jit_compile)
 
 
 def evaluate(model, ids, batch_size, num_unrollings, eval_step=None):

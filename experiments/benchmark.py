@@ -1,0 +1,381 @@
+"""tf_rnn against its peers, in one process: training, evaluation, sampling, scaling.
+
+    python -m experiments.benchmark [--quick] [--seconds S] [--quality [--minutes M]]
+
+Every compared row is measured in the same process, interleaved: the rows of a group
+take turns in short bursts (`--rounds` per row) and each reports its best burst, so a
+machine shared with other work slows all of them alike. Progress and a Markdown table
+go to stderr; stdout gets one JSON line per row, `{"name", "chars_per_sec", ...}`, and
+last a `{"summary": {...}}` line with the ratios of this run.
+
+Rows: the float32 matmul peak of this machine (and the Arch 1 speed it would allow);
+training at the seed shapes, tf_rnn (XLA, and the presets' default without it) against
+Keras `SimpleRNN(relu)` and the seed's naive per-step graph; evaluation over a split;
+sampling of one and of 64 streams against a Python loop over a compiled one-step
+function; Arch 1 training cost against state size and unroll length. `--quality` adds
+validation bits per character after equal wall-clock training (`experiments._quality`).
+"""
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+import numpy as np
+
+ALPHABET = 27  # ' ' + a-z, text8's alphabet
+SPEED_CHARS = 1 << 20  # synthetic corpus of the speed rows: speed does not depend on text
+
+
+def arch1_flops_per_char(n, alphabet=ALPHABET):
+    """Training FLOPs per character of Arch 1 as written: 3x the forward matmuls.
+
+    The forward pass of a character multiplies x (A) by U (A, n), h (2n) by W (2n, n)
+    and h by V (2n, A); backward costs twice the forward. This is the dense count the
+    issue's "matmul-peak limit" uses; tf_rnn's table lookups skip part of it.
+    """
+    return 6 * (alphabet * n + 2 * n * n + 2 * n * alphabet)
+
+
+def arch1_executed_flops_per_char(n, alphabet=ALPHABET):
+    """FLOPs per character that tf_rnn's Arch 1 fast path executes: r·W_bottom and r·V_bottom.
+
+    Per-character tables (A rows per window) are left out: under 2% at the seed shape.
+    """
+    return 6 * (n * n + n * alphabet)
+
+
+# Measurement -----------------------------------------------------------------------------
+def measure(tasks, seconds, rounds, log):
+    """Runs `tasks` {name: fn() -> units done} in turns; returns {name: stats}.
+
+    Each task is called once to warm up (tracing, compiling), then `rounds` times for a
+    burst of seconds / rounds. Stats: best and median units per second over the bursts.
+    """
+    for name, fn in tasks.items():
+        t0 = time.perf_counter()
+        fn()
+        log(f"  warm-up {name}: {time.perf_counter() - t0:.1f} s")
+    rates = {name: [] for name in tasks}
+    burst = seconds / rounds
+    for _ in range(rounds):
+        for name, fn in tasks.items():
+            units, start = 0, time.perf_counter()
+            while True:
+                units += fn()
+                elapsed = time.perf_counter() - start
+                if elapsed >= burst:
+                    break
+            rates[name].append(units / elapsed)
+    return {name: {"best": max(r), "median": statistics.median(r)} for name, r in rates.items()}
+
+
+def peak_rss_tracker():
+    """(reset(), peak_mb()) for this process's resident memory; peak_mb() is None where
+    /proc cannot reset the high-water mark (not Linux)."""
+
+    def status(key):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) / 1024  # kB -> MB
+
+    def reset():
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # 5: reset the peak resident set size to the current one
+            return status("VmRSS:")
+        except OSError:
+            return None
+
+    return reset, lambda: status("VmHWM:")
+
+
+# Rows ----------------------------------------------------------------------------------
+def matmul_peak_task(size=1024, chain=4):
+    """fn() -> FLOPs done by `chain` dependent (size x size) float32 matmuls."""
+    import tensorflow as tf
+
+    a = tf.random.normal([size, size])
+    b = tf.random.normal([size, size]) / math.sqrt(size)  # keeps the chain's scale
+
+    @tf.function
+    def run(x):
+        for _ in range(chain):
+            x = tf.matmul(x, b)
+        return x[0, 0]
+
+    def fn():
+        run(a).numpy()
+        return 2 * size ** 3 * chain
+
+    return fn
+
+
+def tf_rnn_trainer(preset, alphabet=ALPHABET, **changes):
+    """(config, train(window) -> loss) with the library's compiled step for `preset`."""
+    import keras
+
+    from tf_rnn import config as config_lib, models, steps
+
+    cfg = config_lib.get_preset(preset).replace(**changes)
+    keras.utils.set_random_seed(cfg.seed)
+    model = models.build_model(cfg, alphabet)
+    step = steps.make_train_step(model, steps.make_optimizer(cfg), cfg.clip_norm,
+                                 cfg.clip_value, jit_compile=cfg.jit_compile)
+    state = model.zero_state(cfg.batch_size)
+
+    def train(window):
+        nonlocal state
+        metrics, state = step(window[:, :-1], window[:, 1:], state)
+        return float(metrics["loss"])  # as the training loop reads it every step
+
+    return cfg, model, train
+
+
+def train_task(train, ids, batch_size, num_unrollings):
+    """fn() -> characters trained: one step on the next window of fresh cursors."""
+    from tf_rnn import data
+
+    cursors = data.BatchCursors(ids, batch_size, num_unrollings)
+
+    def fn():
+        train(cursors.next())
+        return batch_size * num_unrollings
+
+    return fn
+
+
+class Report:
+    """Collects rows: one JSON line each on stdout, the table and progress on stderr."""
+
+    def __init__(self):
+        self.rows = {}
+
+    def log(self, text):
+        print(text, file=sys.stderr, flush=True)
+
+    def add(self, name, chars_per_sec, **fields):
+        row = {"name": name, "chars_per_sec": _round(chars_per_sec),
+               **{k: _round(v) for k, v in fields.items()}}
+        self.rows[name] = row
+        print(json.dumps(row), flush=True)
+        return row
+
+    def table(self):
+        lines = ["| row | chars/s | figures |", "|---|---:|---|"]
+        for row in self.rows.values():
+            rest = ", ".join(f"{k} {v}" for k, v in row.items()
+                             if k not in ("name", "chars_per_sec") and v is not None)
+            lines.append(f"| {row['name']} | {_fmt(row['chars_per_sec'])} | {rest} |")
+        return "\n".join(lines)
+
+
+def _round(value):
+    if isinstance(value, float):
+        return float(f"{value:.4g}") if abs(value) < 1000 else round(value)
+    return value
+
+
+def _fmt(value):
+    return f"{value:,.0f}" if isinstance(value, (int, float)) else "-"
+
+
+def _ratio(a, b):
+    return a / b if a and b else None
+
+
+def run_training(report, args, ids):
+    """Arch 1 and Arch 2 training rows, each group interleaved with its baselines."""
+    from experiments import _baselines
+
+    B1, T1, n1 = 32, args.arch1_unroll, 100  # the Arch 1 seed shape: state 2n = 200
+    report.log(f"Arch 1 training (batch {B1}, unroll {T1}, state {2 * n1}):")
+    _, _, xla = tf_rnn_trainer("text8_arch1", num_unrollings=T1, jit_compile=True)
+    _, _, default = tf_rnn_trainer("text8_arch1", num_unrollings=T1)
+    keras_rnn = _baselines.KerasSimpleRNN(ALPHABET, 2 * n1, B1, T1)
+    naive = _baselines.NaiveArch1(ALPHABET, n1, B1)
+    tasks = {"peak": matmul_peak_task()}
+    for name, trainer in (("tf_rnn", xla), ("tf_rnn_no_xla", default),
+                          ("keras_simplernn", keras_rnn.train), ("naive", naive.train)):
+        tasks[name] = train_task(trainer, ids, B1, T1)
+    r = measure(tasks, args.seconds, args.rounds, report.log)
+    peak = r.pop("peak")["best"]
+    flops, executed = arch1_flops_per_char(n1), arch1_executed_flops_per_char(n1)
+    report.add("matmul_peak_arch1_bound", peak / flops, gflops=peak / 1e9,
+               train_flops_per_char=flops)
+    best = {k: v["best"] for k, v in r.items()}
+    for name, stats in r.items():
+        fields = dict(median=stats["median"], batch=B1, unroll=T1,
+                      peak_fraction=best[name] * flops / peak)
+        if name.startswith("tf_rnn"):
+            fields.update(vs_keras=_ratio(best[name], best["keras_simplernn"]),
+                          vs_naive=_ratio(best[name], best["naive"]),
+                          executed_peak_fraction=best[name] * executed / peak)
+        report.add(f"train/arch1/{name}", best[name], **fields)
+
+    B2, T2, n2 = 64, args.arch2_unroll, 50  # the Arch 2 seed shape
+    report.log(f"Arch 2 training (batch {B2}, unroll {T2}, n {n2}):")
+    _, _, xla2 = tf_rnn_trainer("text8_arch2", num_unrollings=T2, jit_compile=True)
+    _, _, default2 = tf_rnn_trainer("text8_arch2", num_unrollings=T2)
+    naive2 = _baselines.NaiveArch2(ALPHABET, n2, B2)
+    tasks = {name: train_task(trainer, ids, B2, T2) for name, trainer in
+             (("tf_rnn", xla2), ("tf_rnn_no_xla", default2), ("naive", naive2.train))}
+    r2 = measure(tasks, args.seconds, args.rounds, report.log)
+    best2 = {k: v["best"] for k, v in r2.items()}
+    for name, stats in r2.items():
+        fields = dict(median=stats["median"], batch=B2, unroll=T2)
+        if name.startswith("tf_rnn"):
+            fields.update(vs_naive=_ratio(best2[name], best2["naive"]))
+        report.add(f"train/arch2/{name}", best2[name], **fields)
+    return {"arch1_vs_keras": _ratio(best["tf_rnn"], best["keras_simplernn"]),
+            "arch1_peak_fraction": best["tf_rnn"] * flops / peak,
+            "arch2_vs_naive": _ratio(best2["tf_rnn"], best2["naive"]),
+            "arch1_no_xla_vs_keras": _ratio(best["tf_rnn_no_xla"], best["keras_simplernn"]),
+            "arch2_no_xla_vs_naive": _ratio(best2["tf_rnn_no_xla"], best2["naive"])}
+
+
+def run_eval(report, args, ids):
+    """Evaluation throughput: `tf_rnn.steps.evaluate` over a split, state carried."""
+    from tf_rnn import steps
+
+    split = ids[:args.eval_chars]
+    report.log(f"Evaluation over {len(split):,} characters (32 streams, windows of the "
+               f"preset's unroll):")
+    tasks = {}
+    for arch in ("arch1", "arch2"):
+        cfg, model, _ = tf_rnn_trainer(f"text8_{arch}")
+        for name, jit in (("tf_rnn", True), ("tf_rnn_no_xla", False)):
+            eval_step = steps.make_eval_step(model, jit_compile=jit)
+
+            def fn(model=model, cfg=cfg, eval_step=eval_step):
+                return steps.evaluate(model, split, cfg.eval_batch_size, cfg.num_unrollings,
+                                      eval_step)["chars"]
+
+            tasks[f"eval/{arch}/{name}"] = fn
+    r = measure(tasks, args.seconds, max(1, args.rounds // 2), report.log)
+    for name, stats in r.items():
+        report.add(name, stats["best"], median=stats["median"], split_chars=len(split))
+
+
+def run_sampling(report, args):
+    """Sampling with the compiled loop (1 and 64 streams) against a Python loop."""
+    from experiments import _baselines
+    from tf_rnn import data, sampling
+
+    _, model, _ = tf_rnn_trainer("text8_arch1")
+    vocab = data.Vocabulary.text8()
+    generator = sampling.make_generator(model.step)
+    loop = _baselines.PythonLoopSampler(model.step)
+    report.log("Sampling (Arch 1 seed shape, temperature 1):")
+    seeds = iter(range(1, 1 << 30))
+
+    def compiled(streams, length):
+        def fn():
+            texts = sampling.sample(model, vocab, "", length, seed=next(seeds),
+                                    num_streams=streams, generator=generator)
+            return sum(len(t) - 1 for t in texts)  # the drawn first character is not timed
+        return fn
+
+    def python_loop():
+        loop.generate(np.zeros([1], np.int32), model.zero_state(1), args.loop_length)
+        return args.loop_length
+
+    tasks = {"loop": python_loop, "1": compiled(1, args.sample_length),
+             "64": compiled(64, args.sample_length // 4)}
+    r = measure(tasks, args.seconds, args.rounds, report.log)
+    loop_rate = r["loop"]["best"]
+    report.add("sample/arch1/python_loop_1_stream", loop_rate, median=r["loop"]["median"])
+    for streams in ("1", "64"):
+        report.add(f"sample/arch1/tf_rnn_{streams}_stream{'s' if streams != '1' else ''}",
+                   r[streams]["best"], median=r[streams]["median"],
+                   vs_loop=_ratio(r[streams]["best"], loop_rate))
+    return {"sampling_vs_loop": _ratio(r["1"]["best"], loop_rate),
+            "sampling_64_streams_chars_per_sec": r["64"]["best"]}
+
+
+def run_scaling(report, args, ids):
+    """Arch 1 training chars/s and peak memory against state size x unroll length."""
+    reset, peak_mb = peak_rss_tracker()
+    report.log("Scaling (Arch 1, batch 32, XLA): state size x unroll")
+    for state_size in args.scale_states:
+        for unroll in args.scale_unrolls:
+            before = reset()
+            _, _, train = tf_rnn_trainer("text8_arch1", num_nodes=state_size // 2,
+                                         num_unrollings=unroll, jit_compile=True)
+            r = measure({"train": train_task(train, ids, 32, unroll)},
+                        args.seconds / 2, max(1, args.rounds // 2), report.log)["train"]
+            peak = peak_mb()
+            report.add(f"scale/arch1/state{state_size}_unroll{unroll}", r["best"],
+                       state_size=state_size, unroll=unroll,
+                       peak_rss_mb=peak,
+                       peak_rss_increase_mb=peak - before if before is not None else None)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m experiments.benchmark",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true",
+                   help="a few seconds in all: short bursts, one scaling point")
+    p.add_argument("--seconds", type=float, help="measured seconds per row "
+                   "(default 8, --quick 0.4)")
+    p.add_argument("--rounds", type=int, help="bursts per row (default 8, --quick 2)")
+    p.add_argument("--sections", default="train,eval,sample,scale",
+                   help="comma-separated subset of train,eval,sample,scale")
+    p.add_argument("--quality", action="store_true",
+                   help="also train text8_arch1, text8_arch1_tuned and the Keras baseline "
+                   "for the same minutes each and compare validation bits per character")
+    p.add_argument("--minutes", type=float, default=3.0, help="--quality: minutes per model")
+    p.add_argument("--data", help="--quality: corpus (default: text8, downloaded)")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.seconds = args.seconds or (0.4 if quick else 8.0)
+    args.rounds = args.rounds or (2 if quick else 8)
+    if args.seconds <= 0 or args.rounds <= 0:
+        p.error(f"--seconds and --rounds must be positive, got {args.seconds}, {args.rounds}")
+    args.sections = set(args.sections.split(","))
+    unknown = args.sections - {"train", "eval", "sample", "scale"}
+    if unknown:
+        p.error(f"unknown --sections {sorted(unknown)}")
+    # --quick keeps every row but shortens the windows (compiling a 40-step unroll
+    # takes longer than all of its measurements): its figures are a smoke test.
+    args.arch1_unroll, args.arch2_unroll = (10, 10) if quick else (40, 20)
+    args.eval_chars = 20_000 if quick else 500_000
+    args.sample_length = 500 if quick else 4000
+    args.loop_length = 40 if quick else 200
+    args.scale_states = (100,) if quick else (100, 256, 512, 1024)
+    args.scale_unrolls = (10,) if quick else (20, 40, 100)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from tf_rnn import cli
+
+    cli.quiet_tensorflow()
+    report = Report()
+    ids = np.random.default_rng(0).integers(0, ALPHABET, SPEED_CHARS).astype(np.int32)
+    summary = {}
+    if "train" in args.sections:
+        summary.update(run_training(report, args, ids))
+    if "eval" in args.sections:
+        run_eval(report, args, ids)
+    if "sample" in args.sections:
+        summary.update(run_sampling(report, args))
+    if "scale" in args.sections:
+        run_scaling(report, args, ids)
+    if args.quality:
+        from experiments import _quality
+
+        summary.update(_quality.run(report, args, tf_rnn_trainer))
+    report.log("\n" + report.table())
+    keys = ("arch1_vs_keras", "arch1_peak_fraction", "arch2_vs_naive", "sampling_vs_loop")
+    summary = {**{k: summary.get(k) for k in keys}, **summary}
+    print(json.dumps({"summary": {k: _round(v) for k, v in summary.items()}}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

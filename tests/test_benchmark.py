@@ -1,0 +1,64 @@
+"""`python -m experiments.benchmark --quick`: its output contract, never its timings."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SUMMARY_KEYS = {"arch1_vs_keras", "arch1_peak_fraction", "arch2_vs_naive", "sampling_vs_loop"}
+
+
+@pytest.fixture(scope="module")
+def quick_run():
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.benchmark", "--quick", "--seconds", "0.2",
+         "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def test_every_stdout_line_is_a_json_object_and_the_summary_comes_last(quick_run):
+    lines = quick_run.stdout.strip().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert all(isinstance(r, dict) for r in records)
+    assert list(records[-1]) == ["summary"]
+    assert all("summary" not in r for r in records[:-1])
+
+
+def test_rows_carry_a_name_and_a_positive_speed(quick_run):
+    rows = [json.loads(line) for line in quick_run.stdout.strip().splitlines()[:-1]]
+    names = [row["name"] for row in rows]
+    assert len(names) == len(set(names))
+    for row in rows:
+        assert isinstance(row["chars_per_sec"], (int, float)) and row["chars_per_sec"] > 0
+    for prefix in ("matmul_peak", "train/arch1/tf_rnn", "train/arch1/keras_simplernn",
+                   "train/arch1/naive", "train/arch2/tf_rnn", "train/arch2/naive",
+                   "eval/arch1/", "sample/arch1/python_loop", "sample/arch1/tf_rnn_1_",
+                   "sample/arch1/tf_rnn_64_", "scale/arch1/"):
+        assert any(name.startswith(prefix) for name in names), prefix
+    scale = next(row for row in rows if row["name"].startswith("scale/"))
+    assert {"state_size", "unroll", "peak_rss_mb"} <= set(scale)
+
+
+def test_summary_holds_the_four_ratios(quick_run):
+    summary = json.loads(quick_run.stdout.strip().splitlines()[-1])["summary"]
+    assert SUMMARY_KEYS <= set(summary)
+    for key in SUMMARY_KEYS:
+        assert isinstance(summary[key], (int, float)) and summary[key] > 0, key
+
+
+def test_the_table_goes_to_stderr(quick_run):
+    assert "| row | chars/s |" in quick_run.stderr
+    assert "train/arch1/tf_rnn" in quick_run.stderr
+
+
+def test_bad_arguments_are_rejected():
+    out = subprocess.run([sys.executable, "-m", "experiments.benchmark", "--sections", "nope"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "sections" in out.stderr
