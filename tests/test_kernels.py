@@ -45,7 +45,8 @@ def _assert_all_close(actual, expected, rtol, atol):
 def _dynamic_signature(n):
     """Input signature of (p, h0, w, g) with T and B unknown while tracing."""
     window = tf.TensorSpec([None, None, n], tf.float64)
-    return [window, tf.TensorSpec([None, n], tf.float64), tf.TensorSpec([n, n], tf.float64), window]
+    state, weights = tf.TensorSpec([None, n], tf.float64), tf.TensorSpec([n, n], tf.float64)
+    return [window, state, weights, window]
 
 
 # Every mode sees both short shapes; the long window (the while-loop path, reached
