@@ -325,12 +325,7 @@ def sample_from_export(export_dir, prime="", length=100, temperature=1.0, top_k=
 
     Needs only the export directory: the checkpoint and the work directory are not read.
     """
-    if length < 0:
-        raise ValueError(f"Received an invalid value for argument `length`, expected a "
-                         f"non-negative integer, got {length!r}.")
-    if num_streams <= 0:
-        raise ValueError(f"Received an invalid value for argument `num_streams`, expected "
-                         f"a positive integer, got {num_streams!r}.")
+    sampling.check_sample_arguments(length, num_streams)
     path = pathlib.Path(export_dir).expanduser()
     if not (path / "saved_model.pb").is_file():
         raise ExportError(f"No SavedModel in {str(path)!r} (write one with `tf-rnn export`).")

@@ -93,6 +93,16 @@ def encode_prime(vocab, prime, num_streams, rng=None):
     return rng.integers(0, vocab.size, size=(num_streams, 1)).astype(np.int32)
 
 
+def check_sample_arguments(length, num_streams):
+    """ValueError naming the argument for a negative `length` or no streams."""
+    if length < 0:
+        raise ValueError(f"Received an invalid value for argument `length`, expected a "
+                         f"non-negative integer, got {length!r}.")
+    if num_streams <= 0:
+        raise ValueError(f"Received an invalid value for argument `num_streams`, expected "
+                         f"a positive integer, got {num_streams!r}.")
+
+
 def sample(model, vocab, prime="", length=100, temperature=1.0, top_k=0, seed=None,
            num_streams=1, generator=None):
     """Generates `num_streams` texts of `length` characters after `prime`.
@@ -103,12 +113,7 @@ def sample(model, vocab, prime="", length=100, temperature=1.0, top_k=0, seed=No
     Returns:
       A list of `num_streams` strings, each the prime followed by the generated text.
     """
-    if length < 0:
-        raise ValueError(f"Received an invalid value for argument `length`, expected a "
-                         f"non-negative integer, got {length!r}.")
-    if num_streams <= 0:
-        raise ValueError(f"Received an invalid value for argument `num_streams`, expected "
-                         f"a positive integer, got {num_streams!r}.")
+    check_sample_arguments(length, num_streams)
     seed = int(np.random.SeedSequence(seed).generate_state(1)[0] >> 1) if seed is None \
         else int(seed)
     prime_ids = encode_prime(vocab, prime, num_streams, np.random.default_rng(seed))
