@@ -112,5 +112,7 @@ def test_experiment_module_runs_as_documented(tmp_path, corpus):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["step"] == 20 and result["sample"]
+    saved = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert saved["jit_compile"] is True  # the experiments train under XLA by default
     assert "train:" in proc.stderr  # the tqdm bar
     assert "cpu_feature_guard" not in proc.stderr  # TensorFlow's start-up chatter is off
