@@ -27,6 +27,9 @@ import numpy as np
 
 ALPHABET = 27  # ' ' + a-z, text8's alphabet
 SPEED_CHARS = 1 << 20  # synthetic corpus of the speed rows: speed does not depend on text
+# The issue's targets, as ratios (or speeds) from one run: summary["targets_met"].
+TARGETS = {"arch1_vs_keras": 2.5, "arch1_peak_fraction": 0.5, "arch2_vs_naive": 2.5,
+           "sampling_vs_loop": 20.0, "sampling_64_streams_chars_per_sec": 500_000}
 
 
 def arch1_flops_per_char(n, alphabet=ALPHABET):
@@ -73,14 +76,17 @@ def measure(tasks, seconds, rounds, log):
 
 
 def peak_rss_tracker():
-    """(reset(), peak_mb()) for this process's resident memory; peak_mb() is None where
-    /proc cannot reset the high-water mark (not Linux)."""
+    """(reset() -> current MB, peak_mb()) for this process's resident memory (Linux /proc;
+    None elsewhere). reset() sets the high-water mark to the current size."""
 
     def status(key):
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key):
-                    return int(line.split()[1]) / 1024  # kB -> MB
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith(key):
+                        return int(line.split()[1]) / 1024  # kB -> MB
+        except OSError:
+            return None
 
     def reset():
         try:
@@ -115,7 +121,7 @@ def matmul_peak_task(size=1024, chain=4):
 
 
 def tf_rnn_trainer(preset, alphabet=ALPHABET, **changes):
-    """(config, train(window) -> loss) with the library's compiled step for `preset`."""
+    """(config, model, train(window) -> loss): the library's compiled step for `preset`."""
     import keras
 
     from tf_rnn import config as config_lib, models, steps
@@ -276,7 +282,7 @@ def run_sampling(report, args):
         def fn():
             texts = sampling.sample(model, vocab, "", length, seed=next(seeds),
                                     num_streams=streams, generator=generator)
-            return sum(len(t) - 1 for t in texts)  # the drawn first character is not timed
+            return sum(len(t) - 1 for t in texts)  # the first, random character is not generated
         return fn
 
     def python_loop():
@@ -311,7 +317,7 @@ def run_scaling(report, args, ids):
             report.add(f"scale/arch1/state{state_size}_unroll{unroll}", r["best"],
                        state_size=state_size, unroll=unroll,
                        peak_rss_mb=peak,
-                       peak_rss_increase_mb=peak - before if before is not None else None)
+                       peak_rss_increase_mb=None if None in (peak, before) else peak - before)
 
 
 def parse_args(argv=None):
@@ -323,20 +329,23 @@ def parse_args(argv=None):
                    "(default 8, --quick 0.4)")
     p.add_argument("--rounds", type=int, help="bursts per row (default 8, --quick 2)")
     p.add_argument("--sections", default="train,eval,sample,scale",
-                   help="comma-separated subset of train,eval,sample,scale")
+                   help="comma-separated subset of train,eval,sample,scale,quality")
     p.add_argument("--quality", action="store_true",
                    help="also train text8_arch1, text8_arch1_tuned and the Keras baseline "
                    "for the same minutes each and compare validation bits per character")
     p.add_argument("--minutes", type=float, default=3.0, help="--quality: minutes per model")
     p.add_argument("--data", help="--quality: corpus (default: text8, downloaded)")
+    p.add_argument("--intra-op-threads", type=int, default=0,
+                   help="TensorFlow intra-op threads for every row (default 0: TF's own "
+                   "choice, one per core)")
     args = p.parse_args(argv)
     quick = args.quick
     args.seconds = args.seconds or (0.4 if quick else 8.0)
     args.rounds = args.rounds or (2 if quick else 8)
     if args.seconds <= 0 or args.rounds <= 0:
         p.error(f"--seconds and --rounds must be positive, got {args.seconds}, {args.rounds}")
-    args.sections = set(args.sections.split(","))
-    unknown = args.sections - {"train", "eval", "sample", "scale"}
+    args.sections = set(args.sections.split(",")) | ({"quality"} if args.quality else set())
+    unknown = args.sections - {"train", "eval", "sample", "scale", "quality"}
     if unknown:
         p.error(f"unknown --sections {sorted(unknown)}")
     # --quick keeps every row but shortens the windows (compiling a 40-step unroll
@@ -352,9 +361,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    import tensorflow as tf
+
     from tf_rnn import cli
 
     cli.quiet_tensorflow()
+    if args.intra_op_threads:  # before the first op: TF fixes its thread pools then
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     report = Report()
     ids = np.random.default_rng(0).integers(0, ALPHABET, SPEED_CHARS).astype(np.int32)
     summary = {}
@@ -366,13 +379,16 @@ def main(argv=None):
         summary.update(run_sampling(report, args))
     if "scale" in args.sections:
         run_scaling(report, args, ids)
-    if args.quality:
+    if "quality" in args.sections:
         from experiments import _quality
 
         summary.update(_quality.run(report, args, tf_rnn_trainer))
     report.log("\n" + report.table())
     keys = ("arch1_vs_keras", "arch1_peak_fraction", "arch2_vs_naive", "sampling_vs_loop")
-    summary = {**{k: summary.get(k) for k in keys}, **summary}
+    summary = {**{k: summary.get(k) for k in keys}, **summary,
+               "intra_op_threads": args.intra_op_threads or "default",
+               "targets_met": {k: summary[k] >= v for k, v in TARGETS.items()
+                               if summary.get(k) is not None}}
     print(json.dumps({"summary": {k: _round(v) for k, v in summary.items()}}), flush=True)
     return 0
 
