@@ -171,12 +171,20 @@ class Report:
         return row
 
     def table(self):
-        lines = ["| row | chars/s | figures |", "|---|---:|---|"]
+        """Markdown: one table per kind of row (train, eval, ...), a column per figure."""
+        groups = {}
         for row in self.rows.values():
-            rest = ", ".join(f"{k} {v}" for k, v in row.items()
-                             if k not in ("name", "chars_per_sec") and v is not None)
-            lines.append(f"| {row['name']} | {_fmt(row['chars_per_sec'])} | {rest} |")
-        return "\n".join(lines)
+            groups.setdefault(row["name"].split("/")[0], []).append(row)
+        out = []
+        for rows in groups.values():
+            keys = [k for k in dict.fromkeys(k for r in rows for k in r)
+                    if k not in ("name", "chars_per_sec")]
+            out += ["| row | chars/s | " + " | ".join(keys) + " |",
+                    "|---|---:|" + "---:|" * len(keys)]
+            out += [f"| {r['name']} | {_fmt(r['chars_per_sec'])} | " +
+                    " | ".join(_fmt(r.get(k)) for k in keys) + " |" for r in rows]
+            out.append("")
+        return "\n".join(out)
 
 
 def _round(value):
@@ -186,7 +194,9 @@ def _round(value):
 
 
 def _fmt(value):
-    return f"{value:,.0f}" if isinstance(value, (int, float)) else "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-" if value is None else str(value)
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
 
 
 def _ratio(a, b):
@@ -317,7 +327,8 @@ def run_scaling(report, args, ids):
             report.add(f"scale/arch1/state{state_size}_unroll{unroll}", r["best"],
                        state_size=state_size, unroll=unroll,
                        peak_rss_mb=peak,
-                       peak_rss_increase_mb=None if None in (peak, before) else peak - before)
+                       peak_rss_increase_mb=None if None in (peak, before) else
+                       max(0.0, peak - before))
 
 
 def parse_args(argv=None):
@@ -361,9 +372,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import tensorflow as tf
+    from tf_rnn import cli  # first: it keeps TensorFlow's C++ start-up chatter off
 
-    from tf_rnn import cli
+    import tensorflow as tf
 
     cli.quiet_tensorflow()
     if args.intra_op_threads:  # before the first op: TF fixes its thread pools then
