@@ -19,7 +19,7 @@ from tf_rnn import cells as cells_lib
 from tf_rnn import kernels
 
 
-def _matmul(x, w):
+def matmul_last_axis(x, w):
     """(..., k) @ (k, m) -> (..., m) as one 2-D matmul."""
     lead = tf.shape(x)[:-1]
     y = tf.matmul(tf.reshape(x, [-1, tf.shape(x)[-1]]), w)
@@ -117,7 +117,7 @@ class Arch1Model(CharModel):
         p_first = tf.matmul(state[:, :n], cell.W[:n]) + cell.b[n:]  # (B, n): carried q
         p = tf.concat([p_first[None], _lookup(p_table, ids[:-1])], axis=0)  # (T, B, n)
         r = kernels.recurrence(p, state[:, n:], cell.W[n:], "relu")  # (T, B, n)
-        logits = _lookup(logit_table, ids) + _matmul(r, cell.V[n:])  # (T, B, A)
+        logits = _lookup(logit_table, ids) + matmul_last_axis(r, cell.V[n:])  # (T, B, A)
         new_state = tf.concat([_lookup(q_table, ids[-1]), r[-1]], axis=-1)  # (B, 2n)
         return tf.transpose(logits, [1, 0, 2]), new_state
 
@@ -192,7 +192,7 @@ class ElmanModel(CharModel):
         # x_t·W_xh for a one-hot x_t is a row of W_xh: a gather, not a matmul.
         p = _lookup(cell.W_xh + cell.b_h, tf.transpose(inputs))  # (T, B, n)
         h = kernels.recurrence(p, state, cell.W_hh, "tanh")  # (T, B, n)
-        logits = _matmul(h, cell.W_hy) + cell.b_y  # (T, B, A)
+        logits = matmul_last_axis(h, cell.W_hy) + cell.b_y  # (T, B, A)
         return tf.transpose(logits, [1, 0, 2]), h[-1]
 
 

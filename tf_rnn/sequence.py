@@ -19,14 +19,9 @@ import tqdm
 
 from tf_rnn import cells as cells_lib
 from tf_rnn import kernels
+from tf_rnn import models
 
 LOSSES = ("bce", "ce", "sse")
-
-
-def _matmul(x, w):
-    """(T, B, k) @ (k, m) -> (T, B, m) as one 2-D matmul."""
-    y = tf.matmul(tf.reshape(x, [-1, tf.shape(x)[-1]]), w)
-    return tf.reshape(y, tf.concat([tf.shape(x)[:-1], tf.shape(w)[-1:]], 0))
 
 
 def _block_mask(k, rows, cols, dtype):
@@ -120,9 +115,9 @@ class ElmanSequenceModel(keras.Model):
         """inputs (B, T, I), state (B, K·n) -> logits (B, T, K·O), last state (B, K·n)."""
         w_xh, w_hh, b_h, w_hy, b_y = self.weights_masked()
         x = tf.transpose(tf.cast(inputs, self.compute_dtype), [1, 0, 2])  # (T, B, I)
-        p = _matmul(x, w_xh) + b_h  # (T, B, Kn)
+        p = models.matmul_last_axis(x, w_xh) + b_h  # (T, B, Kn)
         h = kernels.recurrence(p, state, w_hh, self.activation)  # (T, B, Kn)
-        logits = _matmul(h, w_hy) + b_y  # (T, B, KO)
+        logits = models.matmul_last_axis(h, w_hy) + b_y  # (T, B, KO)
         return tf.transpose(logits, [1, 0, 2]), h[-1]
 
     def step(self, x, state):
