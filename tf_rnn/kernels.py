@@ -1,8 +1,10 @@
-"""The sequential core of every recurrent model: h_t = f(p_t + h_{t-1} @ w).
+"""The sequential core of every recurrent model: h_t = f(p_t + g_t * (h_{t-1} @ w)).
 
-Everything that does not depend on the previous state (input projections, biases)
-is computed by the caller for the whole window at once and passed in as `p`;
-only this recurrence runs step by step.
+Everything that does not depend on the previous state (input projections, biases,
+and the optional element-wise gate g of multiplicative integration) is computed by
+the caller for the whole window at once and passed in as `p` (and `gate`); only
+this recurrence runs step by step. Without a gate (g = 1) it is the additive
+recurrence of Elman networks and Arch 1; with one it serves Arch 1's `mul` combine.
 
 `recurrence` is the fast version used by the models. Its backward pass is written by
 hand (`tf.custom_gradient`) instead of being derived by autodiff, because on a CPU the
@@ -12,8 +14,10 @@ recurrence is bound by the number of small ops per time step, not by FLOPs:
   one fused activation-gradient op, reading the derivative off the saved outputs
   (relu' = [h > 0], tanh' = 1 - h², sigmoid' = h (1 - h)); nothing of the forward
   pass but its outputs is kept;
-* the weight gradient, sum_t h_{t-1}^T da_t, is one (n, T·B) × (T·B, n) matmul after
-  the loop instead of T small ones inside it, and dp is the loop's output as is;
+* the weight gradient, sum_t h_{t-1}^T (g_t * da_t), is one (n, T·B) × (T·B, n)
+  matmul after the loop instead of T small ones inside it, dp is the loop's output as
+  is, and the gate's gradient da_t * (h_{t-1} @ w) is one element-wise product of
+  the loop's output with the products kept from the forward pass;
 * in a plain graph (`tf.function`) or eagerly, a window of static length
   T <= MAX_UNROLL is unrolled in Python: that removes the while-loop and TensorArray
   bookkeeping of every step;
@@ -83,47 +87,55 @@ def _weight_gradient(h_prev, da):
     )
 
 
-def _unrolled(p, h0, w, activation):
+def _unrolled(p, h0, w, activation, gate=None):
     """Recurrence and its hand-written BPTT, both unrolled over a static T >= 1."""
     f = _activation(activation)
 
     @tf.custom_gradient
-    def run(p, h0, w):
-        hs = [h0]
-        for p_t in tf.unstack(p):  # one Unpack op instead of T slices
-            hs.append(f(p_t + tf.matmul(hs[-1], w)))
+    def run(p, h0, w, *gate):
+        g_steps = tf.unstack(gate[0]) if gate else None
+        hs, zs = [h0], []
+        for t, p_t in enumerate(tf.unstack(p)):  # one Unpack op instead of T slices
+            z = tf.matmul(hs[-1], w)  # (B, n)
+            zs.append(z)
+            hs.append(f(p_t + (g_steps[t] * z if gate else z)))
         # (T + 1, B, n) h_0..h_T in one buffer: the outputs h_1..h_T and the inputs
         # h_0..h_{T-1} of the weight gradient are both slices along the first axis,
         # which TensorFlow hands out as views instead of copies.
         h_seq = tf.stack(hs)
         h_all = h_seq[1:]  # (T, B, n)
 
-        def grad(g):
-            # g: (T, B, n) upstream gradient on every output.
-            gs = tf.unstack(g)
-            das = [None] * len(gs)
-            dh = gs[-1]
-            for t in range(len(gs) - 1, -1, -1):
+        def grad(dy):
+            # dy: (T, B, n) upstream gradient on every output.
+            dys = tf.unstack(dy)
+            das, dzs = [None] * len(dys), [None] * len(dys)
+            dh = dys[-1]
+            for t in range(len(dys) - 1, -1, -1):
                 da = _backprop_activation(activation, hs[t + 1], dh)  # (B, n)
                 das[t] = da
+                dzs[t] = g_steps[t] * da if gate else da  # dL/d(h_{t-1} @ w)
                 # Gradient reaching h_{t-1}; for t = 0 this is dL/dh0 itself.
-                dh_prev = tf.matmul(da, w, transpose_b=True)
+                dh_prev = tf.matmul(dzs[t], w, transpose_b=True)
                 if t > 0:
-                    dh = gs[t - 1] + dh_prev
+                    dh = dys[t - 1] + dh_prev
             da_all = tf.stack(das)  # (T, B, n) = dL/dp
-            return da_all, dh_prev, _weight_gradient(h_seq[:-1], da_all)
+            dz_all = tf.stack(dzs) if gate else da_all
+            grads = [da_all, dh_prev, _weight_gradient(h_seq[:-1], dz_all)]
+            if gate:
+                grads.append(da_all * tf.stack(zs))  # dL/dg
+            return grads
 
         return h_all, grad
 
-    return run(p, h0, w)
+    return run(p, h0, w, *_listed(gate))
 
 
-def _looped(p, h0, w, activation):
+def _looped(p, h0, w, activation, gate=None):
     """Recurrence and its hand-written BPTT as `tf.while_loop`s, for any T >= 1."""
     f = _activation(activation)
 
     @tf.custom_gradient
-    def run(p, h0, w):
+    def run(p, h0, w, *gate):
         steps = tf.shape(p)[0]
 
         def array():
@@ -131,39 +143,57 @@ def _looped(p, h0, w, activation):
             return tf.TensorArray(p.dtype, size=steps, element_shape=h0.shape)
 
         p_ta = array().unstack(p)
+        g_ta = array().unstack(gate[0]) if gate else None
 
-        def forward_step(t, h, out):
-            h = f(p_ta.read(t) + tf.matmul(h, w))
-            return t + 1, h, out.write(t, h)
+        def forward_step(t, h, out, z_out):
+            z = tf.matmul(h, w)
+            h = f(p_ta.read(t) + (g_ta.read(t) * z if gate else z))
+            return t + 1, h, out.write(t, h), z_out.write(t, z) if gate else z_out
 
-        _, _, out = tf.while_loop(
+        _, _, out, z_out = tf.while_loop(
             lambda t, *_: t < steps,
             forward_step,
-            (0, h0, array()),
+            (0, h0, array(), array()),
         )
         h_all = out.stack()  # (T, B, n)
+        # Stacked here, not in `grad`: a gradient function that captured the loop's
+        # TensorArray could not be saved in a SavedModel.
+        z_all = z_out.stack() if gate else None  # (T, B, n) h_{t-1} @ w
 
-        def grad(g):
-            g_ta = array().unstack(g)
+        def grad(dy):
+            dy_ta = array().unstack(dy)
             h_ta = array().unstack(h_all)
+            # A TensorArray gives each element out once: the gate is read again here.
+            gb_ta = array().unstack(gate[0]) if gate else None
 
-            def backward_step(t, dh_next, out):
+            def backward_step(t, dh_next, da_out, dz_out):
                 # dh_next: (B, n) gradient reaching h_t from step t + 1.
-                da = _backprop_activation(activation, h_ta.read(t), g_ta.read(t) + dh_next)
-                return t - 1, tf.matmul(da, w, transpose_b=True), out.write(t, da)
+                da = _backprop_activation(activation, h_ta.read(t), dy_ta.read(t) + dh_next)
+                dz = gb_ta.read(t) * da if gate else da  # dL/d(h_{t-1} @ w)
+                return (t - 1, tf.matmul(dz, w, transpose_b=True), da_out.write(t, da),
+                        dz_out.write(t, dz) if gate else dz_out)
 
-            _, dh0, out = tf.while_loop(
+            _, dh0, da_out, dz_out = tf.while_loop(
                 lambda t, *_: t >= 0,
                 backward_step,
-                (steps - 1, tf.zeros_like(h0), array()),
+                (steps - 1, tf.zeros_like(h0), array(), array()),
             )
-            da_all = out.stack()  # (T, B, n) = dL/dp
+            da_all = da_out.stack()  # (T, B, n) = dL/dp
+            dz_all = dz_out.stack() if gate else da_all
             h_prev = tf.concat([h0[None], h_all[:-1]], 0)  # (T, B, n)
-            return da_all, dh0, _weight_gradient(h_prev, da_all)
+            grads = [da_all, dh0, _weight_gradient(h_prev, dz_all)]
+            if gate:
+                grads.append(da_all * z_all)  # dL/dg
+            return grads
 
         return h_all, grad
 
-    return run(p, h0, w)
+    return run(p, h0, w, *_listed(gate))
+
+
+def _listed(gate):
+    """The optional gate as the tail of the custom gradient's argument list."""
+    return [] if gate is None else [gate]
 
 
 def _compiled_by_xla():
@@ -188,11 +218,11 @@ def _check_rank(name, x, rank):
         )
 
 
-def recurrence(p, h0, w, activation):
-    """Runs h_t = activation(p_t + h_{t-1} @ w) over a time-major window.
+def recurrence(p, h0, w, activation, gate=None):
+    """Runs h_t = activation(p_t + g_t * (h_{t-1} @ w)) over a time-major window.
 
-    Differentiable with respect to p, h0 and w through a hand-written backward pass
-    (see the module docstring). Works eagerly, in `tf.function` and under XLA
+    Differentiable with respect to p, h0, w and gate through a hand-written backward
+    pass (see the module docstring). Works eagerly, in `tf.function` and under XLA
     `jit_compile`, in float32 and float64, with T static (unrolled) or dynamic (loop).
 
     Args:
@@ -200,12 +230,15 @@ def recurrence(p, h0, w, activation):
       h0: (B, n) state before the first step.
       w: (n, n) recurrent weights.
       activation: one of "relu", "tanh", "sigmoid".
+      gate: optional (T, B, n) element-wise factor g_t of the recurrent term
+        (multiplicative integration); None means g = 1, with no multiply at all.
 
     Returns:
       (T, B, n) the states h_1..h_T; the last one is the carried state.
 
     Raises:
-      ValueError: if `activation` is not one of ACTIVATIONS, or a static rank is wrong.
+      ValueError: if `activation` is not one of ACTIVATIONS, or a static rank or
+        shape is wrong.
     """
     _activation(activation)
     # Converting here (outside the custom gradient) lets variables be passed directly:
@@ -213,8 +246,17 @@ def recurrence(p, h0, w, activation):
     p = tf.convert_to_tensor(p)
     h0 = tf.convert_to_tensor(h0, dtype=p.dtype)
     w = tf.convert_to_tensor(w, dtype=p.dtype)
-    for name, x, rank in (("p", p, 3), ("h0", h0, 2), ("w", w, 2)):
+    checks = [("p", p, 3), ("h0", h0, 2), ("w", w, 2)]
+    if gate is not None:
+        gate = tf.convert_to_tensor(gate, dtype=p.dtype)
+        checks.append(("gate", gate, 3))
+    for name, x, rank in checks:
         _check_rank(name, x, rank)
+    if gate is not None and not gate.shape.is_compatible_with(p.shape):
+        raise ValueError(
+            f"Received an invalid value for argument `gate`, expected the shape of `p` "
+            f"{p.shape}, got shape {gate.shape}."
+        )
     steps = p.shape[0]
     if steps == 0:
         raise ValueError(
@@ -222,11 +264,11 @@ def recurrence(p, h0, w, activation):
             f"step, got shape {p.shape}."
         )
     if steps is not None and steps <= MAX_UNROLL and not _compiled_by_xla():
-        return _unrolled(p, h0, w, activation)
-    return _looped(p, h0, w, activation)
+        return _unrolled(p, h0, w, activation, gate)
+    return _looped(p, h0, w, activation, gate)
 
 
-def recurrence_reference(p, h0, w, activation):
+def recurrence_reference(p, h0, w, activation, gate=None):
     """Plain `tf.scan` version of `recurrence` with autodiff gradients, for tests.
 
     Args:
@@ -234,6 +276,7 @@ def recurrence_reference(p, h0, w, activation):
       h0: (B, n) state before the first step.
       w: (n, n) recurrent weights.
       activation: one of "relu", "tanh", "sigmoid".
+      gate: optional (T, B, n) factor of the recurrent term; None means 1.
 
     Returns:
       (T, B, n) the states h_1..h_T.
@@ -242,4 +285,7 @@ def recurrence_reference(p, h0, w, activation):
       ValueError: if `activation` is not one of ACTIVATIONS.
     """
     f = _activation(activation)
-    return tf.scan(lambda h, p_t: f(p_t + tf.matmul(h, w)), p, initializer=h0)
+    if gate is None:
+        return tf.scan(lambda h, p_t: f(p_t + tf.matmul(h, w)), p, initializer=h0)
+    return tf.scan(lambda h, pg: f(pg[0] + pg[1] * tf.matmul(h, w)), (p, gate),
+                   initializer=h0)
