@@ -77,12 +77,24 @@ def test_arch2_teacher_forcing_by_hand():
     np.testing.assert_allclose(logits2[0, 0], logits[0, 1])
 
 
+# Every model, and every combine x activation of Arch 1.
+VARIANTS = {
+    "arch1": {}, "arch1_tanh": {"activation": "tanh"},
+    "arch1_sum": {"combine": "sum"}, "arch1_sum_tanh": {"combine": "sum", "activation": "tanh"},
+    "arch1_mul": {"combine": "mul"}, "arch1_mul_tanh": {"combine": "mul", "activation": "tanh"},
+    "arch2": {"model": "arch2"}, "elman": {"model": "elman"},
+}
+
+
 def _random_model(name, alphabet=5, nodes=3, dtype="float64"):
     keras.utils.set_random_seed(7)
-    cfg = config.Config(model=name, num_nodes=nodes, init="glorot")
+    cfg = config.Config(num_nodes=nodes, init="glorot", **VARIANTS[name])
     model = models.build_model(cfg, alphabet, dtype=dtype)
     for v in model.trainable_variables:  # non-zero biases too, so no relu sits on a kink
         v.assign(v + np.random.default_rng(0).normal(0, 0.3, v.shape))
+    if getattr(model, "activation", None) == "relu":
+        # Positive biases keep most relu units on, so paths back through time exist.
+        model.cell.b.assign_add(tf.fill(model.cell.b.shape, tf.constant(0.5, model.cell.b.dtype)))
     return model
 
 
@@ -92,7 +104,7 @@ def _start_state(model, batch, name):
     return tf.constant(np.random.default_rng(1).uniform(0.1, 0.5, (batch, model.state_size)))
 
 
-@pytest.mark.parametrize("name", ["arch1", "arch2", "elman"])
+@pytest.mark.parametrize("name", VARIANTS)
 def test_fast_path_equals_cell_loop(name):
     model = _random_model(name)
     ids = tf.constant(np.random.default_rng(2).integers(0, 5, (4, 9)))
@@ -103,7 +115,7 @@ def test_fast_path_equals_cell_loop(name):
         np.testing.assert_allclose(fast_state, ref_state, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["arch1", "arch2", "elman"])
+@pytest.mark.parametrize("name", VARIANTS)
 def test_gradients_match_finite_differences(name):
     model = _random_model(name)
     rng = np.random.default_rng(3)
@@ -115,6 +127,11 @@ def test_gradients_match_finite_differences(name):
     def loss():
         logits, new_state = model(ids, state)
         return steps.lm_loss(logits, targets) + tf.reduce_sum(probe * new_state)
+
+    if getattr(model, "activation", None) == "relu":
+        # A relu path back through time exists only where units are on: check some are.
+        _, state_seen = model(ids[:, :1], state)
+        assert np.mean(state_seen.numpy() > 0) > 0.3
 
     with tf.GradientTape() as tape:
         value = loss()
@@ -165,7 +182,7 @@ def test_charrnn_initialisation():
     assert abs(model.cell.W_xh.numpy().std() - 0.01) < 0.001
 
 
-@pytest.mark.parametrize("name", ["arch1", "arch2", "elman"])
+@pytest.mark.parametrize("name", VARIANTS)
 def test_get_config_round_trip(name):
     model = _random_model(name, dtype="float32")
     clone = type(model).from_config(model.get_config())
@@ -203,3 +220,96 @@ def test_arch2_free_running_feedback_modes():
     for t, i in enumerate([3, 1, 4]):
         logits, state = model.step(tf.constant([i]), state)
         np.testing.assert_allclose(logits[0], window[0, t], rtol=1e-12)
+
+
+# Arch 1's other combinations (S4b sum, S4c mul), A = 2 symbols, n = 1 node.
+SUM_MUL = dict(U=[[1.0], [2.0]], W=[[0.5]], b=[0.1], V=[[1.0, -1.0]], c=[0.0, 0.5])
+
+
+def _arch1_combined(combine, activation):
+    model = models.Arch1Model(2, 1, combine=combine, activation=activation, dtype="float64")
+    _set(model.cell, **SUM_MUL)
+    if combine == "mul":
+        _set(model.cell, alpha=[2.0], beta1=[0.5], beta2=[1.5])
+    return model
+
+
+def test_arch1_sum_by_hand():
+    model = _arch1_combined("sum", "tanh")
+    # step 1, x = symbol 1, h = 1: a = 2 + 0.5 + 0.1; step 2, x = symbol 0: a = 1 + 0.5 h1 + 0.1
+    h1 = math.tanh(2.6)
+    h2 = math.tanh(1.1 + 0.5 * h1)
+    logits, state = model(tf.constant([[1, 0]]), tf.constant([[1.0]], tf.float64))
+    np.testing.assert_allclose(logits[0], [[h1, -h1 + 0.5], [h2, -h2 + 0.5]])
+    np.testing.assert_allclose(state, [[h2]])
+    assert model.state_size == 1
+
+
+def test_arch1_mul_by_hand():
+    model = _arch1_combined("mul", "relu")
+    # a = α(xU)(hW) + β1(hW) + β2(xU) + b with α = 2, β1 = 0.5, β2 = 1.5, b = 0.1.
+    # step 1, x = symbol 1 (xU = 2), h = -1 (hW = -0.5): a = -2 - 0.25 + 3 + 0.1 = 0.85
+    # step 2, x = symbol 0 (xU = 1), h = 0.85 (hW = 0.425): a = 0.85 + 0.2125 + 1.5 + 0.1
+    logits, state = model(tf.constant([[1, 0]]), tf.constant([[-1.0]], tf.float64))
+    np.testing.assert_allclose(logits[0], [[0.85, -0.35], [2.6625, -2.1625]])
+    np.testing.assert_allclose(state, [[2.6625]])
+    # The cell alone, one step from the same start, gives the same first step.
+    cell_logits, h = model.cell(tf.constant([[0.0, 1.0]], tf.float64),
+                                tf.constant([[-1.0]], tf.float64))
+    np.testing.assert_allclose(h, [[0.85]])
+    np.testing.assert_allclose(cell_logits, [[0.85, -0.35]])
+
+
+def test_arch1_combine_shapes_and_gates():
+    shapes = {}
+    for combine in ("sum", "mul"):
+        cfg = config.Config(combine=combine, num_nodes=50)
+        model = models.build_model(cfg, 27)
+        shapes[combine] = {v.name: tuple(v.shape) for v in model.trainable_variables}
+        assert model.state_size == 50
+    assert shapes["sum"] == {"U": (27, 50), "W": (50, 50), "b": (50,), "V": (50, 27),
+                             "c": (27,)}
+    assert shapes["mul"] == {**shapes["sum"], "alpha": (50,), "beta1": (50,), "beta2": (50,)}
+    cell = models.build_model(config.Config(combine="mul", num_nodes=4), 27).cell
+    np.testing.assert_array_equal(cell.alpha.numpy(), np.ones(4))
+    np.testing.assert_array_equal(cell.beta1.numpy(), np.full(4, 0.5))
+    np.testing.assert_array_equal(cell.beta2.numpy(), np.full(4, 0.5))
+
+
+@pytest.mark.parametrize("combine", ["concat", "sum", "mul"])
+def test_irnn_initialisation(combine):
+    """Le et al. 2015: identity recurrent matrix (times init_gain), small input weights."""
+    keras.utils.set_random_seed(0)
+    cfg = config.Config(combine=combine, num_nodes=20, init="irnn", init_gain=0.9)
+    cell = models.build_model(cfg, 27).cell
+    w = cell.W.numpy()
+    # The recurrent block is the one mapping the recurrent units to themselves: all of W
+    # for sum and mul, its bottom (n, n) block for concat (state = concat(q, r)).
+    np.testing.assert_allclose(w[-20:], 0.9 * np.eye(20))
+    assert not np.any(w[:-20])
+    assert 0.0005 < cell.U.numpy().std() < 0.002 and 0.0005 < cell.V.numpy().std() < 0.002
+
+
+def test_arch1_invalid_combine_and_activation_are_named():
+    with pytest.raises(ValueError, match="`combine`.*'product'"):
+        cells.Arch1Cell(27, 5, combine="product")
+    with pytest.raises(ValueError, match="`activation`.*'sigmoid'"):
+        models.Arch1Model(27, 5, activation="sigmoid")
+    with pytest.raises(ValueError, match="`combine`"):
+        config.Config(combine="product")
+    with pytest.raises(ValueError, match="`init_gain`"):
+        config.Config(init_gain=0.0)
+
+
+def test_older_configs_mean_concat_relu():
+    """A run saved before `combine` existed: its config and model config lack the fields."""
+    saved = config.Config().to_dict()
+    for key in ("combine", "activation", "init_gain"):
+        saved.pop(key)
+    cfg = config.Config.from_dict(saved)
+    assert (cfg.combine, cfg.activation, cfg.init_gain) == ("concat", "relu", 1.0)
+    model_config = models.Arch1Model(27, 4).get_config()
+    for key in ("combine", "activation", "init_gain"):
+        model_config.pop(key)
+    model = models.Arch1Model.from_config(model_config)
+    assert model.combine == "concat" and model.state_size == 8

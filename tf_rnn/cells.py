@@ -11,21 +11,26 @@ import keras
 import tensorflow as tf
 
 
-def initializers(init, mean=-0.1, stddev=0.1):
+def initializers(init, mean=-0.1, stddev=0.1, gain=1.0):
     """Keras initializers for (input/output kernels, recurrent kernel) of a preset.
 
     Args:
       init: "seed" — truncated normal with `mean`, `stddev` for every matrix (the text8
         seed's `tf.truncated_normal(shape, -0.1, 0.1)`, i.e. mean -0.1, stddev 0.1);
         "glorot" — Glorot-uniform kernels, orthogonal recurrent kernel;
+        "irnn" — `gain`·I recurrent kernel, N(0, 0.001²) kernels (Le, Jaitly & Hinton
+        2015, "A Simple Way to Initialize Recurrent Networks of Rectified Linear Units");
         "charrnn" — N(0, 0.01²) kernels, recurrent 0.01·I (the S3 seed);
         "uniform" — U(-1, 1) for every matrix (the binary-addition seed).
+      gain: the scale of the identity of "irnn".
     """
     if init == "seed":
         make = lambda: keras.initializers.TruncatedNormal(mean=mean, stddev=stddev)
         return make(), make()
     if init == "glorot":
         return keras.initializers.GlorotUniform(), keras.initializers.Orthogonal()
+    if init == "irnn":
+        return keras.initializers.RandomNormal(stddev=0.001), RecurrentIdentity(gain)
     if init == "charrnn":
         return (keras.initializers.RandomNormal(stddev=0.01),
                 keras.initializers.Identity(gain=0.01))
@@ -33,7 +38,29 @@ def initializers(init, mean=-0.1, stddev=0.1):
         make = lambda: keras.initializers.RandomUniform(-1.0, 1.0)
         return make(), make()
     raise ValueError(f"Received an invalid value for argument `init`, expected one of "
-                     f"['seed', 'glorot', 'charrnn', 'uniform'], got {init!r}.")
+                     f"['seed', 'glorot', 'irnn', 'charrnn', 'uniform'], got {init!r}.")
+
+
+@keras.saving.register_keras_serializable("tf_rnn")
+class RecurrentIdentity(keras.initializers.Initializer):
+    """gain·I in the last `cols` rows of a (rows, cols) kernel, zeros above.
+
+    For a square recurrent kernel this is gain·I. Arch 1's concat kernel W (2n, n) maps
+    concat(q, r) to the new r: its bottom block, r -> r, is the recurrent one.
+    """
+
+    def __init__(self, gain=1.0):
+        self.gain = gain
+
+    def __call__(self, shape, dtype=None):
+        rows, cols = shape
+        if rows < cols:
+            raise ValueError(f"RecurrentIdentity needs rows >= cols, got shape {shape}.")
+        eye = self.gain * tf.eye(cols, dtype=dtype or "float32")
+        return tf.concat([tf.zeros([rows - cols, cols], eye.dtype), eye], axis=0)
+
+    def get_config(self):
+        return {"gain": self.gain}
 
 
 def _positive(name, value):
@@ -63,36 +90,69 @@ class _Cell(keras.layers.Layer):
         }
 
 
+COMBINES = ("concat", "sum", "mul")
+ARCH1_ACTIVATIONS = ("relu", "tanh")
+_ACTIVATION_FNS = {"tanh": tf.tanh, "sigmoid": tf.sigmoid, "relu": tf.nn.relu}
+
+
+def _choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"Received an invalid value for argument `{name}`, expected one "
+                         f"of {list(choices)}, got {value!r}.")
+    return value
+
+
 @keras.saving.register_keras_serializable("tf_rnn")
 class Arch1Cell(_Cell):
-    """Hidden feedback: a = concat(x·U, h·W) + b; h' = relu(a); logits = h'·V + c.
+    """Hidden feedback: x·U and h·W combined, then h' = f(a); logits = h'·V + c.
 
-    U: (A, n), W: (2n, n), b: (2n,), V: (2n, A), c: (A,); the state h has 2n units.
+    `combine` says how the input and the state meet (the seed tried all three):
+      concat: a = concat(x·U, h·W) + b. U (A, n), W (2n, n), b (2n,), V (2n, A);
+        the state has 2n units (the seed's published model).
+      sum: a = x·U + h·W + b. U (A, n), W (n, n), b (n,), V (n, A); state n.
+      mul: multiplicative integration (Wu et al. 2016),
+        a = α⊙(x·U)⊙(h·W) + β₁⊙(h·W) + β₂⊙(x·U) + b, with learned (n,) gates
+        α (initialised to 1) and β₁, β₂ (initialised to 0.5); otherwise as sum.
+    `activation` f is relu (the seed's) or tanh.
     """
 
-    def __init__(self, alphabet_size, num_nodes, **kwargs):
+    def __init__(self, alphabet_size, num_nodes, combine="concat", activation="relu",
+                 **kwargs):
         super().__init__(**kwargs)
         self.alphabet_size = _positive("alphabet_size", alphabet_size)
         self.num_nodes = _positive("num_nodes", num_nodes)
-        self.state_size = 2 * num_nodes
+        self.combine = _choice("combine", combine, COMBINES)
+        self.activation = _choice("activation", activation, ARCH1_ACTIVATIONS)
+        self.state_size = (2 if combine == "concat" else 1) * num_nodes
 
     def build(self, input_shape=None):
-        A, n = self.alphabet_size, self.num_nodes
+        A, n, S = self.alphabet_size, self.num_nodes, self.state_size
         self.U = self._weight("U", (A, n), self.kernel_initializer)
-        self.W = self._weight("W", (2 * n, n), self.recurrent_initializer)
-        self.b = self._weight("b", (2 * n,), "zeros")
-        self.V = self._weight("V", (2 * n, A), self.kernel_initializer)
+        self.W = self._weight("W", (S, n), self.recurrent_initializer)
+        self.b = self._weight("b", (S,), "zeros")
+        self.V = self._weight("V", (S, A), self.kernel_initializer)
         self.c = self._weight("c", (A,), "zeros")
+        if self.combine == "mul":
+            self.alpha = self._weight("alpha", (n,), "ones")
+            self.beta1 = self._weight("beta1", (n,), keras.initializers.Constant(0.5))
+            self.beta2 = self._weight("beta2", (n,), keras.initializers.Constant(0.5))
 
     def call(self, x, state):
-        """x: (B, A) one-hot; state: (B, 2n) -> logits (B, A), new state (B, 2n)."""
-        a = tf.concat([tf.matmul(x, self.U), tf.matmul(state, self.W)], axis=-1) + self.b
-        h = tf.nn.relu(a)
+        """x: (B, A) one-hot; state: (B, S) -> logits (B, A), new state (B, S)."""
+        xu, hw = tf.matmul(x, self.U), tf.matmul(state, self.W)
+        if self.combine == "concat":
+            a = tf.concat([xu, hw], axis=-1) + self.b
+        elif self.combine == "sum":
+            a = xu + hw + self.b
+        else:
+            a = self.alpha * xu * hw + self.beta1 * hw + self.beta2 * xu + self.b
+        h = _ACTIVATION_FNS[self.activation](a)
         return tf.matmul(h, self.V) + self.c, h
 
     def get_config(self):
         return {**super().get_config(), "alphabet_size": self.alphabet_size,
-                "num_nodes": self.num_nodes}
+                "num_nodes": self.num_nodes, "combine": self.combine,
+                "activation": self.activation}
 
 
 @keras.saving.register_keras_serializable("tf_rnn")
@@ -139,13 +199,10 @@ class ElmanCell(_Cell):
 
     def __init__(self, input_size, units, output_size, activation="tanh", **kwargs):
         super().__init__(**kwargs)
-        if activation not in ("tanh", "sigmoid", "relu"):
-            raise ValueError(f"Received an invalid value for argument `activation`, expected "
-                             f"one of ['tanh', 'sigmoid', 'relu'], got {activation!r}.")
         self.input_size = _positive("input_size", input_size)
         self.units = _positive("units", units)
         self.output_size = _positive("output_size", output_size)
-        self.activation = activation
+        self.activation = _choice("activation", activation, ("tanh", "sigmoid", "relu"))
         self.state_size = units
 
     def build(self, input_shape=None):
@@ -158,8 +215,8 @@ class ElmanCell(_Cell):
 
     def call(self, x, state):
         """x: (B, I); state: (B, n) -> logits (B, O), new state (B, n)."""
-        act = {"tanh": tf.tanh, "sigmoid": tf.sigmoid, "relu": tf.nn.relu}[self.activation]
-        h = act(tf.matmul(x, self.W_xh) + tf.matmul(state, self.W_hh) + self.b_h)
+        a = tf.matmul(x, self.W_xh) + tf.matmul(state, self.W_hh) + self.b_h
+        h = _ACTIVATION_FNS[self.activation](a)
         return tf.matmul(h, self.W_hy) + self.b_y, h
 
     def get_config(self):
