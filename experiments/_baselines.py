@@ -1,8 +1,8 @@
 """The peers that `experiments.benchmark` measures tf_rnn against (not part of the library).
 
-* `KerasSimpleRNN`: the fastest peer on this machine, Keras 3 `SimpleRNN(relu)` of the
-  same width as Arch 1's state, stateful, one-hot inputs, a `Dense` output layer, trained
-  with `train_on_batch` as the Keras tutorials do.
+* `KerasCharRNN`: the Keras 3 character model of the tutorials: stateful `SimpleRNN(relu)`
+  (the fastest peer on this machine) or `LSTM` (the gated model people turn to), one-hot
+  inputs, a `Dense` output layer, trained with `train_on_batch`.
 * `NaiveArch1` / `NaiveArch2`: the seed's method in a plain `tf.function`: every time
   step multiplies one-hot inputs by the input matrix, projects its own output and
   takes its own softmax cross-entropy against one-hot labels.
@@ -23,22 +23,27 @@ def _schedule(initial, decay_steps, rate):
                                                        staircase=True)
 
 
-class KerasSimpleRNN:
-    """One-hot -> SimpleRNN(units, relu, stateful) -> Dense(A), trained by `train_on_batch`.
+class KerasCharRNN:
+    """One-hot -> SimpleRNN(units, relu) or LSTM(units), stateful -> Dense(A).
 
     Args:
       alphabet_size: A.
-      units: the recurrent width (Arch 1's state, 2n).
+      units: the recurrent width (for the speed rows, Arch 1's state 2n).
       batch_size, num_unrollings: the fixed (B, T) of the stateful layer.
+      layer: "simple_rnn" or "lstm".
       optimizer: a Keras optimizer; default Adadelta(2.5) with global-norm clip 1.25, the
         seed's settings (the same work per step as tf_rnn's text8_arch1 preset).
     """
 
-    def __init__(self, alphabet_size, units, batch_size, num_unrollings, optimizer=None):
+    def __init__(self, alphabet_size, units, batch_size, num_unrollings, layer="simple_rnn",
+                 optimizer=None):
         inputs = keras.Input(batch_shape=(batch_size, None), dtype="int32")
         x = keras.layers.Lambda(lambda ids: keras.ops.one_hot(ids, alphabet_size))(inputs)
-        self.rnn = keras.layers.SimpleRNN(units, activation="relu", stateful=True,
-                                          return_sequences=True)
+        if layer == "lstm":
+            self.rnn = keras.layers.LSTM(units, stateful=True, return_sequences=True)
+        else:
+            self.rnn = keras.layers.SimpleRNN(units, activation="relu", stateful=True,
+                                              return_sequences=True)
         logits = keras.layers.Dense(alphabet_size)(self.rnn(x))
         self.model = keras.Model(inputs, logits)
         optimizer = optimizer or keras.optimizers.Adadelta(

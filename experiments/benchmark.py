@@ -25,10 +25,13 @@ import time
 
 import numpy as np
 
+from experiments._report import Report, _round, peak_rss_tracker
+
 ALPHABET = 27  # ' ' + a-z, text8's alphabet
 SPEED_CHARS = 1 << 20  # synthetic corpus of the speed rows: speed does not depend on text
 # The issue's targets, as ratios (or speeds) from one run: summary["targets_met"].
 TARGETS = {"arch1_vs_keras": 2.5, "arch1_peak_fraction": 0.5, "arch2_vs_naive": 2.5,
+           "arch1_sum_vs_keras": 2.0, "arch1_mul_vs_keras": 2.0,
            "sampling_vs_loop": 20.0, "sampling_64_streams_chars_per_sec": 500_000}
 
 
@@ -73,30 +76,6 @@ def measure(tasks, seconds, rounds, log):
                     break
             rates[name].append(units / elapsed)
     return {name: {"best": max(r), "median": statistics.median(r)} for name, r in rates.items()}
-
-
-def peak_rss_tracker():
-    """(reset() -> current MB, peak_mb()) for this process's resident memory (Linux /proc;
-    None elsewhere). reset() sets the high-water mark to the current size."""
-
-    def status(key):
-        try:
-            with open("/proc/self/status") as f:
-                for line in f:
-                    if line.startswith(key):
-                        return int(line.split()[1]) / 1024  # kB -> MB
-        except OSError:
-            return None
-
-    def reset():
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # 5: reset the peak resident set size to the current one
-            return status("VmRSS:")
-        except OSError:
-            return None
-
-    return reset, lambda: status("VmHWM:")
 
 
 # Rows ----------------------------------------------------------------------------------
@@ -154,51 +133,6 @@ def train_task(train, ids, batch_size, num_unrollings):
     return fn
 
 
-class Report:
-    """Collects rows: one JSON line each on stdout, the table and progress on stderr."""
-
-    def __init__(self):
-        self.rows = {}
-
-    def log(self, text):
-        print(text, file=sys.stderr, flush=True)
-
-    def add(self, name, chars_per_sec, **fields):
-        row = {"name": name, "chars_per_sec": _round(chars_per_sec),
-               **{k: _round(v) for k, v in fields.items()}}
-        self.rows[name] = row
-        print(json.dumps(row), flush=True)
-        return row
-
-    def table(self):
-        """Markdown: one table per kind of row (train, eval, ...), a column per figure."""
-        groups = {}
-        for row in self.rows.values():
-            groups.setdefault(row["name"].split("/")[0], []).append(row)
-        out = []
-        for rows in groups.values():
-            keys = [k for k in dict.fromkeys(k for r in rows for k in r)
-                    if k not in ("name", "chars_per_sec")]
-            out += ["| row | chars/s | " + " | ".join(keys) + " |",
-                    "|---|---:|" + "---:|" * len(keys)]
-            out += [f"| {r['name']} | {_fmt(r['chars_per_sec'])} | " +
-                    " | ".join(_fmt(r.get(k)) for k in keys) + " |" for r in rows]
-            out.append("")
-        return "\n".join(out)
-
-
-def _round(value):
-    if isinstance(value, float):
-        return float(f"{value:.4g}") if abs(value) < 1000 else round(value)
-    return value
-
-
-def _fmt(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "-" if value is None else str(value)
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
-
-
 def _ratio(a, b):
     return a / b if a and b else None
 
@@ -211,7 +145,7 @@ def run_training(report, args, ids):
     report.log(f"Arch 1 training (batch {B1}, unroll {T1}, state {2 * n1}):")
     _, _, xla = tf_rnn_trainer("text8_arch1", num_unrollings=T1, jit_compile=True)
     _, _, default = tf_rnn_trainer("text8_arch1", num_unrollings=T1)
-    keras_rnn = _baselines.KerasSimpleRNN(ALPHABET, 2 * n1, B1, T1)
+    keras_rnn = _baselines.KerasCharRNN(ALPHABET, 2 * n1, B1, T1)
     naive = _baselines.NaiveArch1(ALPHABET, n1, B1)
     tasks = {"peak": matmul_peak_task()}
     for name, trainer in (("tf_rnn", xla), ("tf_rnn_no_xla", default),
@@ -232,6 +166,8 @@ def run_training(report, args, ids):
                           executed_peak_fraction=best[name] * executed / peak)
         report.add(f"train/arch1/{name}", best[name], **fields)
 
+    summary = run_training_combines(report, args, ids)
+
     B2, T2, n2 = 64, args.arch2_unroll, 50  # the Arch 2 seed shape
     report.log(f"Arch 2 training (batch {B2}, unroll {T2}, n {n2}):")
     _, _, xla2 = tf_rnn_trainer("text8_arch2", num_unrollings=T2, jit_compile=True)
@@ -246,11 +182,39 @@ def run_training(report, args, ids):
         if name.startswith("tf_rnn"):
             fields.update(vs_naive=_ratio(best2[name], best2["naive"]))
         report.add(f"train/arch2/{name}", best2[name], **fields)
-    return {"arch1_vs_keras": _ratio(best["tf_rnn"], best["keras_simplernn"]),
+    return {**summary, "arch1_vs_keras": _ratio(best["tf_rnn"], best["keras_simplernn"]),
             "arch1_peak_fraction": best["tf_rnn"] * flops / peak,
             "arch2_vs_naive": _ratio(best2["tf_rnn"], best2["naive"]),
             "arch1_no_xla_vs_keras": _ratio(best["tf_rnn_no_xla"], best["keras_simplernn"]),
             "arch2_no_xla_vs_naive": _ratio(best2["tf_rnn_no_xla"], best2["naive"])}
+
+
+def run_training_combines(report, args, ids):
+    """Arch 1 `sum` and `mul` at text8_best's shape against Keras SimpleRNN of that width."""
+    import keras
+
+    from experiments import _baselines
+    from tf_rnn import config
+
+    best = config.get_preset("text8_best")
+    B, T, n = best.batch_size, args.arch1_unroll, best.num_nodes
+    report.log(f"Arch 1 sum and mul training (text8_best shape: batch {B}, unroll {T}, "
+               f"state {n}, Adam):")
+    tasks = {f"tf_rnn_{c}": train_task(tf_rnn_trainer("text8_best", combine=c,
+                                                      num_unrollings=T)[2], ids, B, T)
+             for c in ("sum", "mul")}
+    optimizer = keras.optimizers.Adam(best.learning_rate, global_clipnorm=best.clip_norm)
+    keras_rnn = _baselines.KerasCharRNN(ALPHABET, n, B, T, optimizer=optimizer)
+    tasks["keras_simplernn"] = train_task(keras_rnn.train, ids, B, T)
+    r = measure(tasks, args.seconds, args.rounds, report.log)
+    keras_best = r["keras_simplernn"]["best"]
+    for name, stats in r.items():
+        fields = dict(median=stats["median"], batch=B, unroll=T, state=n)
+        if name != "keras_simplernn":
+            fields["vs_keras"] = _ratio(stats["best"], keras_best)
+        report.add(f"train/arch1_combines/{name}", stats["best"], **fields)
+    return {f"arch1_{c}_vs_keras": _ratio(r[f"tf_rnn_{c}"]["best"], keras_best)
+            for c in ("sum", "mul")}
 
 
 def run_eval(report, args, ids):

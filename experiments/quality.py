@@ -1,0 +1,134 @@
+"""The best bits per character per CPU-minute: tf_rnn's Arch 1 combinations against the
+Keras peers, trained in turns for the same wall-clock budget on one corpus.
+
+    python -m experiments.quality --data FILE [--minutes 3] [--points 6]
+        [--logdir runs/quality] [--plot curves.png] [--contenders a,b,...]
+
+Contenders (`experiments._quality`): the faithful `text8_arch1`, the best setting found
+for each Arch 1 combination (concat, sum, and `text8_best`, multiplicative
+integration), Keras `SimpleRNN(relu)` at widths 200 and 400 and Keras `LSTM(256)`.
+Each contender's validation BPC is measured at `--points` moments of its own training
+time; the curves go to TensorBoard (one run per contender under `--logdir`, scalar
+`valid/bpc` with the training seconds as the step, so `tensorboard --logdir` overlays
+them) and, with `--plot` and the `plot` extra (matplotlib), to a PNG.
+stdout: one JSON line per contender, then `{"summary": {...}}`; progress on stderr.
+"""
+
+import argparse
+import os
+import sys
+
+from experiments import _quality
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m experiments.quality",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="corpus (text8 format, or normalised)")
+    p.add_argument("--minutes", type=float, default=3.0,
+                   help="training minutes per contender (default 3)")
+    p.add_argument("--points", type=int, default=6,
+                   help="validation measurements along each curve (default 6)")
+    p.add_argument("--logdir", default=os.path.join("runs", "quality"),
+                   help="TensorBoard runs, one per contender (default runs/quality)")
+    p.add_argument("--plot", help="write the learning curves to this PNG (needs the "
+                   "`plot` extra: pip install -e \".[plot]\")")
+    known = list(_quality.TF_RNN_CONTENDERS) + list(_quality.KERAS_CONTENDERS)
+    p.add_argument("--contenders", default=",".join(known),
+                   help=f"comma-separated subset of {','.join(known)}")
+    args = p.parse_args(argv)
+    if args.minutes <= 0 or args.points <= 0:
+        p.error(f"--minutes and --points must be positive, got {args.minutes}, "
+                f"{args.points}")
+    args.contenders = [c for c in args.contenders.split(",") if c]
+    unknown = sorted(set(args.contenders) - set(known))
+    if unknown or "text8_best" not in args.contenders:
+        p.error(f"--contenders must name text8_best and only known contenders "
+                f"({', '.join(known)}); got unknown {unknown}")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401  (checked before an hour of training, not after)
+        except ImportError:
+            p.error("--plot needs matplotlib, the `plot` extra: pip install -e \".[plot]\"")
+    if not os.path.isfile(args.data):
+        p.error(f"--data {args.data!r} is not a file")
+    return args
+
+
+def plot_curves(contenders, path, title):
+    """valid BPC against training minutes, one line per contender, to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for c in contenders:
+        minutes = [s / 60 for s, _, _ in c.curve]
+        ax.plot(minutes, [b for _, _, b in c.curve], marker="o", markersize=3,
+                linestyle="--" if c.name.startswith("keras") else "-", label=c.name)
+    ax.set_xlabel("training time (minutes, this machine)")
+    ax.set_ylabel("validation bits per character")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from tf_rnn import cli  # first: it keeps TensorFlow's C++ start-up chatter off
+
+    cli.quiet_tensorflow()
+    import tensorflow as tf
+
+    from experiments.benchmark import Report, tf_rnn_trainer
+    from tf_rnn import data
+
+    report = Report()
+    corpus = data.load_corpus(args.data, vocab="text8")
+    contenders = _quality.make_contenders(args.contenders, tf_rnn_trainer, corpus.vocab.size)
+    writers = {c.name: tf.summary.create_file_writer(os.path.join(args.logdir, c.name))
+               for c in contenders}
+
+    def on_point(c):
+        seconds, steps, bpc = c.curve[-1]
+        with writers[c.name].as_default():
+            tf.summary.scalar("valid/bpc", bpc, step=round(seconds))
+            tf.summary.scalar("train/steps", steps, step=round(seconds))
+        writers[c.name].flush()
+        report.log(f"  {c.name}: {seconds / 60:.2f} min, {steps} steps, valid {bpc:.4f} BPC")
+
+    report.log(f"Quality: {args.minutes:g} min of training each on {corpus.source} "
+               f"({len(corpus.train):,} training characters), validation BPC "
+               f"{args.points} times along the way:")
+    _quality.train_for(contenders, corpus.train, corpus.valid, 60 * args.minutes,
+                       report.log, args.points, on_point)
+    bpc = {}
+    for c in contenders:
+        bpc[c.name] = c.curve[-1][2]
+        report.add(f"quality/{c.name}", c.chars_per_sec, valid_bpc=bpc[c.name],
+                   steps=c.steps, train_seconds=c.seconds,
+                   curve=[[round(s, 1), n, round(b, 4)] for s, n, b in c.curve])
+    summary = {"corpus": os.path.basename(args.data), **_quality.summary(bpc, args.minutes)}
+    if args.plot:
+        plot_curves(contenders, args.plot,
+                    f"{os.path.basename(args.data)}, {args.minutes:g} min per model")
+        report.log(f"Learning curves: {args.plot}")
+    report.log("\n" + report.table())
+    print(_json_line({"summary": summary}), flush=True)
+    return 0
+
+
+def _json_line(obj):
+    import json
+
+    from experiments._report import _round
+
+    return json.dumps({k: {kk: _round(vv) for kk, vv in v.items()} for k, v in obj.items()})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""`python -m experiments.quality`: its output contract, the TensorBoard runs it writes
+(read back with TensorBoard's own reader) and its PNG, never its figures."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONTENDERS = ["text8_best", "arch1_sum_best", "keras_simplernn_200"]
+
+
+@pytest.fixture(scope="module")
+def quality_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("quality")
+    rng = np.random.default_rng(0)
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away"]
+    corpus = tmp / "corpus.txt"
+    corpus.write_text(" ".join(rng.choice(words, size=20000)), encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.quality", "--data", str(corpus),
+         "--minutes", "0.25", "--points", "2", "--contenders", ",".join(CONTENDERS),
+         "--logdir", str(tmp / "tb"), "--plot", str(tmp / "curves.png")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return tmp, out
+
+
+def test_one_row_per_contender_then_the_summary(quality_run):
+    _, out = quality_run
+    records = [json.loads(line) for line in out.stdout.strip().splitlines()]
+    rows, summary = records[:-1], records[-1]["summary"]
+    assert [r["name"] for r in rows] == [f"quality/{c}" for c in CONTENDERS]
+    for row in rows:
+        assert row["steps"] > 0 and row["chars_per_sec"] > 0
+        assert row["train_seconds"] >= 15.0  # the budget: 0.25 min
+        assert len(row["curve"]) == 2 and row["curve"][-1][2] == row["valid_bpc"]
+        assert row["curve"][0][0] < row["curve"][1][0] and 0 < row["valid_bpc"] < 10
+    assert summary["best_valid_bpc"] == rows[0]["valid_bpc"]
+    assert summary["best_keras_valid_bpc"] == rows[2]["valid_bpc"]
+    assert summary["best_margin_over_keras"] == pytest.approx(
+        rows[2]["valid_bpc"] - rows[0]["valid_bpc"], abs=2e-3)
+
+
+def test_each_contender_is_a_tensorboard_run(quality_run):
+    tmp, out = quality_run
+    rows = {r["name"].split("/")[1]: r for r in map(json.loads,
+                                                     out.stdout.strip().splitlines()[:-1])}
+    for name in CONTENDERS:
+        acc = event_accumulator.EventAccumulator(str(tmp / "tb" / name), size_guidance={
+            event_accumulator.TENSORS: 0})
+        acc.Reload()
+        import tensorflow as tf
+
+        events = acc.Tensors("valid/bpc")
+        assert [e.step for e in events] == [round(s) for s, _, _ in rows[name]["curve"]]
+        values = [float(tf.make_ndarray(e.tensor_proto)) for e in events]
+        np.testing.assert_allclose(values, [b for _, _, b in rows[name]["curve"]], rtol=1e-4)
+
+
+def test_the_plot_is_a_png(quality_run):
+    tmp, _ = quality_run
+    assert (tmp / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_arguments_are_rejected(tmp_path):
+    cmd = [sys.executable, "-m", "experiments.quality", "--data", str(tmp_path / "none.txt")]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "is not a file" in out.stderr
+    out = subprocess.run(cmd + ["--contenders", "text8_best,gru"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "gru" in out.stderr
