@@ -1,4 +1,5 @@
-"""The shared entry point of the experiments that train a preset on a corpus."""
+"""Shared entry points of the experiments: training a preset on a corpus (`train_preset`),
+and the flags common to the toy systems (`add_toy_arguments`, `toy_settings`)."""
 
 import argparse
 import hashlib

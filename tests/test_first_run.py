@@ -251,3 +251,25 @@ def test_sample_exports_agree_in_the_library_too(trained):
                            num_streams=2)
     theirs = export.sample_from_export(trained / "export", "", 50, 0.8, 5, 3, 2)
     assert mine == theirs
+
+
+# 10. The experiments' shared flags ----------------------------------------------------
+
+def test_toy_experiments_take_set_jit_compile_and_a_workdir_per_settings(
+        tmp_path, monkeypatch, capsys):
+    from experiments import hello
+
+    monkeypatch.chdir(tmp_path)
+    base = ["--seeds", "2", "--steps", "20", "--no-progress"]
+    assert hello.main([*base, "--set", "jit_compile=false"]) == 0
+    first = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert hello.main([*base, "--text", "hi ho"]) == 0
+    out, err = capsys.readouterr()
+    second = json.loads(out.splitlines()[-1])
+    assert first["workdir"] != second["workdir"]  # no run overwrites the other's
+    assert first["workdir"].startswith("runs/hello/")
+    for result in (first, second):
+        assert (tmp_path / result["workdir"] / "model.keras").is_file()
+    assert "hello step 20/20: loss" in err  # --no-progress: the loss lines remain
+    assert hello.main([*base, "--set", "batch_size=3"]) == 2
+    assert "accepts --set jit_compile only" in capsys.readouterr().err
