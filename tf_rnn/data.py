@@ -30,7 +30,7 @@ class DataError(ValueError):
 
 
 _TEXT8_NAMES = ("TEXT8_URL", "TEXT8_SIZE", "TEXT8_SHA256", "default_cache_dir",
-                "download_text8", "read_text8", "file_sha256", "cache_path")
+                "download_text8", "read_text8", "file_sha256")
 
 
 def __getattr__(name):  # the names that moved to tf_rnn.text8 (imported on first use)
