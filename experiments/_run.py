@@ -1,6 +1,9 @@
-"""The shared entry point of the experiments that train a preset on a corpus."""
+"""Shared entry points of the experiments: training a preset on a corpus (`train_preset`),
+and the flags common to the toy systems (`add_toy_arguments`, `toy_settings`)."""
 
 import argparse
+import hashlib
+import json
 import sys
 
 from tf_rnn import cli
@@ -16,11 +19,47 @@ def train_preset(preset, description, argv=None, default_workdir=None):
             action.required = False
     args = parser.parse_args(argv)
     args.preset = preset
-    # The experiments run the whole train step under XLA: the same math, about twice the
-    # chars/s on a CPU (benchmark). `--set jit_compile=false` still wins: it comes later.
-    args.set = ["jit_compile=true", *args.set]
     return cli.run_and_report(cli.cmd_train, args, prog=f"experiments.{preset}")
 
 
 def main(preset, description):
     sys.exit(train_preset(preset, description))
+
+
+def add_toy_arguments(parser, name):
+    """--set (jit_compile only), --verbose, --workdir and --no-progress of the toy
+    experiments, which take their other settings as flags of their own."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="jit_compile=true|false: XLA for the train step (default "
+                        "false for the toy systems; see README)")
+    parser.add_argument("--workdir", help=f"the run's directory (default: runs/{name}/ "
+                        "plus a short digest of the settings, so that runs with other "
+                        "settings do not overwrite each other)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (a loss line every 100 steps instead)")
+    cli.add_verbose_argument(parser)
+
+
+def toy_settings(args, name, defaults=None):
+    """The --set of a toy experiment ({"jit_compile": bool}), and args.workdir resolved.
+
+    Raises:
+      ValueError: a key other than jit_compile, or a value of the wrong type.
+    """
+    from tf_rnn import config as config_lib
+
+    settings = dict(defaults or {"jit_compile": False})
+    for item in args.set:
+        key = item.partition("=")[0].strip()
+        if key not in settings:
+            raise ValueError(f"experiments.{name} accepts --set {', '.join(settings)} only "
+                             f"(its other settings are flags: see --help), got {item!r}.")
+        settings[key] = getattr(config_lib.with_overrides(config_lib.Config(), [item]), key)
+    if args.workdir is None:
+        fields = {k: v for k, v in sorted(vars(args).items())
+                  if k not in ("workdir", "no_progress", "verbose", "set")}
+        digest = hashlib.sha1(json.dumps([fields, settings], sort_keys=True,
+                                         default=str).encode()).hexdigest()[:8]
+        args.workdir = f"runs/{name}/{digest}"
+    return settings
+

@@ -144,7 +144,7 @@ def run_training(report, args, ids):
     B1, T1, n1 = 32, args.arch1_unroll, 100  # the Arch 1 seed shape: state 2n = 200
     report.log(f"Arch 1 training (batch {B1}, unroll {T1}, state {2 * n1}):")
     _, _, xla = tf_rnn_trainer("text8_arch1", num_unrollings=T1, jit_compile=True)
-    _, _, default = tf_rnn_trainer("text8_arch1", num_unrollings=T1)
+    _, _, default = tf_rnn_trainer("text8_arch1", num_unrollings=T1, jit_compile=False)
     keras_rnn = _baselines.KerasCharRNN(ALPHABET, 2 * n1, B1, T1)
     naive = _baselines.NaiveArch1(ALPHABET, n1, B1)
     tasks = {"peak": matmul_peak_task()}
@@ -171,7 +171,7 @@ def run_training(report, args, ids):
     B2, T2, n2 = 64, args.arch2_unroll, 50  # the Arch 2 seed shape
     report.log(f"Arch 2 training (batch {B2}, unroll {T2}, n {n2}):")
     _, _, xla2 = tf_rnn_trainer("text8_arch2", num_unrollings=T2, jit_compile=True)
-    _, _, default2 = tf_rnn_trainer("text8_arch2", num_unrollings=T2)
+    _, _, default2 = tf_rnn_trainer("text8_arch2", num_unrollings=T2, jit_compile=False)
     naive2 = _baselines.NaiveArch2(ALPHABET, n2, B2)
     tasks = {name: train_task(trainer, ids, B2, T2) for name, trainer in
              (("tf_rnn", xla2), ("tf_rnn_no_xla", default2), ("naive", naive2.train))}
@@ -369,4 +369,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tf_rnn import logs  # TensorFlow's native log lines off stderr (TF_RNN_VERBOSE=1: on)
+
+    with logs.native_logs_filtered():
+        sys.exit(main())

@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from experiments import _run
 from tf_rnn import cli
 
 
@@ -37,8 +38,7 @@ def parse_args(argv=None):
     p.add_argument("--check-every", type=int, default=100,
                    help="test every this many samples for exactness on all pairs")
     p.add_argument("--print-every", type=int, default=1000, help="seed-style progress")
-    p.add_argument("--workdir", default="runs/binary_addition")
-    p.add_argument("--no-progress", action="store_true")
+    _run.add_toy_arguments(p, "binary_addition")
     return p.parse_args(argv)
 
 
@@ -53,6 +53,7 @@ def _show(model, tasks, a, b, bits):
 
 
 def run(args):
+    settings = _run.toy_settings(args, "binary_addition")
     import keras
     import tensorflow as tf
     import tqdm
@@ -68,7 +69,7 @@ def run(args):
         kernel_initializer=kernel, recurrent_initializer=recurrent)
     train_step = steps.make_train_step(
         model, keras.optimizers.SGD(args.lr),
-        loss_fn=sequence.make_loss(args.loss, reduce_time="sum"))
+        loss_fn=sequence.make_loss(args.loss, reduce_time="sum"), **settings)
     a, b = tasks.random_addends(args.samples, args.bits, rng)
     inputs, targets = (tf.constant(t) for t in tasks.addition_task(a, b, args.bits))
     pairs = tasks.addition_task(*tasks.all_addend_pairs(args.bits), args.bits)

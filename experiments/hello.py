@@ -12,6 +12,7 @@ next symbols AND, from the prime (its first symbol), the project's sampler
 import argparse
 import sys
 
+from experiments import _run
 from tf_rnn import cli
 
 
@@ -26,12 +27,12 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=int, default=10, help="hidden (= context) units")
     p.add_argument("--steps", type=int, default=1000, help="full-batch updates")
     p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate")
-    p.add_argument("--workdir", default="runs/hello")
-    p.add_argument("--no-progress", action="store_true")
+    _run.add_toy_arguments(p, "hello")
     return p.parse_args(argv)
 
 
 def run(args):
+    settings = _run.toy_settings(args, "hello")
     import keras
     import tensorflow as tf
 
@@ -48,7 +49,7 @@ def run(args):
     model = sequence.ElmanSequenceModel(vocab.size, args.hidden, vocab.size, "sigmoid",
                                         members=args.seeds)
     train_step = steps.make_train_step(model, keras.optimizers.Adam(args.lr),
-                                       loss_fn=sequence.make_loss("ce"))
+                                       loss_fn=sequence.make_loss("ce"), **settings)
     workdir = Workdir(args.workdir).create()
     writer = tf.summary.create_file_writer(str(workdir.events_dir))
     fit = sequence.fit(model, train_step, (inputs, targets), args.steps, writer=writer,

@@ -131,4 +131,7 @@ def _json_line(obj):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tf_rnn import logs  # TensorFlow's native log lines off stderr (TF_RNN_VERBOSE=1: on)
+
+    with logs.native_logs_filtered():
+        sys.exit(main())

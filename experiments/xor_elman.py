@@ -16,6 +16,7 @@ import sys
 
 import numpy as np
 
+from experiments import _run
 from tf_rnn import cli
 
 
@@ -34,12 +35,12 @@ def parse_args(argv=None):
     p.add_argument("--test-length", type=int, default=1000, help="bits of the test stream")
     p.add_argument("--sweep-range", type=float, default=10.0, help="± around the trained value")
     p.add_argument("--sweep-points", type=int, default=200)
-    p.add_argument("--workdir", default="runs/xor_elman")
-    p.add_argument("--no-progress", action="store_true")
+    _run.add_toy_arguments(p, "xor_elman")
     return p.parse_args(argv)
 
 
 def run(args):
+    settings = _run.toy_settings(args, "xor_elman")
     import keras
     import tensorflow as tf
 
@@ -54,7 +55,7 @@ def run(args):
     model = sequence.ElmanSequenceModel(1, args.hidden, 1, "sigmoid", members=args.seeds)
     loss_fn = sequence.make_loss("bce", mask)
     optimizer = keras.optimizers.SGD(args.lr, momentum=args.momentum)
-    train_step = steps.make_train_step(model, optimizer, loss_fn=loss_fn)
+    train_step = steps.make_train_step(model, optimizer, loss_fn=loss_fn, **settings)
     workdir = Workdir(args.workdir).create()
     writer = tf.summary.create_file_writer(str(workdir.events_dir))
     fit = sequence.fit(model, train_step, (inputs, targets), args.steps, writer=writer,

@@ -57,6 +57,7 @@ def test_the_table_goes_to_stderr_without_tensorflow_chatter(quick_run):
     assert "| row | chars/s |" in quick_run.stderr
     assert "| train/arch1/tf_rnn |" in quick_run.stderr
     assert "cpu_feature_guard" not in quick_run.stderr
+    assert "absl::InitializeLog" not in quick_run.stderr and "oneDNN" not in quick_run.stderr
 
 
 def test_bad_arguments_are_rejected():

@@ -71,7 +71,31 @@ def _positive(name, value):
 
 
 class _Cell(keras.layers.Layer):
-    """Shared constructor/serialisation of the cells."""
+    """Shared constructor/serialisation of the cells, and the Keras RNN cell protocol.
+
+    A cell is called `cell(x (B, I), state (B, S)) -> (output (B, O), new value)`, or,
+    as `keras.layers.RNN` calls it, with the state in a list: `cell(x, [state]) ->
+    (output, [new state])` (`keras_step` says what the new state is). Subclasses set
+    `state_size` and `output_size` (O).
+    """
+
+    def __call__(self, inputs, states=None, **kwargs):
+        if isinstance(states, (list, tuple)):  # keras.layers.RNN: [state] in, [state] out
+            if len(states) != 1:
+                raise ValueError(f"{type(self).__name__} has one state tensor, got "
+                                 f"{len(states)}.")
+            output, new_state = self.keras_step(inputs, states[0], **kwargs)
+            return output, [new_state]
+        return super().__call__(inputs, states, **kwargs)
+
+    def keras_step(self, x, state, **kwargs):
+        """One step of the Keras RNN loop: x (B, I), state (B, S) -> output, new state."""
+        return super().__call__(x, state, **kwargs)
+
+    def compute_output_shape(self, input_shape, states_shape=None):
+        """(B, I) -> ((B, O) output, (B, S) state)."""
+        batch = input_shape[0]
+        return (batch, self.output_size), (batch, self.state_size)
 
     def __init__(self, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", **kwargs):
@@ -124,6 +148,7 @@ class Arch1Cell(_Cell):
         self.combine = _choice("combine", combine, COMBINES)
         self.activation = _choice("activation", activation, ARCH1_ACTIVATIONS)
         self.state_size = (2 if combine == "concat" else 1) * num_nodes
+        self.output_size = alphabet_size
 
     def build(self, input_shape=None):
         A, n, S = self.alphabet_size, self.num_nodes, self.state_size
@@ -168,6 +193,7 @@ class Arch2Cell(_Cell):
         self.alphabet_size = _positive("alphabet_size", alphabet_size)
         self.num_nodes = _positive("num_nodes", num_nodes)
         self.state_size = alphabet_size
+        self.output_size = alphabet_size
 
     def build(self, input_shape=None):
         A, n = self.alphabet_size, self.num_nodes
@@ -182,6 +208,14 @@ class Arch2Cell(_Cell):
         a = tf.concat([tf.matmul(x, self.U), tf.matmul(o_prev, self.W)], axis=-1) + self.b
         h = tf.tanh(a)
         return tf.matmul(h, self.V) + self.c, h
+
+    def keras_step(self, x, state, **kwargs):
+        """Teacher forcing in `keras.layers.RNN`, as `Arch2Model.call`: the previous
+        target, i.e. the current input x, is fed back once the stream has started (a
+        non-zero state), zeros before; the new state is x."""
+        started = tf.cast(tf.reduce_any(state != 0, axis=-1, keepdims=True), x.dtype)
+        logits, _ = super().keras_step(x, x * started, **kwargs)
+        return logits, x
 
     def get_config(self):
         return {**super().get_config(), "alphabet_size": self.alphabet_size,

@@ -8,6 +8,8 @@ import argparse
 import json
 import sys
 
+import tf_rnn
+
 
 def _add_train(sub):
     p = sub.add_parser("train", help="train a model (resumes a run found in --workdir)")
@@ -31,7 +33,15 @@ def add_run_arguments(p):
                    "field `strategy`): default (one device), mirrored (all local GPUs), "
                    "multiworker (the cluster in TF_CONFIG)")
     p.add_argument("--cache-dir", help="where text8.zip is cached (default ~/.cache/tf_rnn)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (a log "
+                   "line every log_every steps instead)")
+    add_verbose_argument(p)
+
+
+def add_verbose_argument(p):
+    """--verbose: show TensorFlow's own log lines (hidden by default, see tf_rnn.logs)."""
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log "
+                   "lines (also: TF_RNN_VERBOSE=1)")
 
 
 def _add_eval(sub):
@@ -43,6 +53,7 @@ def _add_eval(sub):
     p.add_argument("--batch-size", type=int, help="parallel streams (default: the "
                    "config's eval_batch_size)")
     p.add_argument("--cache-dir")
+    add_verbose_argument(p)
     return p
 
 
@@ -59,6 +70,7 @@ def _add_sample(sub):
     p.add_argument("--top-k", type=int, default=0, help="> 0: sample among the k best")
     p.add_argument("--seed", type=int, help="makes the sample reproducible")
     p.add_argument("--num-streams", type=int, default=1, help="independent samples")
+    add_verbose_argument(p)
     return p
 
 
@@ -68,6 +80,7 @@ def _add_export(sub):
     p.add_argument("--out", help="export directory (default: WORKDIR/export)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a non-empty export directory (atomically)")
+    add_verbose_argument(p)
     return p
 
 
@@ -112,7 +125,7 @@ def cmd_eval(args):
 
     workdir = Workdir(args.workdir)
     model, vocab, config = training.load_model(workdir)
-    data = args.data or workdir.load_run_info().get("data")
+    data = training.run_data(workdir, args.data)
     corpus = training.load_corpus_for(config, workdir, data, args.cache_dir)
     if args.split == "all":
         import numpy as np
@@ -157,12 +170,14 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample,
             "export": cmd_export}
 
 
-def quiet_tensorflow():
+def quiet_tensorflow(verbose=False):
     """Keeps TensorFlow's Python-side warnings (retracing notes, ...) off the terminal."""
     import logging
 
     import tensorflow as tf
 
+    if verbose:
+        return
     tf.get_logger().setLevel(logging.ERROR)
     try:
         import absl.logging
@@ -174,17 +189,23 @@ def quiet_tensorflow():
 
 def run_and_report(fn, args, prog="tf-rnn"):
     """Runs a command; prints its JSON result last on stdout, or one error line."""
-    from tf_rnn.training import TrainingDiverged
+    from tf_rnn import logs
 
-    quiet_tensorflow()
-    try:
-        result = fn(args)
-    except (ValueError, TrainingDiverged, OSError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; the last checkpoint is kept.", file=sys.stderr)
-        return 130
+    verbose = logs.verbose_requested(getattr(args, "verbose", False))
+    if verbose:
+        tf_rnn.show_tensorflow_logs()
+    with logs.native_logs_filtered(verbose):
+        from tf_rnn.training import TrainingDiverged
+
+        quiet_tensorflow(verbose)
+        try:
+            result = fn(args)
+        except (ValueError, TrainingDiverged, OSError) as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted; the last checkpoint is kept.", file=sys.stderr)
+            return 130
     print(json.dumps(result))
     return 0
 

@@ -66,7 +66,7 @@ class Config:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     seed: int = 0
-    jit_compile: bool = False  # XLA-compile the train step
+    jit_compile: bool = True  # XLA-compile the train step (without, where XLA cannot)
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism() first
     strategy: str = "default"  # tf.distribute: default | mirrored | multiworker (TF_CONFIG)
     # Divergence guard.

@@ -1,4 +1,7 @@
-"""Character data: vocabularies, text8 download/cache, normalisation, splits, batch cursors.
+"""Character data: vocabularies, normalisation, splits, corpora, batch cursors.
+
+The text8 download/verify/cache code is `tf_rnn.text8`; its names (`download_text8`,
+`read_text8`, `default_cache_dir`, `TEXT8_URL`, ...) are also reachable from here.
 
 Pure NumPy + standard library (no TensorFlow import), so it is cheap to import and test.
 Per-character work is vectorised; bad input raises `DataError` naming the file or
@@ -6,42 +9,36 @@ argument and what is wrong with it.
 """
 
 import dataclasses
-import hashlib
-import http.client
 import json
 import os
 import pathlib
-import sys
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 import zlib
 from collections import Counter
 
 import numpy as np
-from tqdm import tqdm
 
 TEXT8_ALPHABET = " abcdefghijklmnopqrstuvwxyz"  # id 0 is the space
-TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
-TEXT8_SIZE = 31_344_016  # bytes of text8.zip
-# Digest of text8.zip as pinned, with the size above, by TensorFlow's own word2vec tutorial
-# (tensorflow/tensorflow: tensorflow/examples/tutorials/word2vec/word2vec_basic.py).
-TEXT8_SHA256 = "a6640522afe85d1963ad56c05b0ede0a0c000dddc9671758a6cc09b7a38e5232"
 TEXT8_SPLIT = (90_000_000, 5_000_000, 5_000_000)  # train / valid / test characters
 
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-_CHUNK = 1 << 20  # download / hashing block, bytes
-_TIMEOUT_S = 60.0  # socket timeout of the download
 
 
 class DataError(ValueError):
     """Bad data or data file: missing, corrupt, wrong size or digest, unknown characters."""
 
 
-def default_cache_dir() -> pathlib.Path:
-    """The download cache: $TF_RNN_CACHE if set, else ~/.cache/tf_rnn."""
-    return pathlib.Path(os.environ.get("TF_RNN_CACHE") or "~/.cache/tf_rnn").expanduser()
+_TEXT8_NAMES = ("TEXT8_URL", "TEXT8_SIZE", "TEXT8_SHA256", "default_cache_dir",
+                "download_text8", "read_text8", "file_sha256")
+
+
+def __getattr__(name):  # the names that moved to tf_rnn.text8 (imported on first use)
+    if name in _TEXT8_NAMES:
+        from tf_rnn import text8
+
+        return getattr(text8, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _codepoints(text: str) -> np.ndarray:
@@ -277,99 +274,6 @@ def load_text(path) -> str:
         raise DataError(f"cannot read {path}: {err}") from None
 
 
-def _verify(path: pathlib.Path, expected_size, sha256) -> str | None:
-    """None if `path` has the expected size and digest, else what is wrong."""
-    size = path.stat().st_size
-    if expected_size is not None and size != expected_size:
-        return f"size {size} bytes, expected {expected_size}"
-    if sha256 is not None:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(_CHUNK), b""):
-                digest.update(block)
-        if digest.hexdigest() != sha256.lower():
-            return f"SHA-256 {digest.hexdigest()}, expected {sha256.lower()}"
-    return None
-
-
-def _fetch(url, tmp: pathlib.Path, expected_size, sha256, progress, desc) -> None:
-    """Downloads `url` into `tmp`, hashing on the fly; DataError on failure or mismatch."""
-    digest, got = hashlib.sha256(), 0
-    try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as resp, tmp.open("wb") as out:
-            total = resp.headers.get("Content-Length", "")
-            with tqdm(total=int(total) if total.isdigit() else None, unit="B", unit_scale=True,
-                      unit_divisor=1024, desc=desc, file=sys.stderr, disable=not progress) as bar:
-                for block in iter(lambda: resp.read(_CHUNK), b""):
-                    out.write(block)
-                    digest.update(block)
-                    got += len(block)
-                    bar.update(len(block))
-                    if expected_size is not None and got > expected_size:
-                        break  # already too big: no point fetching the rest
-            out.flush()
-            os.fsync(out.fileno())
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
-        plain = isinstance(err, urllib.error.HTTPError) or not hasattr(err, "reason")
-        reason = err if plain else err.reason  # "HTTP Error 404: ..." / "[Errno 111] ..."
-        raise DataError(f"downloading {url} failed: {reason}") from None
-    if expected_size is not None and got != expected_size:
-        got_text = f"more than {expected_size}" if got > expected_size else str(got)
-        raise DataError(f"download from {url} has the wrong size: expected {expected_size} "
-                        f"bytes, got {got_text}")
-    if sha256 is not None and digest.hexdigest() != sha256.lower():
-        raise DataError(f"download from {url} has the wrong SHA-256: expected "
-                        f"{sha256.lower()}, got {digest.hexdigest()}")
-
-
-def download_text8(cache_dir, url=TEXT8_URL, expected_size=TEXT8_SIZE, sha256=TEXT8_SHA256,
-                   progress=True, filename="text8.zip") -> pathlib.Path:
-    """Returns cache_dir/filename, a verified copy of `url`, downloading only when needed.
-
-    A cached file that fails verification is deleted (with a message on stderr) and
-    fetched again. Downloads go to a temp file in `cache_dir`, renamed into place only
-    once verified: no partial or wrong file is ever left under the final name.
-
-    Args:
-        cache_dir: the cache directory (created if missing).
-        url: where to download from.
-        expected_size: size in bytes, or None to skip the size check.
-        sha256: hex SHA-256 digest, or None to skip the digest check.
-        progress: show a tqdm progress bar on stderr.
-        filename: name of the file in `cache_dir`.
-
-    Raises:
-        DataError: network failure, or a download of the wrong size or digest.
-    """
-    cache_dir = pathlib.Path(cache_dir).expanduser()
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataError(f"cannot create cache directory {cache_dir}: {err}") from None
-    final = cache_dir / filename
-    if final.is_file():
-        problem = _verify(final, expected_size, sha256)
-        if problem is None:
-            return final
-        print(f"tf_rnn: cached {final} failed verification ({problem}); deleting it and "
-              f"downloading {url} again", file=sys.stderr)
-        final.unlink()
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{filename}.", suffix=".part")
-    os.close(fd)
-    tmp = pathlib.Path(tmp)
-    try:
-        _fetch(url, tmp, expected_size, sha256, progress, desc=filename)
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
-
-
-def read_text8(path) -> str:
-    """The text of text8.zip (its single member)."""
-    return load_text(path)
-
-
 def split_text(text, fractions=(0.9, 0.05, 0.05)):
     """Splits a str or id array of length N into consecutive (train, valid, test).
 
@@ -423,9 +327,12 @@ def load_corpus(data=None, *, cache_dir=None, vocab="text8", normalize=False, un
         ValueError: a bad `vocab`.
     """
     if data is None:
-        path = download_text8(cache_dir if cache_dir is not None else default_cache_dir(),
-                              **{"progress": progress, **(download_kwargs or {})})
-        text, source = read_text8(path), "text8"
+        from tf_rnn import text8
+
+        path = text8.download_text8(
+            cache_dir if cache_dir is not None else text8.default_cache_dir(),
+            **{"progress": progress, **(download_kwargs or {})})
+        text, source = text8.read_text8(path), "text8"
     else:
         text, source = load_text(data), str(data)
     if normalize:

@@ -173,8 +173,7 @@ class CharModelExport(tf.Module):
         padded = ids.to_tensor(0)
         padded = tf.pad(padded, [[0, 0], [0, width - tf.shape(padded)[1]]])  # (B, P)
         # An empty prime: one start character drawn uniformly with the seed.
-        start = tf.random.stateless_uniform([batch], tf.stack([seed, -1]), minval=0,
-                                            maxval=self._alphabet_size, dtype=tf.int32)
+        start = sampling.start_ids(batch, self._alphabet_size, seed)
         padded = tf.concat([tf.where(lengths > 0, padded[:, 0], start)[:, None],
                             padded[:, 1:]], axis=1)
         lengths = tf.maximum(lengths, 1)
@@ -325,7 +324,7 @@ def sample_from_export(export_dir, prime="", length=100, temperature=1.0, top_k=
 
     Needs only the export directory: the checkpoint and the work directory are not read.
     """
-    sampling.check_sample_arguments(length, num_streams)
+    sampling.check_sample_arguments(length, num_streams, temperature, top_k, prime)
     path = pathlib.Path(export_dir).expanduser()
     if not (path / "saved_model.pb").is_file():
         raise ExportError(f"No SavedModel in {str(path)!r} (write one with `tf-rnn export`).")

@@ -1,7 +1,8 @@
 """Character language models: a cell plus the loop that runs it over a window.
 
 Every model has the same interface, used by training, sampling and export:
-  call(inputs (B, T) int ids, state) -> logits (B, T, A), new state   (teacher-forced)
+  call(inputs (B, T) int ids, state) -> logits (B, T, A), new state   (teacher-forced;
+                                        state defaults to the zero state)
   step(ids (B,), state)             -> logits (B, A), new state       (one character)
   zero_state(batch_size)            -> (B, state_size)
 
@@ -41,6 +42,10 @@ def _lookup(table, ids):
     return tf.gather(table, ids), grad
 
 
+def _logits(y_pred):
+    return y_pred[0] if isinstance(y_pred, (tuple, list)) else y_pred
+
+
 class CharModel(keras.Model):
     """Shared plumbing of the character models; subclasses set `self.cell`."""
 
@@ -56,16 +61,35 @@ class CharModel(keras.Model):
         self._initializers = cells_lib.initializers(init, init_mean, init_stddev, init_gain)
 
     def _make_cell(self, cell):
-        cell.build()
+        cell.build((None, self.alphabet_size))  # with a shape: summary() shows shapes
         self.built = True
         return cell
+
+    def __call__(self, inputs, state=None, **kwargs):
+        """model(ids (B, T)) starts from the zero state; model(ids, state) from `state`."""
+        if state is None:
+            state = self.zero_state(keras.ops.shape(inputs)[0])
+        return super().__call__(inputs, state, **kwargs)
+
+    def compute_output_shape(self, input_shape, state_shape=None):
+        """(B, T) -> ((B, T, A) logits, (B, S) state)."""
+        batch, steps = tuple(input_shape)[:2]
+        return (batch, steps, self.alphabet_size), (batch, self.state_size)
+
+    # Keras's fit/evaluate: the model returns (logits, state); losses and metrics take
+    # the logits. Each batch is an independent window from the zero state (see README).
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return super().compute_loss(x, y, _logits(y_pred), sample_weight, training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, y, _logits(y_pred), sample_weight)
 
     @property
     def state_size(self):
         return self.cell.state_size
 
     def zero_state(self, batch_size):
-        return tf.zeros([batch_size, self.state_size], dtype=self.compute_dtype)
+        return keras.ops.zeros([batch_size, self.state_size], dtype=self.compute_dtype)
 
     def one_hot(self, ids):
         return tf.one_hot(ids, self.alphabet_size, dtype=self.compute_dtype)

@@ -9,6 +9,27 @@ import numpy as np
 import tensorflow as tf
 
 
+RNG_ALG = "philox"  # the generator of the start characters (same in sampling and export)
+_HASH = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x7FEB352D, 0x846CA68B)  # odd 32-bit mixers
+
+
+def uniform(seed, batch):
+    """(B,) float32 numbers in [0, 1) from `seed` (2,) int32 and the row: a 32-bit hash.
+
+    Not `tf.random.stateless_uniform`: its Philox gives other numbers under XLA than
+    without (with a seed that is not a constant), and the compiled sampler and an export
+    (not compiled, for TF Serving) must draw the same text from the same seed. Integer
+    ops are exact everywhere: these numbers are the same with and without XLA.
+    """
+    u32 = lambda v: tf.constant(v, tf.uint32)  # noqa: E731
+    s = tf.cast(tf.cast(seed, tf.int32), tf.uint32)
+    rows = tf.cast(tf.range(batch), tf.uint32)
+    x = s[0] * u32(_HASH[0]) + s[1] * u32(_HASH[1]) + rows * u32(_HASH[2])
+    for multiplier in _HASH[3:]:  # the "lowbias32" integer hash
+        x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, u32(16))) * u32(multiplier)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, u32(16)))
+    return tf.cast(tf.bitwise.right_shift(x, u32(8)), tf.float32) * (1.0 / (1 << 24))
+
 # Up to this alphabet size the cumulative sum of `choose` is one (A, A) matmul, which
 # XLA runs faster on a CPU than a cumsum; beyond it, the matmul's A^2 work would not pay.
 _MATMUL_CUMSUM_MAX = 256
@@ -49,7 +70,7 @@ def choose(logits, temperature, top_k, seed):
         cdf = tf.matmul(weights, upper)  # (B, A) running sums
     else:
         cdf = tf.cumsum(weights, axis=-1)
-    u = tf.random.stateless_uniform(tf.shape(greedy), seed)[:, None] * cdf[:, -1:]  # (B, 1)
+    u = uniform(seed, tf.shape(greedy)[0])[:, None] * cdf[:, -1:]  # (B, 1)
     # The first j with cdf_j > u: characters of probability 0 are never picked.
     drawn = tf.reduce_sum(tf.cast(cdf <= u, tf.int32), axis=-1)  # (B,)
     drawn = tf.where(drawn < size, drawn, greedy)  # u rounded up to the total: rare
@@ -84,23 +105,47 @@ def make_generator(step_fn, jit_compile=True):
     return tf.function(generate, jit_compile=jit_compile, reduce_retracing=True)
 
 
-def encode_prime(vocab, prime, num_streams, rng=None):
+def start_ids(num_streams, alphabet_size, seed):
+    """(B,) int32 first characters of streams with an empty prime, drawn uniformly.
+
+    The export's `generate` draws them the same way: the same seed, the same text.
+    """
+    return tf.random.stateless_uniform(
+        [num_streams], tf.stack([tf.cast(seed, tf.int32), -1]), minval=0,
+        maxval=alphabet_size, dtype=tf.int32, alg=RNG_ALG)
+
+
+def encode_prime(vocab, prime, num_streams, seed=0):
     """(B, P) prime ids; an empty prime starts each stream with a random character."""
     if prime:
         ids = vocab.encode(prime)
         return np.tile(ids[None, :], (num_streams, 1))
-    rng = rng if rng is not None else np.random.default_rng()
-    return rng.integers(0, vocab.size, size=(num_streams, 1)).astype(np.int32)
+    return start_ids(num_streams, vocab.size, seed).numpy()[:, None]
 
 
-def check_sample_arguments(length, num_streams):
-    """ValueError naming the argument for a negative `length` or no streams."""
+def check_sample_arguments(length, num_streams, temperature=1.0, top_k=0, prime=None):
+    """ValueError naming the argument for a value that would be silently misread.
+
+    `length` counts the characters generated after the prime; an empty prime starts
+    from one random character (part of the text), so it needs `length` >= 1.
+    `temperature` <= 0 is greedy; NaN or infinite is an error. `top_k` 0 is off.
+    """
     if length < 0:
         raise ValueError(f"Received an invalid value for argument `length`, expected a "
                          f"non-negative integer, got {length!r}.")
+    if length == 0 and prime == "":
+        raise ValueError("Received an invalid value for argument `length`, expected a "
+                         "positive integer when the prime is empty (it would generate "
+                         "nothing), got 0.")
     if num_streams <= 0:
         raise ValueError(f"Received an invalid value for argument `num_streams`, expected "
                          f"a positive integer, got {num_streams!r}.")
+    if not np.isfinite(temperature):
+        raise ValueError(f"Received an invalid value for argument `temperature`, expected "
+                         f"a finite number (<= 0: greedy), got {temperature!r}.")
+    if top_k < 0:
+        raise ValueError(f"Received an invalid value for argument `top_k`, expected a "
+                         f"non-negative integer (0: off), got {top_k!r}.")
 
 
 def sample(model, vocab, prime="", length=100, temperature=1.0, top_k=0, seed=None,
@@ -113,10 +158,10 @@ def sample(model, vocab, prime="", length=100, temperature=1.0, top_k=0, seed=No
     Returns:
       A list of `num_streams` strings, each the prime followed by the generated text.
     """
-    check_sample_arguments(length, num_streams)
+    check_sample_arguments(length, num_streams, temperature, top_k, prime)
     seed = int(np.random.SeedSequence(seed).generate_state(1)[0] >> 1) if seed is None \
         else int(seed)
-    prime_ids = encode_prime(vocab, prime, num_streams, np.random.default_rng(seed))
+    prime_ids = encode_prime(vocab, prime, num_streams, seed % (2**31 - 1))
     state = model.zero_state(num_streams)
     if prime_ids.shape[1] > 1:
         _, state = model(tf.constant(prime_ids[:, :-1]), state)

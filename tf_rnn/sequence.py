@@ -249,6 +249,9 @@ def fit(model, train_step, batches, steps, *, check=None, check_every=0, log_eve
             if done % log_every == 0 or done == steps:
                 loss = float(metrics["loss"]) / model.members
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                if not progress:  # no bar: a log file still gets the loss as it goes
+                    tqdm.tqdm.write(f"{desc} step {done}/{steps}: loss {loss:.4f}",
+                                    file=sys.stderr)
                 if writer is not None:
                     with writer.as_default():
                         tf.summary.scalar("train/loss", loss, step=done)

@@ -5,6 +5,7 @@
 """
 
 import math
+import sys
 
 import keras
 import numpy as np
@@ -113,7 +114,44 @@ def make_train_step(model, optimizer, clip_norm=0.0, clip_value=0.0, loss_fn=lm_
                    "finite": finite}
         return metrics, new_state
 
-    return _ShapeCachedFunction(tf.function(train_step, jit_compile=jit_compile))
+    plain = _ShapeCachedFunction(tf.function(train_step))
+    if not jit_compile:
+        return plain
+    return xla_or_fallback(_ShapeCachedFunction(tf.function(train_step, jit_compile=True)),
+                           plain, "the train step")
+
+
+# Errors by which a first XLA call can fail to compile (an op without an XLA kernel on
+# this device, ...). Compiling comes before running, so nothing has been updated yet.
+_XLA_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
+               tf.errors.InternalError, tf.errors.NotFoundError)
+
+
+def xla_or_fallback(compiled, plain, what):
+    """`compiled` (an XLA function), replaced by `plain` if its first call fails.
+
+    Only the first call can fall back: if `plain` fails on the same arguments too, the
+    error is not XLA's and `plain`'s is raised. The fallback is said on stderr once.
+    """
+    chosen = None
+
+    def call(*args):
+        nonlocal chosen
+        if chosen is not None:
+            return chosen(*args)
+        try:
+            result = compiled(*args)
+            chosen = compiled
+        except _XLA_ERRORS as err:
+            result = plain(*args)  # raises the real error if it is not XLA's
+            chosen = plain
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            print(f"tf_rnn: XLA could not compile {what} ({reason}); running it without "
+                  f"XLA (--set jit_compile=false skips the attempt).", file=sys.stderr)
+        return result
+
+    call.uses_xla = lambda: chosen is compiled
+    return call
 
 
 class _ShapeCachedFunction:

@@ -180,6 +180,40 @@ def load_corpus_for(config, workdir, data=None, cache_dir=None, download_kwargs=
     return corpus
 
 
+def run_info(data, corpus):
+    """What run.json records of the corpus: its absolute path (None: text8) and digest."""
+    if data is None:
+        return {"data": None, "sha256": data_lib.TEXT8_SHA256}
+    path = os.path.abspath(os.path.expanduser(str(data)))
+    return {"data": path, "sha256": data_lib.file_sha256(path)}
+
+
+def run_data(workdir, data=None):
+    """The corpus `eval` reads: `data` if given, else the one recorded in run.json.
+
+    Raises:
+      DataError: the recorded corpus is gone (the message says where the path came from
+        and how to pass --data).
+    """
+    if data is not None:
+        return data
+    workdir = Workdir(workdir)
+    info = workdir.load_run_info()
+    recorded = info.get("data")
+    if recorded is None:
+        return None  # text8
+    if not os.path.exists(recorded):
+        raise data_lib.DataError(
+            f"The run in {str(workdir.path)!r} was trained on {recorded} (recorded in "
+            f"{workdir.run_path.name}), which does not exist any more (or, if it was "
+            f"recorded relative, from this directory): pass the corpus with --data FILE.")
+    digest = info.get("sha256")
+    if digest and data_lib.file_sha256(recorded) != digest:
+        _log(f"Note: {recorded} (recorded in {workdir.run_path}) has changed since the run "
+             f"was trained (SHA-256 differs); evaluating on it anyway.")
+    return recorded
+
+
 def _show(chars, limit=10):
     more = f" and {len(chars) - limit} more" if len(chars) > limit else ""
     return ", ".join(repr(c) for c in chars[:limit]) + more
@@ -256,10 +290,19 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
 
     run = Run(config, corpus.vocab.size, workdir, strategy)
     restored = run.restore()  # before any write: a failure leaves the workdir as it was
-    workdir.create()
-    workdir.save_vocab(corpus.vocab)
-    workdir.save_config(config)
-    workdir.save_run_info({"data": corpus.source if data is not None else None})
+    last = total_steps(config, cursors)
+    done = restored is not None and int(run.step.numpy()) >= last
+    if done and int(run.step.numpy()) > last:
+        raise WorkdirError(
+            f"The run in {str(workdir.path)!r} is already at step {int(run.step.numpy())}, "
+            f"past the {last} steps asked (--steps / steps / epochs): nothing to train, "
+            f"nothing was changed. Ask for more steps to continue it; `tf-rnn eval` and "
+            f"`tf-rnn sample` use its latest checkpoint.")
+    if not done:  # a finished run, run again, only reports its figures: nothing written
+        workdir.create()
+        workdir.save_vocab(corpus.vocab)
+        workdir.save_config(config)
+        workdir.save_run_info(run_info(data, corpus))
     if restored:
         cursors.set_state(run.cursors.numpy())
         if distribute.is_chief(strategy):  # events past the checkpoint: trained again now
@@ -273,15 +316,16 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
         jit_compile=config.jit_compile)
     eval_step = steps_lib.make_eval_step(run.model)
     generator = sampling.make_generator(run.model.step)
-    writer = distribute.summary_writer(strategy, workdir.events_dir)  # no-op off the chief
-    last = total_steps(config, cursors)
+    writer = (tf.summary.create_noop_writer() if done else  # no-op off the chief too
+              distribute.summary_writer(strategy, workdir.events_dir))
     window_chars = config.batch_size * config.num_unrollings
     totals = _new_totals(run.log_totals.numpy())
     pending = summaries.PendingSummaries()  # written just before each checkpoint
     bpc = text = None
     result = {"step": step, "loss": None, "train_bpc": None, "valid_bpc": None,
               "chars_per_sec": None, "recoveries": int(run.recoveries.numpy()),
-              "sample": None, "workdir": str(workdir.path)}
+              "sample": None, "workdir": str(workdir.path), "jit_compile": None,
+              "first_step_sec": None}
     run_chars, run_time, started, warm = 0, 0.0, time.perf_counter(), False
 
     def validate():
@@ -321,6 +365,8 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
             totals["timed"] += 1
             if warm:  # the first step of a process traces and compiles: not counted
                 run_chars, run_time = run_chars + window_chars, run_time + elapsed
+            else:
+                result["first_step_sec"] = elapsed  # mostly tracing and compiling
             warm = True
             bar.update(1)
             if step % config.log_every == 0 or step == last:
@@ -337,6 +383,9 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
                 bar.set_postfix(loss=f"{mean_loss:.3f}", bpc=f"{mean_loss / steps_lib.LN2:.3f}",
                                 chars_s=f"{cps:,.0f}", refresh=False)
                 result.update(loss=mean_loss, train_bpc=mean_loss / steps_lib.LN2)
+                if not progress:  # no bar: one line per log_every steps (a log file's)
+                    _log(f"step {step}/{last}: loss {mean_loss:.4f} bpc "
+                         f"{mean_loss / steps_lib.LN2:.4f} chars/s {cps:,.0f} lr {lr:.4g}")
                 totals = _new_totals()
             final = step == last  # the final figures too go in before the last save
             if (config.eval_every and step % config.eval_every == 0) or final:
@@ -355,7 +404,9 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
                 run.save(step, cursors.get_state(), state, _saved_totals(totals))
         if text is None:  # a finished run, run again: its figures, nothing logged or saved
             bpc, text = validate(), draw_sample()
+    uses_xla = getattr(train_step, "uses_xla", None)
     result.update(step=step, valid_bpc=bpc, sample=text,
+                  jit_compile=uses_xla() if uses_xla and warm else config.jit_compile,
                   chars_per_sec=run_chars / run_time if run_time else None,
                   elapsed_sec=time.perf_counter() - started,
                   recoveries=int(run.recoveries.numpy()))
