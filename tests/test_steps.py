@@ -128,3 +128,46 @@ def test_evaluate_carries_state_like_one_long_window():
     whole = float(steps.lm_loss(logits, tf.constant(ids[None, 1:])))
     assert windowed["loss"] == pytest.approx(whole, rel=1e-5)
     assert windowed["chars"] == 60
+
+
+def _markov_ids(length, seed):
+    """Ids 0..4 where the next id is mostly 2·previous + 1 (mod 5): something to learn."""
+    rng = np.random.default_rng(seed)
+    ids = [0]
+    for noise in rng.random(length - 1) < 0.3:
+        ids.append(int(rng.integers(0, 5)) if noise else (2 * ids[-1] + 1) % 5)
+    return np.array(ids)
+
+
+def _trained(name):
+    """A model of `name` after 40 Adam steps on `_markov_ids` text, carrying its state."""
+    cfg, model, optimizer = _setup(name, optimizer="adam", learning_rate=0.03)
+    step = steps.make_train_step(model, optimizer, clip_norm=5.0)
+    ids = _markov_ids(4 * 40 * 6 + 1, seed=3).reshape(-1)
+    streams = np.stack([ids[b * 240:b * 240 + 241] for b in range(4)])  # (4, 241)
+    state = model.zero_state(4)
+    for start in range(0, 240, 6):
+        window = streams[:, start:start + 7]
+        _, state = step(tf.constant(window[:, :-1]), tf.constant(window[:, 1:]), state)
+    return model
+
+
+@pytest.mark.parametrize("name", ["arch1", "arch2", "elman"])
+def test_evaluate_with_many_streams_is_the_mean_over_its_slices(name):
+    """B streams = the text cut into B contiguous slices of (len - 1) // B predictions,
+    each scored from the zero state; the last (len - 1) % B predictions are not scored."""
+    model = _trained(name)
+    B, length, rest = 8, 37, 5
+    ids = _markov_ids(B * length + 1 + rest, seed=4)
+    out = steps.evaluate(model, ids, batch_size=B, num_unrollings=7)
+    slices = [steps.evaluate(model, ids[b * length:(b + 1) * length + 1], batch_size=1,
+                             num_unrollings=7) for b in range(B)]
+    assert all(s["chars"] == length for s in slices)
+    assert out["chars"] == B * length
+    assert out["loss"] == pytest.approx(np.mean([s["loss"] for s in slices]), rel=1e-5)
+    assert out["bpc"] == pytest.approx(np.mean([s["bpc"] for s in slices]), rel=1e-5)
+    # The slices score differently, so a wrong cut (every stream at the start, overlapping
+    # streams, the remainder scored) changes the result.
+    assert np.ptp([s["bpc"] for s in slices]) > 0.05
+    # And the model did learn the text: well below the uniform log2(5) = 2.32 bits.
+    assert out["bpc"] < 2.0
