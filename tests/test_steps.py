@@ -171,3 +171,27 @@ def test_evaluate_with_many_streams_is_the_mean_over_its_slices(name):
     assert np.ptp([s["bpc"] for s in slices]) > 0.05
     # And the model did learn the text: well below the uniform log2(5) = 2.32 bits.
     assert out["bpc"] < 2.0
+
+
+@pytest.mark.parametrize("name", ["arch1", "arch2", "elman"])
+def test_xla_and_plain_train_steps_give_the_same_losses(name):
+    """README: `jit_compile` changes the speed, not the training (to float tolerance)."""
+    ids = _markov_ids(4 * 30 + 1, seed=5)
+    streams = np.stack([ids[b * 30:b * 30 + 31] for b in range(4)])  # (4, 31)
+    runs = {}
+    for jit in (False, True):
+        cfg, model, optimizer = _setup(name, optimizer="adadelta", learning_rate=2.5)
+        step = steps.make_train_step(model, optimizer, clip_norm=1.25, jit_compile=jit)
+        state, losses = model.zero_state(4), []
+        for start in range(0, 30, 6):  # 5 steps, the state carried
+            window = streams[:, start:start + 7]
+            metrics, state = step(tf.constant(window[:, :-1]), tf.constant(window[:, 1:]),
+                                  state)
+            losses.append(float(metrics["loss"]))
+        runs[jit] = losses, state.numpy(), [v.numpy() for v in model.trainable_variables]
+    (plain, plain_state, plain_weights), (xla, xla_state, xla_weights) = runs[False], runs[True]
+    assert np.ptp(plain) > 0.01  # the steps trained: the losses move
+    np.testing.assert_allclose(xla, plain, rtol=1e-5)
+    np.testing.assert_allclose(xla_state, plain_state, rtol=1e-4, atol=1e-5)
+    for x, p in zip(xla_weights, plain_weights):
+        np.testing.assert_allclose(x, p, rtol=1e-4, atol=1e-5)
