@@ -371,3 +371,22 @@ def test_saved_model_cli_lists_the_signatures(runs):
     for name in ("step", "generate", "score", "zero_state", "step_text"):
         assert f"signature_def['{name}']" in proc.stdout
     assert "shape: (-1)" in proc.stdout and "shape: (-1, 27)" in proc.stdout
+
+
+def test_export_follows_the_runs_unknown_space(tmp_path):
+    """README: an export reads characters outside the vocabulary as spaces when the run
+    was trained with `--set unknown=space` (and fails on them otherwise: see above)."""
+    data = tmp_path / "capitals.txt"
+    data.write_text(_corpus(["The", "cat", "Sat", "on", "a", "mat."], 600, 2), encoding="utf-8")
+    config = config_lib.with_overrides(config_lib.get_preset("text8_arch1"),
+                                       TINY + ["unknown=space", "init=glorot"])
+    training.train(config.replace(steps=2), tmp_path / "run", str(data), progress=False)
+    info = export_lib.export(tmp_path / "run", tmp_path / "export")  # no `unknown` given
+    assert json.loads((tmp_path / "export" / export_lib.METADATA).read_text())["unknown"] \
+        == "space"
+    loaded = tf.saved_model.load(info["export_dir"])
+    bpc = loaded.score(tf.constant(["the Cat.sat", "the  at sat"]))["bpc"].numpy()
+    assert np.isfinite(bpc[0]) and bpc[0] == bpc[1]
+    state = loaded.zero_state(tf.constant(2))["state"]
+    logits = loaded.step_text(tf.constant(["C", " "]), state)["logits"].numpy()
+    np.testing.assert_array_equal(logits[0], logits[1])
