@@ -159,9 +159,10 @@ def test_evaluate_with_many_streams_is_the_mean_over_its_slices(name):
     model = _trained(name)
     B, length, rest = 8, 37, 5
     ids = _markov_ids(B * length + 1 + rest, seed=4)
-    out = steps.evaluate(model, ids, batch_size=B, num_unrollings=7)
+    eval_step = steps.make_eval_step(model)  # one trace per batch size, not per call
+    out = steps.evaluate(model, ids, batch_size=B, num_unrollings=7, eval_step=eval_step)
     slices = [steps.evaluate(model, ids[b * length:(b + 1) * length + 1], batch_size=1,
-                             num_unrollings=7) for b in range(B)]
+                             num_unrollings=7, eval_step=eval_step) for b in range(B)]
     assert all(s["chars"] == length for s in slices)
     assert out["chars"] == B * length
     assert out["loss"] == pytest.approx(np.mean([s["loss"] for s in slices]), rel=1e-5)
