@@ -154,11 +154,16 @@ def test_generate_seeded_and_empty_prime(runs):
     assert first == _generate(loaded, primes, length=60, seed=11)
     assert first != _generate(loaded, primes, length=60, seed=12)
     assert first[0].startswith("the cat") and len(first[0]) == 7 + 60
-    assert len(first[1]) == 1 + 60 and first[1][0] in vocab.chars  # drawn start char
+    assert len(first[1]) == 1 + 60
     out = loaded.generate(tf.constant(["the"]), tf.constant(0), tf.constant(1.0),
                           tf.constant(0), tf.constant(0, tf.int64))
     assert out["text"].numpy()[0] == b"the" and out["generated"].numpy()[0] == b""
     assert _generate(loaded, primes, top_k=1, seed=5) == _generate(loaded, primes, 30, 0.0, seed=5)
+    # An empty prime starts with a character drawn uniformly from the whole vocabulary:
+    # 540 draws (20 expected of each) show every character, none of them 3x too often.
+    starts = collections.Counter(t[0] for t in _generate(loaded, [""] * 540, length=0,
+                                                          seed=11))
+    assert set(starts) == set(vocab.chars) and max(starts.values()) < 60
 
 
 # --- bad input --------------------------------------------------------------------------
@@ -371,3 +376,22 @@ def test_saved_model_cli_lists_the_signatures(runs):
     for name in ("step", "generate", "score", "zero_state", "step_text"):
         assert f"signature_def['{name}']" in proc.stdout
     assert "shape: (-1)" in proc.stdout and "shape: (-1, 27)" in proc.stdout
+
+
+def test_export_follows_the_runs_unknown_space(tmp_path):
+    """README: an export reads characters outside the vocabulary as spaces when the run
+    was trained with `--set unknown=space` (and fails on them otherwise: see above)."""
+    data = tmp_path / "capitals.txt"
+    data.write_text(_corpus(["The", "cat", "Sat", "on", "a", "mat."], 600, 2), encoding="utf-8")
+    config = config_lib.with_overrides(config_lib.get_preset("text8_arch1"),
+                                       TINY + ["unknown=space", "init=glorot"])
+    training.train(config.replace(steps=2), tmp_path / "run", str(data), progress=False)
+    info = export_lib.export(tmp_path / "run", tmp_path / "export")  # no `unknown` given
+    assert json.loads((tmp_path / "export" / export_lib.METADATA).read_text())["unknown"] \
+        == "space"
+    loaded = tf.saved_model.load(info["export_dir"])
+    bpc = loaded.score(tf.constant(["the Cat.sat", "the  at sat"]))["bpc"].numpy()
+    assert np.isfinite(bpc[0]) and bpc[0] == bpc[1]
+    state = loaded.zero_state(tf.constant(2))["state"]
+    logits = loaded.step_text(tf.constant(["C", " "]), state)["logits"].numpy()
+    np.testing.assert_array_equal(logits[0], logits[1])

@@ -348,3 +348,41 @@ def test_same_seed_same_losses_for_50_steps(tmp_path, corpus):
     first, second = losses("a", 0), losses("b", 0)
     assert first == second  # to the bit
     assert len(set(first)) > 40  # and they are real, changing losses
+
+
+def test_ctrl_c_exits_130_and_keeps_a_checkpoint_to_resume_from(tmp_path, capsys, corpus):
+    """README: Ctrl-C exits 130 and keeps the last checkpoint. A real SIGINT to a real
+    `python -m tf_rnn.cli train` once it has saved a checkpoint past step 0."""
+    workdir = tmp_path / "run"
+    argv = ["train", "--data", str(corpus), "--workdir", str(workdir), "--steps", "1000000",
+            "--no-progress", "--set", "num_nodes=8", "--set", "batch_size=4",
+            "--set", "num_unrollings=5", "--set", "checkpoint_every=5", "--set",
+            "eval_every=0", "--set", "sample_every=0", "--set", "log_every=5"]
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # SIGINT as a terminal sends it, even where the test runner was started with SIGINT
+    # ignored (a background job): the child would inherit that and never see it.
+    proc = subprocess.Popen([sys.executable, "-m", "tf_rnn.cli", *argv], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            state = tf.train.get_checkpoint_state(str(workdir / "checkpoints"))
+            if state and not state.model_checkpoint_path.endswith("ckpt-0"):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and not out  # a message, no JSON result
+    kept = int(latest_checkpoint_name(workdir).split("-")[1])
+    assert kept >= 5
+    training.load_model(workdir)  # the kept checkpoint loads...
+    code, result, err = run_cli(capsys, [*argv[:5], "--steps", str(kept + 5), *argv[7:]])
+    assert code == 0, err  # ...and the run resumes from it
+    assert f"at step {kept}." in err and result["step"] == kept + 5

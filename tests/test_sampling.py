@@ -66,7 +66,21 @@ def test_temperature_sharpens_or_flattens_the_distribution():
 def test_many_streams_differ_and_share_the_prime(model, generator):
     texts = sampling.sample(model, VOCAB, "q", 40, seed=2, num_streams=8, generator=generator)
     assert len(texts) == 8 and all(t.startswith("q") and len(t) == 41 for t in texts)
-    assert len(set(texts)) > 1
+
+
+def test_streams_are_independent_draws_from_the_model(model, generator):
+    """Independence: from one prime, each stream draws its own next character from the
+    model's distribution p. Over 4000 streams the first characters then have frequencies
+    p, and two streams agree as often as two independent draws do, sum(p^2); streams that
+    shared (or correlated) their random numbers would agree far more often."""
+    n = 4000
+    texts = sampling.sample(model, VOCAB, "q", 1, seed=2, num_streams=n, generator=generator)
+    ids = VOCAB.encode("".join(t[1] for t in texts))
+    logits, _ = model.step(tf.constant(VOCAB.encode("q")), model.zero_state(1))
+    p = tf.nn.softmax(logits[0]).numpy()
+    np.testing.assert_allclose(np.bincount(ids, minlength=VOCAB.size) / n, p, atol=0.035)
+    agree = np.mean(ids[0::2] == ids[1::2])
+    assert agree == pytest.approx(np.sum(p ** 2), abs=0.03)
 
 
 def test_prime_with_unknown_character_is_rejected(model):

@@ -128,3 +128,73 @@ def test_evaluate_carries_state_like_one_long_window():
     whole = float(steps.lm_loss(logits, tf.constant(ids[None, 1:])))
     assert windowed["loss"] == pytest.approx(whole, rel=1e-5)
     assert windowed["chars"] == 60
+
+
+def _markov_ids(length, seed):
+    """Ids 0..4 where the next id is mostly 2·previous + 1 (mod 5): something to learn."""
+    rng = np.random.default_rng(seed)
+    ids = [0]
+    for noise in rng.random(length - 1) < 0.3:
+        ids.append(int(rng.integers(0, 5)) if noise else (2 * ids[-1] + 1) % 5)
+    return np.array(ids)
+
+
+def _trained(name):
+    """A model of `name` after 40 Adam steps on `_markov_ids` text, carrying its state."""
+    cfg, model, optimizer = _setup(name, optimizer="adam", learning_rate=0.03)
+    step = steps.make_train_step(model, optimizer, clip_norm=5.0)
+    ids = _markov_ids(4 * 40 * 6 + 1, seed=3).reshape(-1)
+    streams = np.stack([ids[b * 240:b * 240 + 241] for b in range(4)])  # (4, 241)
+    state = model.zero_state(4)
+    for start in range(0, 240, 6):
+        window = streams[:, start:start + 7]
+        _, state = step(tf.constant(window[:, :-1]), tf.constant(window[:, 1:]), state)
+    return model
+
+
+@pytest.mark.parametrize("name", ["arch1", "arch2", "elman"])
+def test_evaluate_with_many_streams_is_the_mean_over_its_slices(name):
+    """B streams = the text cut into B contiguous slices of (len - 1) // B predictions,
+    each scored from the zero state; the last (len - 1) % B predictions are not scored."""
+    model = _trained(name)
+    B, length, rest = 8, 37, 5
+    ids = _markov_ids(B * length + 1 + rest, seed=4)
+    eval_step = steps.make_eval_step(model)  # one trace per batch size, not per call
+    out = steps.evaluate(model, ids, batch_size=B, num_unrollings=7, eval_step=eval_step)
+    slices = [steps.evaluate(model, ids[b * length:(b + 1) * length + 1], batch_size=1,
+                             num_unrollings=7, eval_step=eval_step) for b in range(B)]
+    assert all(s["chars"] == length for s in slices)
+    assert out["chars"] == B * length
+    assert out["loss"] == pytest.approx(np.mean([s["loss"] for s in slices]), rel=1e-5)
+    assert out["bpc"] == pytest.approx(np.mean([s["bpc"] for s in slices]), rel=1e-5)
+    # The slices score differently, so a wrong cut (every stream at the start, overlapping
+    # streams, the remainder scored) changes the result.
+    assert np.ptp([s["bpc"] for s in slices]) > 0.05
+    # And the model did learn the text: well below the uniform log2(5) = 2.32 bits.
+    assert out["bpc"] < 2.0
+
+
+@pytest.mark.parametrize("name", ["arch1", "arch2", "elman"])
+def test_xla_and_plain_train_steps_give_the_same_losses(name):
+    """README: `jit_compile` changes the speed, not the training (to float tolerance)."""
+    ids = _markov_ids(4 * 30 + 1, seed=5)
+    streams = np.stack([ids[b * 30:b * 30 + 31] for b in range(4)])  # (4, 31)
+    runs = {}
+    for jit in (False, True):
+        cfg, model, optimizer = _setup(name, optimizer="adadelta", learning_rate=2.5)
+        initial = [v.numpy().copy() for v in model.trainable_variables]
+        step = steps.make_train_step(model, optimizer, clip_norm=1.25, jit_compile=jit)
+        state, losses = model.zero_state(4), []
+        for start in range(0, 30, 6):  # 5 steps, the state carried
+            window = streams[:, start:start + 7]
+            metrics, state = step(tf.constant(window[:, :-1]), tf.constant(window[:, 1:]),
+                                  state)
+            losses.append(float(metrics["loss"]))
+        runs[jit] = losses, state.numpy(), [v.numpy() for v in model.trainable_variables]
+    (plain, plain_state, plain_weights), (xla, xla_state, xla_weights) = runs[False], runs[True]
+    moved = max(np.abs(w - w0).max() for w, w0 in zip(plain_weights, initial))
+    assert moved > 1e-3  # the steps trained: there are updates to compare
+    np.testing.assert_allclose(xla, plain, rtol=1e-5)
+    np.testing.assert_allclose(xla_state, plain_state, rtol=1e-4, atol=1e-5)
+    for x, p in zip(xla_weights, plain_weights):
+        np.testing.assert_allclose(x, p, rtol=1e-4, atol=1e-5)

@@ -199,7 +199,11 @@ def evaluate(model, ids, batch_size, num_unrollings, eval_step=None):
 
     The text is cut into `batch_size` contiguous streams scored in parallel; each
     stream starts from the zero state and carries its state across windows, so every
-    scored character is conditioned on all the text before it in its stream.
+    scored character is conditioned on all the text before it in its stream. Stream b
+    predicts characters b·L + 1 .. (b + 1)·L with L = (len(ids) - 1) // batch_size, so
+    the result is the mean over the B slices, each scored alone; the last
+    (len(ids) - 1) % batch_size characters are not scored. batch_size is lowered to
+    len(ids) - 1 when the text is shorter.
 
     Returns:
       {"bpc", "loss" (nats per character), "chars" (characters scored)}.
