@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import tensorflow as tf
@@ -322,3 +323,121 @@ def test_a_hand_damaged_file_stops_every_command_with_one_line(tmp_path, capsys,
     assert err.count("\n") == 1 and err.startswith("tf-rnn: error: "), err
     assert str(path) in err and fragment in err, err
     assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
+
+
+# 4. Many kills ------------------------------------------------------------------------
+
+def _restored_step(workdir):
+    path = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
+    return int(path.rsplit("-", 1)[-1]) if path else 0
+
+
+@pytest.mark.slow
+def test_ten_sigkills_at_random_moments_then_the_run_ends_bitwise_equal(
+        tmp_path, capsys, corpus, reference):
+    rng = random.Random(13)
+    workdir = tmp_path / "run"
+    argv = train_argv(corpus, workdir)
+    # Inside a checkpoint save, inside an event write, between steps, and at any moment
+    # at all (start-up, tracing, a step, a save: wherever a random delay lands).
+    plan = ["kill_save"] * 3 + ["kill_events"] * 3 + ["pause"] * 2 + ["anytime"] * 2
+    rng.shuffle(plan)
+    done = []
+    for mode in plan:
+        restored = _restored_step(workdir) if (workdir / "checkpoints").is_dir() else 0
+        if mode in ("kill_save", "kill_events"):
+            k = rng.choice([s for s in (20, 40, STEPS) if s > restored])
+        elif mode == "pause":
+            k = rng.randint(restored + 1, STEPS - 1)
+        else:  # anytime: it may never get further than its last step
+            k = STEPS - 1
+        proc, marker = start(tmp_path, "pause" if mode == "anytime" else mode, k, argv)
+        try:
+            if mode == "anytime":  # a random moment, not a marker
+                deadline = time.monotonic() + rng.uniform(0.0, 10.0)
+                while time.monotonic() < deadline and not marker.exists():
+                    assert proc.poll() is None, finish(proc)[1][-3000:]
+                    time.sleep(0.02)
+            else:
+                wait_for(marker, proc)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            _, err = finish(proc)
+        assert proc.returncode == -signal.SIGKILL, err[-3000:]
+        done.append((mode, k, restored))
+    assert _restored_step(workdir) < STEPS, done  # the run was never allowed to finish
+
+    code, result, err = run_cli(capsys, argv)
+    assert code == 0 and result["step"] == STEPS, (err, done)
+    assert_bitwise_equal(checkpoint_values(workdir), reference[1])
+    # Every TensorBoard step exactly once, with the values of the uninterrupted run.
+    assert_same_events(events(workdir), reference[2])
+
+
+# 1b. Preemption of a multi-worker cluster ---------------------------------------------
+
+MULTIWORKER = ["--preset", "text8_arch1", "--strategy", "multiworker", "--steps", "40",
+               "--no-progress", "--set", "num_nodes=16", "--set", "batch_size=4",
+               "--set", "num_unrollings=10", "--set", "log_every=7", "--set",
+               "eval_every=10", "--set", "sample_every=0", "--set", "checkpoint_every=20"]
+
+
+def _launch_workers(tmp_path, scratch, mode, k, argv):
+    from test_distribute import _free_ports
+
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    procs = []
+    for index in range(2):
+        env = {**_env(), "CUDA_VISIBLE_DEVICES": "", "TMPDIR": str(scratch),
+               "TF_CONFIG": json.dumps({"cluster": cluster,
+                                        "task": {"type": "worker", "index": index}})}
+        marker = tmp_path / f"worker{index}-{mode}-{k}.marker"
+        procs.append((subprocess.Popen(
+            [sys.executable, "-c", DRIVER, mode, str(k), str(marker), *argv], cwd=ROOT,
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), marker))
+    return procs
+
+
+@pytest.mark.slow
+def test_multiworker_sigterm_every_worker_saves_the_same_step_and_resumes(tmp_path, corpus):
+    workdir, scratch = tmp_path / "run", tmp_path / "tmp"
+    scratch.mkdir()
+    argv = ["train", "--data", str(corpus), "--workdir", str(workdir), *MULTIWORKER]
+    procs = _launch_workers(tmp_path, scratch, "pause", 25, argv)
+    try:
+        for proc, marker in procs:
+            wait_for(marker, proc, timeout=420)
+        for proc, _ in procs:  # the cluster is being shut down: SIGTERM to every worker
+            proc.send_signal(signal.SIGTERM)
+        for _, marker in procs:
+            (tmp_path / (marker.name + ".go")).touch()
+        outputs = [proc.communicate(timeout=420) for proc, _ in procs]
+    finally:
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    lines = []
+    for (proc, _), (_, err) in zip(procs, outputs):
+        assert proc.returncode == 143, err[-3000:]
+        [line] = error_lines(err)
+        lines.append(line)
+    assert lines[0] == lines[1] and lines[0].startswith("tf-rnn: stopped by SIGTERM on a "
+                                                        "worker at step ")
+    step = int(lines[0].split(" at step ")[1].split(":")[0])
+    assert 25 < step < 40 and latest_checkpoint_name(workdir) == f"ckpt-{step}"
+
+    procs = _launch_workers(tmp_path, scratch, "pause", 10**6, argv)  # the same command
+    try:
+        outputs = [proc.communicate(timeout=420) for proc, _ in procs]
+    finally:
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    for (proc, _), (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+        assert f"at step {step}." in err and json.loads(out.splitlines()[-1])["step"] == 40
+    logged = [s for s, _ in events(workdir)["train/loss"]]
+    assert logged == [7, 14, 21, 28, 35, 40]  # each step once, across the preemption
+    assert os.listdir(scratch) == []  # the handler's scratch directories are gone

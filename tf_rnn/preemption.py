@@ -25,7 +25,7 @@ import tensorflow as tf
 from tf_rnn.workdir import WorkdirError, write_failed
 
 LOCK_NAME = ".lock"
-_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class WorkdirBusy(WorkdirError):
@@ -124,7 +124,7 @@ class StopSignals:
     multi-worker training TensorFlow's PreemptionCheckpointHandler owns SIGTERM).
     """
 
-    def __init__(self, signals=_SIGNALS):
+    def __init__(self, signals=STOP_SIGNALS):
         self.signum = None
         self._signals = tuple(signals)
         self._previous = {}

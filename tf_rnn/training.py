@@ -7,6 +7,7 @@ periodic validation and samples, checkpoints, and a divergence guard.
 
 import math
 import os
+import signal
 import sys
 import time
 
@@ -342,7 +343,19 @@ def _train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
 
     bar = tqdm.tqdm(total=last, initial=step, disable=not progress, unit="step",
                     dynamic_ncols=True, file=sys.stderr, desc="train")
-    stop = preemption.StopSignals()  # SIGTERM / SIGINT: checkpoint this step, then stop
+    def save_now():  # SIGTERM on any worker of a cluster: all save this step
+        preemption.write_events(pending, writer, workdir.events_dir,
+                                run.manager.latest_checkpoint)
+        run.save(step, cursors.get_state(), state, _saved_totals(totals))
+
+    def stop_now():
+        raise preemption.Preempted(signal.SIGTERM, (
+            f"stopped by SIGTERM on a worker at step {step}: every worker saved "
+            f"checkpoint ckpt-{step}. Run the same command on every worker to resume."))
+
+    cluster = distribute.preemption_handler(strategy, save_now, stop_now)
+    # SIGTERM / SIGINT: checkpoint this step, then stop (a cluster: TensorFlow's handler)
+    stop = preemption.StopSignals(() if cluster else preemption.STOP_SIGNALS)
     with writer.as_default(), bar, stop:
         while step < last:
             t0 = time.perf_counter()
@@ -405,6 +418,8 @@ def _train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
                         f"stopped by {preemption.signal_name(stop.signum)} at step {step}: "
                         f"checkpoint {path} written, TensorBoard events flushed. Run the "
                         f"same command to resume."))
+            if cluster is not None and not final:
+                cluster.save_checkpoint_if_preempted()
         if text is None:  # a finished run, run again: its figures, nothing logged or saved
             bpc, text = validate(), draw_sample()
     result.update(step=step, valid_bpc=bpc, sample=text,
