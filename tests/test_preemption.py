@@ -232,6 +232,19 @@ def test_readers_never_see_a_half_written_checkpoint(tmp_path, corpus):
 
 # 3. A full disk -----------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def killed_after_20(tmp_path_factory, corpus):
+    """The work directory of a run SIGKILLed at step 25: ckpt-20 is its last."""
+    root = tmp_path_factory.mktemp("killed")
+    proc, marker = start(root, "pause", 25, train_argv(corpus, root / "run"))
+    try:
+        wait_for(marker, proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        finish(proc)
+    return root / "run"
+
+
 @pytest.mark.parametrize("what, limit, message", [
     ("config", 600, "Could not write config.json '{workdir}/config.json': File too large "
                     "(needs about 7"),
@@ -241,14 +254,9 @@ def test_readers_never_see_a_half_written_checkpoint(tmp_path, corpus):
                           "File too large (needs about 2"),
 ])
 def test_a_write_that_fails_stops_with_one_line_and_the_next_run_resumes(
-        tmp_path, capsys, corpus, reference, what, limit, message):
+        tmp_path, capsys, corpus, reference, killed_after_20, what, limit, message):
     workdir = tmp_path / "run"
-    proc, marker = start(tmp_path, "pause", 25, train_argv(corpus, workdir))
-    try:  # a run killed after ckpt-20
-        wait_for(marker, proc)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        finish(proc)
+    shutil.copytree(killed_after_20, workdir)
     proc, _ = start(tmp_path, "limit", limit, train_argv(corpus, workdir))
     _, err = finish(proc)
     assert proc.returncode == 2 and "Traceback" not in err, err[-3000:]
