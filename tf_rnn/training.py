@@ -341,8 +341,6 @@ def _train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
         return sampling.sample(run.model, corpus.vocab, "", config.sample_length,
                                seed=seed, generator=generator)[0]
 
-    bar = tqdm.tqdm(total=last, initial=step, disable=not progress, unit="step",
-                    dynamic_ncols=True, file=sys.stderr, desc="train")
     def save_now():  # SIGTERM on any worker of a cluster: all save this step
         preemption.write_events(pending, writer, workdir.events_dir,
                                 run.manager.latest_checkpoint)
@@ -356,6 +354,9 @@ def _train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
     cluster = distribute.preemption_handler(strategy, save_now, stop_now)
     # SIGTERM / SIGINT: checkpoint this step, then stop (a cluster: TensorFlow's handler)
     stop = preemption.StopSignals(() if cluster else preemption.STOP_SIGNALS)
+
+    bar = tqdm.tqdm(total=last, initial=step, disable=not progress, unit="step",
+                    dynamic_ncols=True, file=sys.stderr, desc="train")
     with writer.as_default(), bar, stop:
         while step < last:
             t0 = time.perf_counter()
