@@ -195,6 +195,7 @@ def run_and_report(fn, args, prog="tf-rnn"):
     if verbose:
         tf_rnn.show_tensorflow_logs()
     with logs.native_logs_filtered(verbose):
+        from tf_rnn.preemption import Preempted
         from tf_rnn.training import TrainingDiverged
 
         quiet_tensorflow(verbose)
@@ -203,6 +204,9 @@ def run_and_report(fn, args, prog="tf-rnn"):
         except (ValueError, TrainingDiverged, OSError) as e:
             print(f"{prog}: error: {e}", file=sys.stderr)
             return 2
+        except Preempted as e:  # SIGTERM / SIGINT in training: a checkpoint at its step
+            print(f"{prog}: {e}", file=sys.stderr)
+            return e.exit_code
         except KeyboardInterrupt:
             print(f"{prog}: interrupted; the last checkpoint is kept.", file=sys.stderr)
             return 130

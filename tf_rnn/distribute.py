@@ -27,6 +27,7 @@ Keras 3 (TensorFlow backend) notes, checked against keras 3.15 / TF 2.21:
 import os
 import shutil
 import tempfile
+import weakref
 
 import tensorflow as tf
 
@@ -330,3 +331,24 @@ def summary_writer(strategy, logdir):
     if is_chief(strategy):
         return tf.summary.create_file_writer(str(logdir))
     return tf.summary.create_noop_writer()
+
+
+def preemption_handler(strategy, save_fn, exit_fn):
+    """TensorFlow's `PreemptionCheckpointHandler` for a multi-worker cluster, else None.
+
+    A SIGTERM on any worker makes every worker save at the same step: each calls
+    `handler.save_checkpoint_if_preempted()` once per step; when the cluster has agreed
+    on the step, it calls `save_fn()` (our checkpoint, at the current step) and then
+    `exit_fn()`. The handler's own checkpoint holds only its step counter, in a scratch
+    directory removed with it: the run's checkpoints stay ours.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if (not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            or resolver is None or not resolver.cluster_spec().jobs):
+        return None
+    scratch = tempfile.mkdtemp(prefix="tf_rnn-preemption-")
+    handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+        resolver, tf.train.Checkpoint(), os.path.join(scratch, "counter"),
+        tf.distribute.experimental.TerminationConfig(exit_fn=exit_fn, save_fn=save_fn))
+    weakref.finalize(handler, shutil.rmtree, scratch, True)
+    return handler

@@ -28,6 +28,7 @@ the zero state (as `tf-rnn eval --batch-size 1`); texts shorter than 2 character
 score NaN. `assets.extra/tf_rnn.json` records the run, step and vocabulary.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -38,9 +39,10 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from tf_rnn import preemption
 from tf_rnn import sampling
 from tf_rnn import training
-from tf_rnn.workdir import Workdir, atomic_write_text
+from tf_rnn.workdir import Workdir, atomic_write_text, write_failed
 
 VOCAB_ASSET = "vocab.txt"
 METADATA = os.path.join("assets.extra", "tf_rnn.json")
@@ -293,6 +295,15 @@ def export(workdir, out=None, overwrite=False, unknown=None):
     out = pathlib.Path(default_export_dir(workdir) if out is None else out)
     out = out.expanduser().absolute()
     _check_target(out, workdir, overwrite)
+    run_dir = Workdir(workdir).path.absolute()
+    # Replacing the run's own export is writing into the run: not beside a live trainer.
+    lock = (preemption.WorkdirLock(run_dir, "an export into it")
+            if overwrite and run_dir in out.parents else contextlib.nullcontext())
+    with lock:
+        return _export(workdir, out, unknown)
+
+
+def _export(workdir, out, unknown):
     model, vocab, config = training.load_model(workdir)
     checkpoint = tf.train.latest_checkpoint(str(Workdir(workdir).checkpoint_dir))
     step = int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
@@ -312,8 +323,12 @@ def export(workdir, out=None, overwrite=False, unknown=None):
         os.chmod(staging / METADATA, 0o644)  # mkstemp/mkdtemp make them owner-only;
         os.chmod(staging, 0o755)  # a serving process may run as another user
         _replace_dir(staging, out)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, (OSError, tf.errors.OpError)):  # a full disk, a size limit
+            needed = sum(v.numpy().nbytes for v in model.variables) + 200_000
+            raise write_failed("the export", out, err, needed, "The previous export, if "
+                               "any, is kept.") from None
         raise
     return info
 

@@ -33,6 +33,11 @@ class PendingSummaries:
     def text(self, tag, value, step):
         self._items.append(("text", tag, str(value), int(step)))
 
+    def approx_bytes(self):
+        """About how many bytes `write` adds to the event file."""
+        return sum(len(str(value).encode("utf-8")) + len(tag) + 64
+                   for _, tag, value, _ in self._items)
+
     def discard(self):
         """Forgets what is pending: the steps it covers are being trained again."""
         self._items.clear()

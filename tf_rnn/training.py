@@ -7,6 +7,7 @@ periodic validation and samples, checkpoints, and a divergence guard.
 
 import math
 import os
+import signal
 import sys
 import time
 
@@ -17,7 +18,9 @@ import tqdm
 
 from tf_rnn import data as data_lib
 from tf_rnn import distribute
+from tf_rnn import integrity
 from tf_rnn import models
+from tf_rnn import preemption
 from tf_rnn import sampling
 from tf_rnn import steps as steps_lib
 from tf_rnn import summaries
@@ -75,7 +78,7 @@ class Run:
         self.cursors.assign(cursor_positions)
         self.log_totals.assign(log_totals)
         self.state.assign(distribute.gather_rows(self.strategy, state))  # (B, S), global
-        return self.manager.save(checkpoint_number=step)
+        return preemption.save_checkpoint(self.manager, step)  # WriteFailed: disk full
 
 
 def restore_newest(checkpoint, directory, check):
@@ -86,6 +89,8 @@ def restore_newest(checkpoint, directory, check):
     Saving itself is atomic (TensorFlow writes the files, then renames a new index in).
 
     Args:
+      checkpoint: a `tf.train.Checkpoint`, or a function making one (a reader beside a
+        live trainer: a fresh one for each try, as a failed restore leaves it unusable).
       check: called with the restore status; raises if the checkpoint does not fit.
 
     Returns:
@@ -94,10 +99,34 @@ def restore_newest(checkpoint, directory, check):
     Raises:
       WorkdirError: checkpoints are listed, but none of them loads.
     """
+    for _ in range(20):  # a live trainer deletes old checkpoints: then read the index again
+        state = _checkpoint_state(directory)
+        path, failures = _restore_listed(
+            checkpoint() if callable(checkpoint) else checkpoint, state, check)
+        if path or not failures or _checkpoint_state(directory) == state:
+            break
+    if path:
+        if failures:
+            _log(f"Skipped unreadable checkpoint(s) ({'; '.join(failures)}); restored {path}.")
+        return path
+    if failures or (state is None and os.path.isfile(os.path.join(directory, "checkpoint"))):
+        raise WorkdirError(
+            f"No checkpoint in {str(directory)!r} can be restored "
+            f"({'; '.join(failures) or 'its index file checkpoint is unreadable'}). Nothing "
+            f"was changed; this run cannot go on from there (use another --workdir).")
+    return None
+
+
+def _checkpoint_state(directory):
     try:
-        state = tf.train.get_checkpoint_state(str(directory))
+        return tf.train.get_checkpoint_state(str(directory))
     except (ValueError, tf.errors.OpError):  # an empty or unreadable index file
-        state = None
+        return None
+
+
+def _restore_listed(checkpoint, state, check):
+    """Tries the checkpoints `state` lists, newest first: (path restored or None,
+    ["name: why" of each that failed])."""
     paths = list(state.all_model_checkpoint_paths) if state else []
     if state and state.model_checkpoint_path not in paths:
         paths.append(state.model_checkpoint_path)
@@ -110,27 +139,22 @@ def restore_newest(checkpoint, directory, check):
             first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
             failures.append(f"{os.path.basename(path)}: {first_line[:200]}")
             continue
-        if failures:
-            _log(f"Skipped unreadable checkpoint(s) ({'; '.join(failures)}); restored {path}.")
-        return path
-    if failures or (state is None and os.path.isfile(os.path.join(directory, "checkpoint"))):
-        raise WorkdirError(
-            f"No checkpoint in {str(directory)!r} can be restored "
-            f"({'; '.join(failures) or 'its index file checkpoint is unreadable'}). Nothing "
-            f"was changed; this run cannot go on from there (use another --workdir).")
-    return None
+        return path, failures
+    return None, failures
 
 
 def load_model(workdir):
     """The model of a work directory with its latest weights, and its vocab and config."""
     workdir = Workdir(workdir)
     config = workdir.load_config()
+    integrity.check_files(workdir)  # a hand-damaged file: one line naming it
     vocab = workdir.load_vocab()
     if vocab is None or not workdir.has_checkpoint():
         raise data_lib.DataError(f"No checkpoint in {str(workdir.path)!r}: train first "
                                  f"(`tf-rnn train --workdir {workdir.path}`).")
+    integrity.check_against_checkpoint(workdir, config, vocab)
     model = models.build_model(config, vocab.size)
-    restore_newest(tf.train.Checkpoint(model=model), workdir.checkpoint_dir,
+    restore_newest(lambda: tf.train.Checkpoint(model=model), workdir.checkpoint_dir,
                    lambda status: status.assert_existing_objects_matched().expect_partial())
     return model, vocab, config
 
@@ -259,8 +283,29 @@ def _log(message):
     tqdm.tqdm.write(message, file=sys.stderr)
 
 
-def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
-          progress=True):
+def train(config, workdir, data=None, **kwargs):
+    """Trains (or resumes) the run in `workdir`, holding its lock; see `_train`.
+
+    Raises:
+      WorkdirBusy: another live process trains (or exports) in `workdir`.
+      Preempted: SIGTERM or SIGINT stopped the run after a checkpoint at its step.
+      WriteFailed: a file of the run could not be written (a full disk); the previous
+        checkpoint is intact.
+    """
+    workdir = Workdir(workdir)
+    integrity.check_files(workdir)
+    workdir.check_compatible(config)
+    strategy = distribute.strategy_for(config)  # cached: _train gets the same one
+    # (after the strategy: MultiWorkerMirroredStrategy must come before any TF op)
+    integrity.check_against_checkpoint(workdir, config, workdir.load_vocab())
+    if not distribute.is_chief(strategy):  # writes nothing: the chief holds the lock
+        return _train(config, workdir, data, **kwargs)
+    with preemption.WorkdirLock(workdir.path, "training"):
+        return _train(config, workdir, data, **kwargs)
+
+
+def _train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
+           progress=True):
     """Trains (or resumes) the run in `workdir`; returns its final figures.
 
     Args:
@@ -340,9 +385,23 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
         return sampling.sample(run.model, corpus.vocab, "", config.sample_length,
                                seed=seed, generator=generator)[0]
 
+    def save_now():  # SIGTERM on any worker of a cluster: all save this step
+        preemption.write_events(pending, writer, workdir.events_dir,
+                                run.manager.latest_checkpoint)
+        run.save(step, cursors.get_state(), state, _saved_totals(totals))
+
+    def stop_now():
+        raise preemption.Preempted(signal.SIGTERM, (
+            f"stopped by SIGTERM on a worker at step {step}: every worker saved "
+            f"checkpoint ckpt-{step}. Run the same command on every worker to resume."))
+
+    cluster = distribute.preemption_handler(strategy, save_now, stop_now)
+    # SIGTERM / SIGINT: checkpoint this step, then stop (a cluster: TensorFlow's handler)
+    stop = preemption.StopSignals(() if cluster else preemption.STOP_SIGNALS)
+
     bar = tqdm.tqdm(total=last, initial=step, disable=not progress, unit="step",
                     dynamic_ncols=True, file=sys.stderr, desc="train")
-    with writer.as_default(), bar:
+    with writer.as_default(), bar, stop:
         while step < last:
             t0 = time.perf_counter()
             window = cursors.next()
@@ -399,9 +458,18 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
                 pending.text("samples/text", text, step)
                 if not final:
                     _log(f"step {step} sample: {text!r}")
-            if step % config.checkpoint_every == 0 or final:
-                pending.write(writer)  # first: no event on disk runs ahead of a checkpoint
-                run.save(step, cursors.get_state(), state, _saved_totals(totals))
+            if step % config.checkpoint_every == 0 or final or stop.signum:
+                # Events first: no event on disk runs ahead of a checkpoint.
+                preemption.write_events(pending, writer, workdir.events_dir,
+                                        run.manager.latest_checkpoint)
+                path = run.save(step, cursors.get_state(), state, _saved_totals(totals))
+                if stop.signum and not final:
+                    raise preemption.Preempted(stop.signum, (
+                        f"stopped by {preemption.signal_name(stop.signum)} at step {step}: "
+                        f"checkpoint {path} written, TensorBoard events flushed. Run the "
+                        f"same command to resume."))
+            if cluster is not None and not final:
+                cluster.save_checkpoint_if_preempted()
         if text is None:  # a finished run, run again: its figures, nothing logged or saved
             bpc, text = validate(), draw_sample()
     uses_xla = getattr(train_step, "uses_xla", None)

@@ -10,6 +10,8 @@
 import json
 import os
 import pathlib
+import re
+import shutil
 import tempfile
 
 from tf_rnn import config as config_lib
@@ -20,23 +22,65 @@ class WorkdirError(ValueError):
     """A work directory that cannot be used as asked (missing, conflicting)."""
 
 
+class WriteFailed(WorkdirError):
+    """A file of the run could not be written: a full disk, a file-size limit, ..."""
+
+
+def _size(n):
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
+def _reason(err):
+    """'No space left on device', 'File too large', ... of an OSError or a TF OpError."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    line = (str(getattr(err, "message", err)).strip().splitlines() or [repr(err)])[0]
+    line = re.sub(r"^\{\{[^}]*\}\}\s*|\s*\[Op:[^\]]*\]$", "", line)
+    return line.rsplit("; ", 1)[-1]
+
+
+def write_failed(what, path, err, needed=None, then=""):
+    """The one-line `WriteFailed` for `err` raised while writing `what` at `path`:
+    the reason, the space it needs (`needed` bytes) and the space free there."""
+    where = pathlib.Path(path)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        free = f"{_size(shutil.disk_usage(where).free)} free there"
+    except OSError:
+        free = "free space unknown"
+    need = f"needs about {_size(needed)}, " if needed is not None else ""
+    return WriteFailed(f"Could not write {what} {str(path)!r}: {_reason(err)} ({need}"
+                       f"{free}). {then}".strip())
+
+
 def atomic_write_text(path, text):
     """Writes `text` to `path` through a temporary file and a rename.
 
     A crash at any moment leaves either the old file or the new one, never a mix.
+
+    Raises:
+      WriteFailed: the file could not be written (the old one is kept).
     """
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as err:
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise write_failed(path.name, path, err, len(text.encode("utf-8")),
+                               "The previous version of the file is kept.") from None
         raise
 
 
@@ -70,8 +114,12 @@ class Workdir:
             raise WorkdirError(f"No run in {str(self.path)!r}: {self.config_path.name} is "
                                f"missing (train first with `tf-rnn train --workdir ...`).")
         try:
-            return config_lib.Config.from_json(self.config_path.read_text(encoding="utf-8"))
-        except (ValueError, TypeError) as e:
+            values = json.loads(self.config_path.read_text(encoding="utf-8"))
+            if not isinstance(values, dict):  # hand-edited into a list, a number, ...
+                raise ValueError(f"expected a JSON object of config fields, got "
+                                 f"{type(values).__name__}")
+            return config_lib.Config.from_dict(values)
+        except (ValueError, TypeError, OSError) as e:
             raise WorkdirError(f"Cannot read {str(self.config_path)!r}: {e}") from None
 
     def check_compatible(self, config):
@@ -96,15 +144,27 @@ class Workdir:
         return data_lib.Vocabulary.load(self.vocab_path) if self.vocab_path.is_file() else None
 
     def save_vocab(self, vocab):
-        vocab.save(self.vocab_path)
+        try:
+            vocab.save(self.vocab_path)
+        except OSError as err:
+            raise write_failed(self.vocab_path.name, self.vocab_path, err,
+                               len(vocab.to_json().encode("utf-8")),
+                               "The previous version of the file is kept.") from None
 
     # Data source --------------------------------------------------------------
     def load_run_info(self):
+        """The saved {"data": path or None}; WorkdirError when it is unreadable."""
         if not self.run_path.is_file():
             return {}
         try:
-            return json.loads(self.run_path.read_text(encoding="utf-8"))
-        except ValueError as e:
+            info = json.loads(self.run_path.read_text(encoding="utf-8"))
+            if not isinstance(info, dict):
+                raise ValueError(f"expected a JSON object, got {type(info).__name__}")
+            if not isinstance(info.get("data"), (str, type(None))):
+                raise ValueError(f"field \"data\" must be a path or null, got "
+                                 f"{info['data']!r}")
+            return info
+        except (ValueError, OSError) as e:
             raise WorkdirError(f"Cannot read {str(self.run_path)!r}: {e}") from None
 
     def save_run_info(self, info):

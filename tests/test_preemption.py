@@ -1,0 +1,451 @@
+"""Runs on shared and preemptible machines: SIGTERM / SIGINT, two writers, a full disk,
+hand-damaged files, and many kills in a row.
+
+Real `tf-rnn train` subprocesses receive real signals; the lock is a real `flock`; the
+full disk is a real `RLIMIT_FSIZE`. Every resumed run is compared bitwise with an
+uninterrupted one (`deterministic=true`), TensorBoard events as TensorBoard reads them.
+"""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+from test_reliability import (  # noqa: F401  (the autouse fixture is used by name)
+    ROOT, STEPS, _op_determinism_off_afterwards, assert_bitwise_equal, assert_same_events,
+    checkpoint_values, events, latest_checkpoint_name, make_corpus, run_cli, train_argv,
+    wait_for)
+
+from tf_rnn import training
+
+# `tf-rnn ARGV` with hooks, by mode:
+#   pause K       - asks for window K+1 (steps 1..K done, step K+1 under way), writes
+#                   MARKER and waits there until the file MARKER.go exists;
+#   kill_save K   - SIGKILLs itself inside the save of checkpoint K (files written, the
+#                   index not yet updated);
+#   kill_events K - SIGKILLs itself inside the event write before checkpoint K: half the
+#                   pending events are on disk;
+#   limit BYTES   - a real RLIMIT_FSIZE of BYTES: a write past it fails with EFBIG.
+DRIVER = r"""
+import os, resource, signal, sys, time
+import tensorflow as tf
+from tensorflow.python.checkpoint import checkpoint_management
+from tf_rnn import cli, data, summaries
+
+mode, k, marker, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+if mode == "pause":
+    next_window, calls = data.BatchCursors.next, [0]
+    def pausing_next(self):
+        calls[0] += 1
+        if calls[0] == k + 1:
+            open(marker, "w").close()
+            while not os.path.exists(marker + ".go"):
+                time.sleep(0.05)
+        return next_window(self)
+    data.BatchCursors.next = pausing_next
+elif mode == "kill_save":
+    update = checkpoint_management.update_checkpoint_state_internal
+    def dying_update(save_dir, model_checkpoint_path, *args, **kwargs):
+        if os.path.basename(model_checkpoint_path) == f"ckpt-{k}":
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return update(save_dir, model_checkpoint_path, *args, **kwargs)
+    checkpoint_management.update_checkpoint_state_internal = dying_update
+elif mode == "kill_events":
+    write = summaries.PendingSummaries.write
+    def dying_write(self, writer):
+        if self._items and max(item[3] for item in self._items) == k:
+            half = self._items[len(self._items) // 2:]
+            del self._items[len(self._items) // 2:]
+            write(self, writer)
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return write(self, writer)
+    summaries.PendingSummaries.write = dying_write
+elif mode == "limit":
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+    resource.setrlimit(resource.RLIMIT_FSIZE, (k, k))
+sys.exit(cli.main(argv))
+"""
+
+
+SAVE_COUNTER = "save_counter/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def assert_same_training_state(workdir, reference):
+    """Every variable of the latest checkpoint bitwise equal to the reference's, except
+    `save_counter`: how many saves this run made (a preempted run made one more)."""
+    got, want = checkpoint_values(workdir), reference[1]
+    assert_bitwise_equal((got[0], {n: v for n, v in got[1].items() if n != SAVE_COUNTER}),
+                         (want[0], {n: v for n, v in want[1].items() if n != SAVE_COUNTER}))
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def start(tmp_path, mode, k, argv):
+    marker = tmp_path / f"{mode}-{k}-{random.random():.9f}.marker"
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, mode, str(k), str(marker), *argv],
+                            cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    return proc, marker
+
+
+def finish(proc, timeout=300):
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def error_lines(err):
+    return [line for line in err.splitlines() if line.startswith("tf-rnn:")]
+
+
+def up_to(logged, step):
+    """The events of `logged` ({tag: [(step, value)]}) at steps <= `step`."""
+    kept = {tag: [(s, v) for s, v in series if s <= step] for tag, series in logged.items()}
+    return {tag: series for tag, series in kept.items() if series}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("data") / "corpus.txt")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, corpus):
+    """An uninterrupted run of STEPS steps: its workdir, final checkpoint and events."""
+    from tensorflow.python.framework import config as tf_config
+
+    from tf_rnn import cli
+
+    workdir = tmp_path_factory.mktemp("reference") / "run"
+    was = tf_config.is_op_determinism_enabled()
+    code = cli.main(train_argv(corpus, workdir))
+    if not was:
+        tf_config.disable_op_determinism()
+    assert code == 0
+    return workdir, checkpoint_values(workdir), events(workdir)
+
+
+# 1. Preemption ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_checkpoints_the_current_step_and_the_resume_is_bitwise_exact(
+        tmp_path, capsys, corpus, reference, signum, code):
+    k = 26 if signum == signal.SIGTERM else 33  # inside a checkpoint interval (20)
+    workdir = tmp_path / "run"
+    argv = train_argv(corpus, workdir)
+    proc, marker = start(tmp_path, "pause", k, argv)
+    try:
+        wait_for(marker, proc)
+        proc.send_signal(signum)  # while step k+1 is under way
+        (tmp_path / (marker.name + ".go")).touch()
+    finally:
+        _, err = finish(proc)
+    assert proc.returncode == code, err[-3000:]
+    name = signal.Signals(signum).name
+    assert error_lines(err) == [
+        f"tf-rnn: stopped by {name} at step {k + 1}: checkpoint "
+        f"{workdir / 'checkpoints' / f'ckpt-{k + 1}'} written, TensorBoard events flushed. "
+        f"Run the same command to resume."], err[-3000:]
+    assert latest_checkpoint_name(workdir) == f"ckpt-{k + 1}"
+    assert_same_events(events(workdir), up_to(reference[2], k + 1))  # flushed, no more
+
+    code, result, err = run_cli(capsys, argv)  # the same command again
+    assert code == 0, err
+    assert f"at step {k + 1}." in err and result["step"] == STEPS
+    assert_same_training_state(workdir, reference)
+    assert_same_events(events(workdir), reference[2])
+
+
+# 2. Two writers -----------------------------------------------------------------------
+
+def test_a_second_writer_is_refused_at_once_and_a_killed_holder_blocks_nothing(
+        tmp_path, capsys, corpus, reference):
+    workdir = tmp_path / "run"
+    argv = train_argv(corpus, workdir)
+    proc, marker = start(tmp_path, "pause", 25, argv)
+    try:
+        wait_for(marker, proc)
+        second = subprocess.run([sys.executable, "-m", "tf_rnn.cli", *argv], cwd=ROOT,
+                                env=_env(), capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2 and "Traceback" not in second.stderr
+        [line] = error_lines(second.stderr)
+        assert line.startswith(f"tf-rnn: error: Work directory '{workdir}' is in use by "
+                               f"process {proc.pid} ")
+        for command in (argv, ["export", "--workdir", str(workdir), "--overwrite"]):
+            code, _, err = run_cli(capsys, command)
+            assert code == 2 and f"in use by process {proc.pid} " in err, err
+        assert not (workdir / "export").exists()
+        # Readers are welcome while it trains.
+        code, result, err = run_cli(capsys, ["eval", "--workdir", str(workdir)])
+        assert code == 0 and result["bpc"] > 0, err
+        code, result, err = run_cli(capsys, ["sample", "--workdir", str(workdir),
+                                             "--length", "5", "--seed", "1"])
+        assert code == 0 and result["text"], err
+        code, result, err = run_cli(capsys, ["export", "--workdir", str(workdir), "--out",
+                                             str(tmp_path / "elsewhere")])
+        assert code == 0 and result["step"] == 20, err
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        finish(proc)
+    # The kernel dropped the lock with the process: the same command goes on at once.
+    code, result, err = run_cli(capsys, argv)
+    assert code == 0 and "at step 20." in err, err
+    assert_same_training_state(workdir, reference)
+
+
+def test_readers_never_see_a_half_written_checkpoint(tmp_path, corpus):
+    workdir = tmp_path / "run"
+    # A checkpoint every step, one kept: each save replaces the one readers load.
+    argv = train_argv(corpus, workdir, "--steps", "1000000", "--set", "checkpoint_every=1",
+                      "--set", "keep_checkpoints=1", "--set", "eval_every=0",
+                      "--set", "sample_every=0")
+    proc, marker = start(tmp_path, "pause", 3, argv)
+    try:
+        wait_for(marker, proc)
+        (tmp_path / (marker.name + ".go")).touch()
+        seen = set()
+        for _ in range(25):
+            model, vocab, _ = training.load_model(workdir)
+            seen.add(latest_checkpoint_name(workdir))
+            assert model(tf.zeros([1, 3], tf.int32), model.zero_state(1))[0].shape == (1, 3, 27)
+        assert len(seen) > 1 and proc.poll() is None  # it was saving all along
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        _, err = finish(proc)
+    assert proc.returncode == 143, err[-3000:]
+
+
+# 3. A full disk -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def killed_after_20(tmp_path_factory, corpus):
+    """The work directory of a run SIGKILLed at step 25: ckpt-20 is its last."""
+    root = tmp_path_factory.mktemp("killed")
+    proc, marker = start(root, "pause", 25, train_argv(corpus, root / "run"))
+    try:
+        wait_for(marker, proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        finish(proc)
+    return root / "run"
+
+
+@pytest.mark.parametrize("what, limit, message", [
+    ("config", 600, "Could not write config.json '{workdir}/config.json': File too large "
+                    "(needs about 7"),
+    ("events", 1000, "Could not write TensorBoard events to '{workdir}/events': File too "
+                     "large (needs about "),
+    ("checkpoint", 20000, "Could not write checkpoint ckpt-40 to '{workdir}/checkpoints': "
+                          "File too large (needs about 2"),
+])
+def test_a_write_that_fails_stops_with_one_line_and_the_next_run_resumes(
+        tmp_path, capsys, corpus, reference, killed_after_20, what, limit, message):
+    workdir = tmp_path / "run"
+    shutil.copytree(killed_after_20, workdir)
+    proc, _ = start(tmp_path, "limit", limit, train_argv(corpus, workdir))
+    _, err = finish(proc)
+    assert proc.returncode == 2 and "Traceback" not in err, err[-3000:]
+    [line] = error_lines(err)
+    assert line.startswith("tf-rnn: error: " + message.format(workdir=workdir)), line
+    assert "free there" in line and "run the same command" in line.lower() or \
+        "previous version of the file is kept" in line, line
+    if what == "checkpoint":
+        assert "The previous checkpoint ckpt-20 is intact" in line
+        assert sorted(os.listdir(workdir / "checkpoints")) == [  # no partial files left
+            "checkpoint", "ckpt-0.data-00000-of-00001", "ckpt-0.index",
+            "ckpt-20.data-00000-of-00001", "ckpt-20.index"]
+    assert latest_checkpoint_name(workdir) == "ckpt-20"
+
+    code, result, err = run_cli(capsys, train_argv(corpus, workdir))
+    assert code == 0 and "at step 20." in err, err
+    assert_same_training_state(workdir, reference)
+    assert_same_events(events(workdir), reference[2])
+
+
+# 6. Hand-damaged files ----------------------------------------------------------------
+
+def _edit_json(key=None, value=None, drop_last=False):
+    def edit(text):
+        data = json.loads(text)
+        if drop_last:
+            data["chars"] = data["chars"][:-1]
+        else:
+            data[key] = value
+        return json.dumps(data)
+    return edit
+
+
+DAMAGE = {  # name: (file, edit, what the message says)
+    "config-not-json": ("config.json", lambda t: t[:-4], "Unterminated string"),
+    "config-wrong-type": ("config.json", _edit_json("num_nodes", "many"),
+                          "`num_nodes`, expected a positive integer, got 'many'"),
+    "config-not-an-object": ("config.json", lambda t: "[16, 4]",
+                             "expected a JSON object of config fields, got list"),
+    "config-other-model": ("config.json", _edit_json("num_nodes", 17),
+                           "disagrees with the checkpoint: a 'arch1' model with "
+                           "num_nodes=17"),
+    "vocab-not-json": ("vocab.json", lambda t: t[:-3], "is corrupt: not valid JSON"),
+    "vocab-wrong-type": ("vocab.json", lambda t: "27", "is corrupt: expected a JSON object"),
+    "vocab-other-size": ("vocab.json", _edit_json(drop_last=True),
+                         "disagrees with the checkpoint: it holds 26 characters, but "
+                         "ckpt-60 was trained on 27"),
+    "run-not-json": ("run.json", lambda t: t[:-3], "Expecting"),
+    "run-not-an-object": ("run.json", lambda t: "[]", "expected a JSON object, got list"),
+    "run-wrong-type": ("run.json", lambda t: '{"data": 5}',
+                       'field "data" must be a path or null, got 5'),
+}
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "sample", "export"])
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_hand_damaged_file_stops_every_command_with_one_line(tmp_path, capsys, corpus,
+                                                               reference, damage, command):
+    name, edit, fragment = DAMAGE[damage]
+    workdir = tmp_path / "run"
+    shutil.copytree(reference[0], workdir)
+    path = workdir / name
+    path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
+    before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+    argv = {"train": ["train", "--workdir", str(workdir), "--data", str(corpus), "--steps",
+                      "80", "--no-progress"],
+            "eval": ["eval", "--workdir", str(workdir)],
+            "sample": ["sample", "--workdir", str(workdir), "--length", "5"],
+            "export": ["export", "--workdir", str(workdir), "--overwrite"]}[command]
+    code, _, err = run_cli(capsys, argv)
+    assert code == 2 and "Traceback" not in err, err
+    assert err.count("\n") == 1 and err.startswith("tf-rnn: error: "), err
+    assert str(path) in err and fragment in err, err
+    assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
+
+
+# 4. Many kills ------------------------------------------------------------------------
+
+def _restored_step(workdir):
+    path = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
+    return int(path.rsplit("-", 1)[-1]) if path else 0
+
+
+@pytest.mark.slow
+def test_ten_sigkills_at_random_moments_then_the_run_ends_bitwise_equal(
+        tmp_path, capsys, corpus, reference):
+    rng = random.Random(13)
+    workdir = tmp_path / "run"
+    argv = train_argv(corpus, workdir)
+    # Inside a checkpoint save, inside an event write, between steps, and at any moment
+    # at all (start-up, tracing, a step, a save: wherever a random delay lands).
+    plan = ["kill_save"] * 3 + ["kill_events"] * 3 + ["pause"] * 2 + ["anytime"] * 2
+    rng.shuffle(plan)
+    done = []
+    for mode in plan:
+        restored = _restored_step(workdir) if (workdir / "checkpoints").is_dir() else 0
+        if mode in ("kill_save", "kill_events"):
+            k = rng.choice([s for s in (20, 40, STEPS) if s > restored])
+        elif mode == "pause":
+            k = rng.randint(restored + 1, STEPS - 1)
+        else:  # anytime: it may never get further than its last step
+            k = STEPS - 1
+        proc, marker = start(tmp_path, "pause" if mode == "anytime" else mode, k, argv)
+        try:
+            if mode == "anytime":  # a random moment, not a marker
+                deadline = time.monotonic() + rng.uniform(0.0, 10.0)
+                while time.monotonic() < deadline and not marker.exists():
+                    assert proc.poll() is None, finish(proc)[1][-3000:]
+                    time.sleep(0.02)
+            else:
+                wait_for(marker, proc)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            _, err = finish(proc)
+        assert proc.returncode == -signal.SIGKILL, err[-3000:]
+        done.append((mode, k, restored))
+    assert _restored_step(workdir) < STEPS, done  # the run was never allowed to finish
+
+    code, result, err = run_cli(capsys, argv)
+    assert code == 0 and result["step"] == STEPS, (err, done)
+    assert_bitwise_equal(checkpoint_values(workdir), reference[1])
+    # Every TensorBoard step exactly once, with the values of the uninterrupted run.
+    assert_same_events(events(workdir), reference[2])
+
+
+# 1b. Preemption of a multi-worker cluster ---------------------------------------------
+
+MULTIWORKER = ["--preset", "text8_arch1", "--strategy", "multiworker", "--steps", "40",
+               "--no-progress", "--set", "num_nodes=16", "--set", "batch_size=4",
+               "--set", "num_unrollings=10", "--set", "log_every=7", "--set",
+               "eval_every=10", "--set", "sample_every=0", "--set", "checkpoint_every=20"]
+
+
+def _launch_workers(tmp_path, scratch, mode, k, argv):
+    from test_distribute import _free_ports
+
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    procs = []
+    for index in range(2):
+        env = {**_env(), "CUDA_VISIBLE_DEVICES": "", "TMPDIR": str(scratch),
+               "TF_CONFIG": json.dumps({"cluster": cluster,
+                                        "task": {"type": "worker", "index": index}})}
+        marker = tmp_path / f"worker{index}-{mode}-{k}.marker"
+        procs.append((subprocess.Popen(
+            [sys.executable, "-c", DRIVER, mode, str(k), str(marker), *argv], cwd=ROOT,
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), marker))
+    return procs
+
+
+@pytest.mark.slow
+def test_multiworker_sigterm_every_worker_saves_the_same_step_and_resumes(tmp_path, corpus):
+    workdir, scratch = tmp_path / "run", tmp_path / "tmp"
+    scratch.mkdir()
+    argv = ["train", "--data", str(corpus), "--workdir", str(workdir), *MULTIWORKER]
+    procs = _launch_workers(tmp_path, scratch, "pause", 25, argv)
+    try:
+        for proc, marker in procs:
+            wait_for(marker, proc, timeout=420)
+        for proc, _ in procs:  # the cluster is being shut down: SIGTERM to every worker
+            proc.send_signal(signal.SIGTERM)
+        for _, marker in procs:
+            (tmp_path / (marker.name + ".go")).touch()
+        outputs = [proc.communicate(timeout=420) for proc, _ in procs]
+    finally:
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    lines = []
+    for (proc, _), (_, err) in zip(procs, outputs):
+        assert proc.returncode == 143, err[-3000:]
+        [line] = error_lines(err)
+        lines.append(line)
+    assert lines[0] == lines[1] and lines[0].startswith("tf-rnn: stopped by SIGTERM on a "
+                                                        "worker at step ")
+    step = int(lines[0].split(" at step ")[1].split(":")[0])
+    assert 25 < step < 40 and latest_checkpoint_name(workdir) == f"ckpt-{step}"
+
+    procs = _launch_workers(tmp_path, scratch, "pause", 10**6, argv)  # the same command
+    try:
+        outputs = [proc.communicate(timeout=420) for proc, _ in procs]
+    finally:
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    for (proc, _), (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+        assert f"at step {step}." in err and json.loads(out.splitlines()[-1])["step"] == 40
+    logged = [s for s, _ in events(workdir)["train/loss"]]
+    assert logged == [7, 14, 21, 28, 35, 40]  # each step once, across the preemption
+    assert os.listdir(scratch) == []  # the handler's scratch directories are gone

@@ -1,0 +1,44 @@
+"""A SavedModel export under load: 16 threads, 2 000 mixed requests, batch sizes 1-64,
+every answer bitwise equal to the single-threaded one (experiments/serve_benchmark.py)."""
+
+import json
+
+import pytest
+
+from experiments import serve_benchmark
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    return serve_benchmark._tiny_export(tmp_path_factory.mktemp("serve"))
+
+
+def test_the_request_mix_covers_every_method_and_batch_size():
+    requests = serve_benchmark.make_requests(2000, "abc ", 8, seed=0)
+    methods = [m for m, _ in requests]
+    assert {m: methods.count(m) for m in serve_benchmark.METHODS} == {
+        "generate": 667, "score": 667, "step": 666}
+    sizes = {serve_benchmark._batch(r) for r in requests}
+    assert min(sizes) == 1 and max(sizes) == 64 and len(sizes) == 64
+    assert len({kw["seed"] for m, kw in requests if m == "generate"}) > 600
+
+
+@pytest.mark.slow
+def test_16_threads_2000_requests_no_error_and_every_answer_single_threaded(export_dir):
+    rows = serve_benchmark.run_load(export_dir, threads=16, requests=2000, seed=0)
+    load = rows[0]
+    assert load["kind"] == "serve_load" and load["requests"] == 2000
+    assert load["errors"] == 0, load.get("first_error")
+    assert load["mismatches"] == 0
+    assert load["batch_sizes"] == [1, 64] and load["requests_per_sec"] > 0
+    assert 0 < load["p50_ms"] <= load["p99_ms"]
+    assert [r["kind"] for r in rows[1:]] == [f"serve_load/{m}" for m in serve_benchmark.METHODS]
+    assert all(r["errors"] == r["mismatches"] == 0 for r in rows[1:])
+
+
+def test_the_module_prints_one_json_row_per_line(export_dir, capsys):
+    code = serve_benchmark.main(["--export", str(export_dir), "--threads", "4",
+                                 "--requests", "30", "--seed", "1"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert code == 0 and [r["kind"] for r in rows][0] == "serve_load"
+    assert rows[0]["requests"] == 30 and rows[0]["threads"] == 4 and len(rows) == 4
