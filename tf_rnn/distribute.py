@@ -238,7 +238,7 @@ def make_train_step(strategy, model, optimizer, clip_norm=0.0, clip_value=0.0,
         # One collective for the loss and every gradient: the same values everywhere,
         # so every replica and worker takes the same branch of the guard below.
         loss, *grads = tf.distribute.get_replica_context().all_reduce(sum_, [loss, *grads])
-        grads, grad_norm = _clip(grads, clip_norm, clip_value)
+        grads, grad_norm = steps_lib.clip_gradients(grads, clip_norm, clip_value)
         finite = tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
         clipped = grad_norm > clip_norm if clip_norm > 0 else tf.constant(False)
         metrics = {"loss": loss, "grad_norm": grad_norm, "clipped": clipped,
@@ -273,20 +273,6 @@ def make_train_step(strategy, model, optimizer, clip_norm=0.0, clip_value=0.0,
         return metrics, ReplicaRows(new_state)
 
     return train_step
-
-
-def _clip(grads, clip_norm, clip_value):
-    """The clipping of `steps.make_train_step`: element-wise, then global norm.
-
-    Returns the clipped gradients and the global norm measured before clipping.
-    """
-    grad_norm = tf.linalg.global_norm(grads)
-    if clip_value > 0:
-        grads = [tf.clip_by_value(g, -clip_value, clip_value) for g in grads]
-    if clip_norm > 0:
-        grads, _ = tf.clip_by_global_norm(grads, clip_norm,
-                                          use_norm=grad_norm if clip_value <= 0 else None)
-    return grads, grad_norm
 
 
 class WorkerCheckpointManager:

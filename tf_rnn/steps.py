@@ -68,6 +68,18 @@ def lm_loss(logits, targets):
         labels=tf.cast(targets, tf.int32), logits=logits))
 
 
+def clip_gradients(grads, clip_norm=0.0, clip_value=0.0):
+    """Element-wise clipping to [-clip_value, clip_value], then to the global norm clip_norm
+    (each only when > 0). Returns the clipped gradients and the global norm before."""
+    grad_norm = tf.linalg.global_norm(grads)
+    if clip_value > 0:
+        grads = [tf.clip_by_value(g, -clip_value, clip_value) for g in grads]
+    if clip_norm > 0:
+        norm = grad_norm if clip_value <= 0 else None  # else: measure the clipped values
+        grads, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=norm)
+    return grads, grad_norm
+
+
 def make_train_step(model, optimizer, clip_norm=0.0, clip_value=0.0, loss_fn=lm_loss,
                     jit_compile=False):
     """A compiled truncated-BPTT step: train_step(inputs, targets, state) -> metrics, state.
@@ -96,12 +108,7 @@ def make_train_step(model, optimizer, clip_norm=0.0, clip_value=0.0, loss_fn=lm_
             outputs, new_state = model(inputs, state)
             loss = loss_fn(outputs, targets)
         grads = tape.gradient(loss, variables)
-        grad_norm = tf.linalg.global_norm(grads)
-        if clip_value > 0:
-            grads = [tf.clip_by_value(g, -clip_value, clip_value) for g in grads]
-        if clip_norm > 0:
-            norm = grad_norm if clip_value <= 0 else None
-            grads, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=norm)
+        grads, grad_norm = clip_gradients(grads, clip_norm, clip_value)
         finite = tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
 
         def apply():
