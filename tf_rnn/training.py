@@ -6,13 +6,11 @@ periodic validation and samples, checkpoints, and a divergence guard.
 """
 
 import math
-import os
 import signal
 import sys
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 import tqdm
 
@@ -24,6 +22,8 @@ from tf_rnn import preemption
 from tf_rnn import sampling
 from tf_rnn import steps as steps_lib
 from tf_rnn import summaries
+from tf_rnn.runs import (  # noqa: F401  (load_model, run_data: part of this API)
+    load_corpus_for, load_model, restore_newest, run_data, run_info)
 from tf_rnn.workdir import Workdir, WorkdirError
 
 
@@ -79,198 +79,6 @@ class Run:
         self.log_totals.assign(log_totals)
         self.state.assign(distribute.gather_rows(self.strategy, state))  # (B, S), global
         return preemption.save_checkpoint(self.manager, step)  # WriteFailed: disk full
-
-
-def restore_newest(checkpoint, directory, check):
-    """Restores into `checkpoint` the newest checkpoint listed in `directory` that loads.
-
-    A checkpoint that cannot be read back (a partial or corrupt file, one that does not
-    fit) is reported and the one before it tried: a damaged save costs that save only.
-    Saving itself is atomic (TensorFlow writes the files, then renames a new index in).
-
-    Args:
-      checkpoint: a `tf.train.Checkpoint`, or a function making one (a reader beside a
-        live trainer: a fresh one for each try, as a failed restore leaves it unusable).
-      check: called with the restore status; raises if the checkpoint does not fit.
-
-    Returns:
-      The path restored, or None when the directory lists no checkpoint.
-
-    Raises:
-      WorkdirError: checkpoints are listed, but none of them loads.
-    """
-    for _ in range(20):  # a live trainer deletes old checkpoints: then read the index again
-        state = _checkpoint_state(directory)
-        path, failures = _restore_listed(
-            checkpoint() if callable(checkpoint) else checkpoint, state, check)
-        if path or not failures or _checkpoint_state(directory) == state:
-            break
-    if path:
-        if failures:
-            _log(f"Skipped unreadable checkpoint(s) ({'; '.join(failures)}); restored {path}.")
-        return path
-    if failures or (state is None and os.path.isfile(os.path.join(directory, "checkpoint"))):
-        raise WorkdirError(
-            f"No checkpoint in {str(directory)!r} can be restored "
-            f"({'; '.join(failures) or 'its index file checkpoint is unreadable'}). Nothing "
-            f"was changed; this run cannot go on from there (use another --workdir).")
-    return None
-
-
-def _checkpoint_state(directory):
-    try:
-        return tf.train.get_checkpoint_state(str(directory))
-    except (ValueError, tf.errors.OpError):  # an empty or unreadable index file
-        return None
-
-
-def _restore_listed(checkpoint, state, check):
-    """Tries the checkpoints `state` lists, newest first: (path restored or None,
-    ["name: why" of each that failed])."""
-    paths = list(state.all_model_checkpoint_paths) if state else []
-    if state and state.model_checkpoint_path not in paths:
-        paths.append(state.model_checkpoint_path)
-    failures = []
-    for path in reversed(paths):
-        try:
-            check(checkpoint.restore(path))
-        # A truncated data file raises IndexError ("Read less bytes than requested").
-        except (tf.errors.OpError, ValueError, AssertionError, IndexError) as err:
-            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            failures.append(f"{os.path.basename(path)}: {first_line[:200]}")
-            continue
-        return path, failures
-    return None, failures
-
-
-def load_model(workdir):
-    """The model of a work directory with its latest weights, and its vocab and config."""
-    workdir = Workdir(workdir)
-    config = workdir.load_config()
-    integrity.check_files(workdir)  # a hand-damaged file: one line naming it
-    vocab = workdir.load_vocab()
-    if vocab is None or not workdir.has_checkpoint():
-        raise data_lib.DataError(f"No checkpoint in {str(workdir.path)!r}: train first "
-                                 f"(`tf-rnn train --workdir {workdir.path}`).")
-    integrity.check_against_checkpoint(workdir, config, vocab)
-    model = models.build_model(config, vocab.size)
-    restore_newest(lambda: tf.train.Checkpoint(model=model), workdir.checkpoint_dir,
-                   lambda status: status.assert_existing_objects_matched().expect_partial())
-    return model, vocab, config
-
-
-def load_corpus_for(config, workdir, data=None, cache_dir=None, download_kwargs=None,
-                    progress=True, same_vocab=False):
-    """The corpus of a run, encoded with the vocabulary of the run it continues, if any.
-
-    Args:
-      same_vocab: for training: a `vocab=corpus` run continues only on text with exactly
-        its saved characters (the corpus's own vocabulary must be the saved one).
-
-    Raises:
-      DataError: a bad corpus file; characters outside the vocabulary (with
-        `unknown="error"`), named with their count, first position and the fixes.
-      WorkdirError: a `vocab=corpus` run given a corpus with other characters.
-    """
-    saved = workdir.load_vocab() if workdir.has_checkpoint() else None
-    vocab = saved or config.vocab
-    options = dict(cache_dir=cache_dir, normalize=config.normalize,
-                   download_kwargs=download_kwargs, progress=progress)
-    try:
-        corpus = data_lib.load_corpus(data, vocab=vocab, unknown=config.unknown, **options)
-    except data_lib.DataError as err:
-        if vocab == "corpus":
-            raise
-        try:  # only on this error path: read the text again, with its own characters
-            own = data_lib.load_corpus(data, vocab="corpus", **options)
-        except data_lib.DataError:
-            raise err from None
-        message = _unknown_characters(own, saved, config.vocab == "corpus", workdir)
-        if message is None:
-            raise
-        raise (WorkdirError if config.vocab == "corpus" else data_lib.DataError)(
-            message) from None
-    if same_vocab and saved is not None and config.vocab == "corpus":
-        used = np.zeros(saved.size, bool)
-        for ids in (corpus.train, corpus.valid, corpus.test):
-            used[ids] = True
-        if not used.all():
-            lacking = [c for c, u in zip(saved.chars, used) if not u]
-            raise WorkdirError(
-                f"The characters of {corpus.source} differ from the vocabulary of the run in "
-                f"{str(workdir.path)!r} ({workdir.vocab_path.name}): the corpus lacks "
-                f"{_show(lacking)}. A vocab=corpus run continues only on text with the same "
-                f"characters: use the corpus it was trained on, or another --workdir.")
-    return corpus
-
-
-def run_info(data, corpus):
-    """What run.json records of the corpus: its absolute path (None: text8) and digest."""
-    if data is None:
-        return {"data": None, "sha256": data_lib.TEXT8_SHA256}
-    path = os.path.abspath(os.path.expanduser(str(data)))
-    return {"data": path, "sha256": data_lib.file_sha256(path)}
-
-
-def run_data(workdir, data=None):
-    """The corpus `eval` reads: `data` if given, else the one recorded in run.json.
-
-    Raises:
-      DataError: the recorded corpus is gone (the message says where the path came from
-        and how to pass --data).
-    """
-    if data is not None:
-        return data
-    workdir = Workdir(workdir)
-    info = workdir.load_run_info()
-    recorded = info.get("data")
-    if recorded is None:
-        return None  # text8
-    if not os.path.exists(recorded):
-        raise data_lib.DataError(
-            f"The run in {str(workdir.path)!r} was trained on {recorded} (recorded in "
-            f"{workdir.run_path.name}), which does not exist any more (or, if it was "
-            f"recorded relative, from this directory): pass the corpus with --data FILE.")
-    digest = info.get("sha256")
-    if digest and data_lib.file_sha256(recorded) != digest:
-        _log(f"Note: {recorded} (recorded in {workdir.run_path}) has changed since the run "
-             f"was trained (SHA-256 differs); evaluating on it anyway.")
-    return recorded
-
-
-def _show(chars, limit=10):
-    more = f" and {len(chars) - limit} more" if len(chars) > limit else ""
-    return ", ".join(repr(c) for c in chars[:limit]) + more
-
-
-def _unknown_characters(own, saved, conflict, workdir):
-    """The message for a corpus (`own`: encoded with its own characters) holding
-    characters outside the saved vocabulary (None: text8's); None if it holds none."""
-    vocab = saved or data_lib.Vocabulary.text8()
-    extra = [c for c in own.vocab.chars if c not in vocab.chars]
-    if not extra:
-        return None
-    ids = np.concatenate([own.train, own.valid, own.test])
-    bad = np.isin(ids, [own.vocab.chars.index(c) for c in extra])
-
-    def found(outside):
-        return (f"{int(bad.sum())} occurrence(s) of {len(extra)} character(s) outside "
-                f"{outside}: {_show(extra)} (first at character {int(np.argmax(bad))})")
-
-    run = f"the run in {str(workdir.path)!r}"
-    if conflict:
-        return (f"The characters of {own.source} differ from the vocabulary of {run} "
-                f"({workdir.vocab_path.name}): the corpus has {found('it')}. A vocab=corpus "
-                f"run continues only on text with the same characters: use the corpus it "
-                f"was trained on, or another --workdir.")
-    if saved is None:
-        return (f"{own.source} has {found(f'the text8 alphabet {vocab.chars!r}')}. Choose a "
-                f"mapping: --set unknown=space reads each as ' ', --set normalize=true "
-                f"applies text8's normalisation (lowercase, digits spelled out, anything "
-                f"else a space), or --set vocab=corpus uses the corpus's own characters.")
-    return (f"{own.source} has {found(f'the vocabulary of {run} ({vocab.size} characters)')}"
-            f". --set unknown=space reads each as ' ', or train a new run (another "
-            f"--workdir) on this text.")
 
 
 def total_steps(config, cursors):
