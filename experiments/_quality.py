@@ -135,6 +135,8 @@ def run(report, args, make_trainer):
 def summary(bpc, minutes):
     """The quality figures of one budget: text8_best against the best Keras contender."""
     keras_best = min((v for k, v in bpc.items() if k in KERAS_CONTENDERS), default=math.nan)
+    if "text8_best" not in bpc:
+        return {"quality_minutes": minutes, "best_keras_valid_bpc": keras_best}
     return {"quality_minutes": minutes, "best_valid_bpc": bpc["text8_best"],
             "faithful_valid_bpc": bpc.get("text8_arch1"), "best_keras_valid_bpc": keras_best,
             "best_margin_over_keras": keras_best - bpc["text8_best"],

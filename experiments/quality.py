@@ -36,15 +36,31 @@ def parse_args(argv=None):
     known = list(_quality.TF_RNN_CONTENDERS) + list(_quality.KERAS_CONTENDERS)
     p.add_argument("--contenders", default=",".join(known),
                    help=f"comma-separated subset of {','.join(known)}")
+    p.add_argument("--add", action="append", default=[], metavar="NAME=PRESET[,KEY=VALUE...]",
+                   help="one more tf_rnn contender: a preset with --set-style overrides, "
+                   "e.g. mul256=text8_best,num_nodes=256 (repeatable; for sweeps)")
     args = p.parse_args(argv)
     if args.minutes <= 0 or args.points <= 0:
         p.error(f"--minutes and --points must be positive, got {args.minutes}, "
                 f"{args.points}")
     args.contenders = [c for c in args.contenders.split(",") if c]
     unknown = sorted(set(args.contenders) - set(known))
-    if unknown or "text8_best" not in args.contenders:
-        p.error(f"--contenders must name text8_best and only known contenders "
-                f"({', '.join(known)}); got unknown {unknown}")
+    if unknown:
+        p.error(f"--contenders must name known contenders ({', '.join(known)}); got "
+                f"unknown {unknown}")
+    args.added = {}
+    for item in args.add:
+        name, _, spec = item.partition("=")
+        preset, *assignments = spec.split(",")
+        try:
+            from tf_rnn import config
+
+            config.with_overrides(config.get_preset(preset), assignments)
+        except ValueError as e:
+            p.error(f"--add {item!r}: {e}")
+        if not name or name in known or name in args.added:
+            p.error(f"--add {item!r}: give a new contender name before '='")
+        args.added[name] = (preset, assignments)
     if args.plot:
         try:
             import matplotlib  # noqa: F401  (checked before an hour of training, not after)
@@ -85,11 +101,16 @@ def main(argv=None):
     import tensorflow as tf
 
     from experiments.benchmark import Report, tf_rnn_trainer
-    from tf_rnn import data
+    from tf_rnn import config, data
 
     report = Report()
     corpus = data.load_corpus(args.data, vocab="text8")
     contenders = _quality.make_contenders(args.contenders, tf_rnn_trainer, corpus.vocab.size)
+    for name, (preset, assignments) in args.added.items():
+        changes = config.with_overrides(config.Config(), assignments).to_dict()
+        changes = {k: changes[k] for k in (a.partition("=")[0].strip() for a in assignments)}
+        contenders.append(_quality.tf_rnn_contender(name, preset, changes, tf_rnn_trainer,
+                                                    corpus.vocab.size))
     writers = {c.name: tf.summary.create_file_writer(os.path.join(args.logdir, c.name))
                for c in contenders}
 

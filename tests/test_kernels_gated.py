@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from test_kernels import assert_central_differences
 from tf_rnn import kernels
 
 
@@ -69,18 +70,7 @@ def test_gated_gradients_match_central_differences(activation, path):
     def loss(p, h0, w, gate):
         return float(tf.reduce_sum(dy * run(p, h0, w, activation, gate=gate)))
 
-    eps = 1e-6
-    args = [p.numpy(), h0.numpy(), w.numpy(), gate.numpy()]
-    for i, grad in enumerate(analytic):
-        numeric = np.zeros_like(args[i])
-        for idx in np.ndindex(args[i].shape):
-            plus = [a.copy() for a in args]
-            minus = [a.copy() for a in args]
-            plus[i][idx] += eps
-            minus[i][idx] -= eps
-            numeric[idx] = (loss(*plus) - loss(*minus)) / (2 * eps)
-        error = np.linalg.norm(numeric - grad.numpy()) / np.linalg.norm(numeric)
-        assert error < 1e-6, (NAMES[i + 1], error)
+    assert_central_differences(loss, [p, h0, w, gate], analytic, NAMES[1:])
 
 
 def test_gate_scales_the_recurrent_term_only():

@@ -25,6 +25,7 @@ def quality_run(tmp_path_factory):
     out = subprocess.run(
         [sys.executable, "-m", "experiments.quality", "--data", str(corpus),
          "--minutes", "0.25", "--points", "2", "--contenders", ",".join(CONTENDERS),
+         "--add", "mul16=text8_best,num_nodes=16,learning_rate=0.01",
          "--logdir", str(tmp / "tb"), "--plot", str(tmp / "curves.png")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -36,7 +37,7 @@ def test_one_row_per_contender_then_the_summary(quality_run):
     _, out = quality_run
     records = [json.loads(line) for line in out.stdout.strip().splitlines()]
     rows, summary = records[:-1], records[-1]["summary"]
-    assert [r["name"] for r in rows] == [f"quality/{c}" for c in CONTENDERS]
+    assert [r["name"] for r in rows] == [f"quality/{c}" for c in CONTENDERS + ["mul16"]]
     for row in rows:
         assert row["steps"] > 0 and row["chars_per_sec"] > 0
         assert row["train_seconds"] >= 15.0  # the budget: 0.25 min
@@ -52,7 +53,7 @@ def test_each_contender_is_a_tensorboard_run(quality_run):
     tmp, out = quality_run
     rows = {r["name"].split("/")[1]: r for r in map(json.loads,
                                                      out.stdout.strip().splitlines()[:-1])}
-    for name in CONTENDERS:
+    for name in CONTENDERS + ["mul16"]:
         acc = event_accumulator.EventAccumulator(str(tmp / "tb" / name), size_guidance={
             event_accumulator.TENSORS: 0})
         acc.Reload()
@@ -76,3 +77,6 @@ def test_bad_arguments_are_rejected(tmp_path):
     out = subprocess.run(cmd + ["--contenders", "text8_best,gru"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "gru" in out.stderr
+    out = subprocess.run(cmd + ["--add", "w=text8_best,combine=product"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "`combine`" in out.stderr
