@@ -17,10 +17,10 @@ import time
 
 import pytest
 import tensorflow as tf
-from test_reliability import (  # noqa: F401  (the autouse fixture is used by name)
+from test_reliability import (  # noqa: F401  (fixtures, the autouse one too, by name)
     ROOT, STEPS, _op_determinism_off_afterwards, assert_bitwise_equal, assert_same_events,
-    checkpoint_values, events, latest_checkpoint_name, make_corpus, run_cli, train_argv,
-    wait_for)
+    checkpoint_values, corpus, events, latest_checkpoint_name, make_corpus, reference,
+    run_cli, train_argv, wait_for)
 
 from tf_rnn import training
 
@@ -116,27 +116,6 @@ def up_to(logged, step):
     """The events of `logged` ({tag: [(step, value)]}) at steps <= `step`."""
     kept = {tag: [(s, v) for s, v in series if s <= step] for tag, series in logged.items()}
     return {tag: series for tag, series in kept.items() if series}
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return make_corpus(tmp_path_factory.mktemp("data") / "corpus.txt")
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, corpus):
-    """An uninterrupted run of STEPS steps: its workdir, final checkpoint and events."""
-    from tensorflow.python.framework import config as tf_config
-
-    from tf_rnn import cli
-
-    workdir = tmp_path_factory.mktemp("reference") / "run"
-    was = tf_config.is_op_determinism_enabled()
-    code = cli.main(train_argv(corpus, workdir))
-    if not was:
-        tf_config.disable_op_determinism()
-    assert code == 0
-    return workdir, checkpoint_values(workdir), events(workdir)
 
 
 # 1. Preemption ------------------------------------------------------------------------
