@@ -15,11 +15,14 @@ import os
 import pathlib
 import tempfile
 
+import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 
 class PendingSummaries:
-    """Scalars and texts held in memory until `write` (at the next checkpoint)."""
+    """Scalars, texts, histograms and profiles held in memory until `write` (at the
+    next checkpoint)."""
 
     def __init__(self):
         self._items = []  # (kind, tag, value, step)
@@ -33,6 +36,15 @@ class PendingSummaries:
     def text(self, tag, value, step):
         self._items.append(("text", tag, str(value), int(step)))
 
+    def histogram(self, tag, values, step):
+        """A histogram of `values` (any array), e.g. a weight matrix."""
+        self._items.append(("histogram", tag, np.array(values), int(step)))
+
+    def profile(self, tag, values, step):
+        """A curve over its index (e.g. a gradient norm per lag) as a histogram-plugin
+        entry: bucket i spans [i, i + 1) with height values[i]."""
+        self._items.append(("profile", tag, np.array(values, np.float64), int(step)))
+
     def discard(self):
         """Forgets what is pending: the steps it covers are being trained again."""
         self._items.clear()
@@ -43,10 +55,25 @@ class PendingSummaries:
             for kind, tag, value, step in self._items:
                 if kind == "scalar":
                     tf.summary.scalar(tag, value, step=step)
+                elif kind == "histogram":
+                    tf.summary.histogram(tag, value, step=step)
+                elif kind == "profile":
+                    tf.summary.write(tag, _profile_buckets(value), step=step,
+                                     metadata=_PROFILE_METADATA)
                 else:
                     tf.summary.text(tag, value, step=step)
         writer.flush()
         self._items.clear()
+
+
+def _profile_buckets(values):
+    """(k, 3) histogram buckets [i, i + 1, values[i]]."""
+    index = np.arange(len(values), dtype=np.float64)
+    return tf.constant(np.stack([index, index + 1, values], axis=1))
+
+
+_PROFILE_METADATA = histogram_metadata.create_summary_metadata(
+    display_name="", description="value per index (e.g. gradient norm per lag)")
 
 
 def purge_after(events_dir, step):
