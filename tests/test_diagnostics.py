@@ -195,3 +195,48 @@ def test_the_seed_init_starts_with_dead_recurrent_units_glorot_does_not():
     assert glorot["recurrent_active_fraction"] > 0.3
     # No recurrent unit on: the last step's error reaches one step back, no further.
     assert not seed["grad_by_lag_last"][2:].any() and glorot["grad_by_lag_last"][5] > 0
+
+
+def _events(events_dir):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(str(events_dir), size_guidance={
+        event_accumulator.TENSORS: 0})
+    acc.Reload()
+    return acc
+
+
+def test_training_writes_diagnostics_resumes_and_exports(tmp_path):
+    from tf_rnn import export, training
+
+    data = tmp_path / "corpus.txt"
+    rng = np.random.default_rng(0)
+    data.write_text(" ".join(rng.choice(["the", "cat", "sat", "on", "a", "mat"], 3000)))
+    cfg = config_lib.Config(num_nodes=8, batch_size=4, num_unrollings=10, log_every=5,
+                            eval_every=10, sample_every=0, checkpoint_every=5,
+                            eval_chars=500, diag_every=5, steps=10)
+    assert config_lib.Config().diag_every == -1  # with each validation
+    with pytest.raises(ValueError, match="diag_every"):
+        config_lib.Config(diag_every=-2)
+    training.train(cfg, tmp_path / "run", str(data), progress=False)
+    training.train(cfg.replace(steps=17), tmp_path / "run", str(data), progress=False)
+    acc = _events(tmp_path / "run" / "events")
+    tags = set(acc.Tags()["tensors"])
+    assert {"diag/grad_ratio", "diag/recurrent_dead_fraction", "diag/sigma_max",
+            "diag/grad_norm/W", "diag/grad_by_lag", "weights/W", "diag/unit_rate"} <= tags
+    # Every diag_every steps and at the last one, across the resume, each step once.
+    assert [e.step for e in acc.Tensors("diag/sigma_max")] == [5, 10, 15, 17]
+    profile = tf.make_ndarray(acc.Tensors("diag/grad_by_lag")[-1].tensor_proto)
+    assert profile.shape == (10, 3) and (profile[:, 2] > 0).all()
+    assert acc.SummaryMetadata("diag/grad_by_lag").plugin_data.plugin_name == "histograms"
+    model = training.load_model(tmp_path / "run")[0]
+    # diag_every=-1 follows eval_every; 0 measures nothing.
+    window = np.zeros((4, 11), np.int64)
+    for every, due in ((-1, [10, 17]), (0, []), (3, [3, 6, 9, 12, 15, 17])):
+        hook = diagnostics.TrainingDiagnostics(cfg.replace(diag_every=every), model)
+        assert [s for s in range(1, 18) if hook.measure(s, 17, window, model.zero_state(4))
+                is not None] == due
+    info = export.export(tmp_path / "run", tmp_path / "export")
+    assert info["step"] == 17
+    text = export.sample_from_export(tmp_path / "export", "the", 5, seed=1)[0]
+    assert text.startswith("the") and len(text) == 8

@@ -28,6 +28,7 @@ training), and one histogram per weight matrix under `weights/`.
 import numpy as np
 import tensorflow as tf
 
+from tf_rnn import distribute
 from tf_rnn import models
 from tf_rnn import sequence
 from tf_rnn import steps as steps_lib
@@ -269,3 +270,26 @@ def write(pending, figures, model, step):
     for v in model.trainable_variables:
         pending.histogram(f"weights/{v.name}", v.numpy(), step)
 
+
+
+class TrainingDiagnostics:
+    """The training loop's measurements: every `diag_every` steps (-1: every
+    `eval_every`, with each validation; 0: never) and at the last step, on the window
+    about to be trained, with the weights and state it is trained from."""
+
+    def __init__(self, config, model, strategy=None):
+        self.every = config.eval_every if config.diag_every == -1 else config.diag_every
+        self.model, self.strategy = model, strategy
+        self._measure = make_measure(model) if self.every else None
+
+    def measure(self, step, last, window, state):
+        """The figures of `window` (B, T + 1) if the step it trains, `step`, is due."""
+        if not self.every or (step % self.every and step != last):
+            return None
+        if self.strategy is not None:  # replicas' rows -> the global (B, S) state
+            state = distribute.gather_rows(self.strategy, state)
+        return self._measure(window[:, :-1], window[:, 1:], state)
+
+    def write(self, pending, figures, step):
+        if figures is not None:
+            write(pending, figures, self.model, step)

@@ -16,6 +16,7 @@ import tensorflow as tf
 import tqdm
 
 from tf_rnn import data as data_lib
+from tf_rnn import diagnostics
 from tf_rnn import distribute
 from tf_rnn import models
 from tf_rnn import sampling
@@ -273,6 +274,7 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
         jit_compile=config.jit_compile)
     eval_step = steps_lib.make_eval_step(run.model)
     generator = sampling.make_generator(run.model.step)
+    diag = diagnostics.TrainingDiagnostics(config, run.model, strategy)  # diag_every
     writer = distribute.summary_writer(strategy, workdir.events_dir)  # no-op off the chief
     last = total_steps(config, cursors)
     window_chars = config.batch_size * config.num_unrollings
@@ -302,6 +304,7 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
         while step < last:
             t0 = time.perf_counter()
             window = cursors.next()
+            measured = diag.measure(step + 1, last, window, state)  # before the update
             metrics, new_state = train_step(window[:, :-1], window[:, 1:], state)
             if not bool(metrics["finite"]):
                 pending.discard()  # its steps are trained again from the checkpoint
@@ -323,6 +326,7 @@ def train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
                 run_chars, run_time = run_chars + window_chars, run_time + elapsed
             warm = True
             bar.update(1)
+            diag.write(pending, measured, step)
             if step % config.log_every == 0 or step == last:
                 n = totals["n"]
                 mean_loss = totals["loss"] / n
