@@ -1,5 +1,8 @@
 """Diagnostics: gradient flow through time, unit activity, the recurrent spectrum."""
 
+import json
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -206,7 +209,8 @@ def _events(events_dir):
     return acc
 
 
-def test_training_writes_diagnostics_resumes_and_exports(tmp_path):
+def test_training_writes_diagnostics_resumes_exports_and_diagnoses(tmp_path, capsys,
+                                                                 monkeypatch):
     from tf_rnn import export, training
 
     data = tmp_path / "corpus.txt"
@@ -240,3 +244,20 @@ def test_training_writes_diagnostics_resumes_and_exports(tmp_path):
     assert info["step"] == 17
     text = export.sample_from_export(tmp_path / "export", "the", 5, seed=1)[0]
     assert text.startswith("the") and len(text) == 8
+
+    # tf-rnn diagnose: a table, then one JSON line; --plot draws a PNG.
+    from tf_rnn import cli
+
+    argv = ["diagnose", "--workdir", str(tmp_path / "run"), "--windows", "2"]
+    code = cli.main([*argv, "--plot", str(tmp_path / "d.png")])
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert code == 0 and result["windows"] == 2 and len(result["grad_by_lag"]) == 10
+    assert result["checkpoint"].endswith("ckpt-17") and result["recurrent_units"] == "[8:16)"
+    assert any(line.startswith("diag/recurrent_dead_fraction") for line in lines[:-1])
+    assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # the `plot` extra not installed
+    code = cli.main([*argv, "--plot", str(tmp_path / "e.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "`plot` extra" in err and "Traceback" not in err
+    assert not (tmp_path / "e.png").exists()

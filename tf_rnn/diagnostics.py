@@ -293,3 +293,93 @@ class TrainingDiagnostics:
     def write(self, pending, figures, step):
         if figures is not None:
             write(pending, figures, self.model, step)
+
+
+def diagnose(workdir, data=None, windows=4, plot=None, cache_dir=None, out=print):
+    """`tf-rnn diagnose`: the latest checkpoint measured on a few validation windows.
+
+    The validation split is cut into `batch_size` streams (the training shape), each
+    starting from the zero state and carrying it across `windows` consecutive windows
+    of `num_unrollings` characters; the figures are the means over the windows.
+
+    Args:
+      workdir: a run's directory.
+      data: the corpus (default: the one the run trained on).
+      plot: optional PNG path for `tf_rnn.plots.diagnostics_figure`.
+      out: where the table's lines go (print: stdout, before the JSON line).
+
+    Returns:
+      The JSON-ready figures: scalars, "grad_by_lag", "grad_by_lag_last",
+      "unit_rate" (lists), "grad_norms", "checkpoint", "windows".
+    """
+    from tf_rnn import training  # training imports this module
+    from tf_rnn.workdir import Workdir
+
+    if isinstance(windows, bool) or not isinstance(windows, int) or windows <= 0:
+        raise ValueError(f"Received an invalid value for argument `windows`, expected a "
+                         f"positive integer, got {windows!r}.")
+    if plot is not None:
+        from tf_rnn import plots
+
+        plots.require_matplotlib()  # before any work: a missing extra fails at once
+    workdir = Workdir(workdir)
+    model, _, config = training.load_model(workdir)
+    corpus = training.load_corpus_for(config, workdir,
+                                      data or workdir.load_run_info().get("data"), cache_dir)
+    B, T = config.batch_size, config.num_unrollings
+    length = (len(corpus.valid) - 1) // B  # predictions per stream
+    windows = min(windows, length // T)
+    if windows < 1:
+        raise ValueError(f"The validation split of {corpus.source} ({len(corpus.valid)} "
+                         f"characters) is shorter than one window of {B} x {T + 1}.")
+    streams = corpus.valid[np.arange(B)[:, None] * length + np.arange(windows * T + 1)]
+    measure, state, each = make_measure(model), model.zero_state(B), []
+    for w in range(windows):
+        window = streams[:, w * T:(w + 1) * T + 1]
+        each.append(measure(window[:, :-1], window[:, 1:], state))
+        _, state = model(window[:, :-1], state)
+    figures = _mean(each)
+    figures.update(windows=windows, checkpoint=tf.train.latest_checkpoint(
+        str(workdir.checkpoint_dir)))
+    for line in table(figures):
+        out(line)
+    if plot is not None:
+        from tf_rnn import plots
+
+        figures["plot"] = plots.diagnostics_figure(
+            plot, {f"{config.model} {config.init}": figures},
+            title=f"{workdir.path.name}: {figures['checkpoint'].rsplit('/', 1)[-1]}")
+    return figures
+
+
+def _mean(each):
+    """The mean over windows of every figure (profiles element-wise); JSON-ready."""
+    first, out = each[0], {}
+    for key, value in first.items():
+        if isinstance(value, dict):
+            out[key] = {k: float(np.mean([e[key][k] for e in each])) for k in value}
+        elif isinstance(value, np.ndarray):
+            out[key] = np.mean([e[key] for e in each], axis=0).tolist()
+        elif isinstance(value, float):
+            out[key] = float(np.mean([e[key] for e in each]))
+        else:
+            out[key] = value
+    out["grad_ratio"] = _ratio(out["grad_by_lag"])
+    out["grad_ratio_last"] = _ratio(out["grad_by_lag_last"])
+    return out
+
+
+def table(figures):
+    """Lines of a plain-text table of a `diagnose` result."""
+    lines = [f"{'figure':<34}{'value':>12}"]
+    for key in SCALARS:
+        if figures.get(key) is not None:
+            lines.append(f"{'diag/' + key:<34}{figures[key]:>12.4g}")
+    lines.append(f"{'recurrent units':<34}{figures['recurrent_units']:>12}")
+    for name, norm in figures["grad_norms"].items():
+        lines.append(f"{'grad norm ' + name:<34}{norm:>12.4g}")
+    flow, last = figures["grad_by_lag"], figures["grad_by_lag_last"]
+    lines.append(f"{'lag k':<10}{'||dL/dh_T-k||':>16}{'||dL_T/dh_T-k||':>18}")
+    for k in sorted({0, 1, 2, 5, 10, 20, len(flow) - 1} & set(range(len(flow)))):
+        lines.append(f"{k:<10}{flow[k]:>16.4g}{last[k]:>18.4g}")
+    return lines
