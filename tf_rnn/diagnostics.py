@@ -326,20 +326,9 @@ def diagnose(workdir, data=None, windows=4, plot=None, cache_dir=None, out=print
     model, _, config = training.load_model(workdir)
     corpus = training.load_corpus_for(config, workdir,
                                       data or workdir.load_run_info().get("data"), cache_dir)
-    B, T = config.batch_size, config.num_unrollings
-    length = (len(corpus.valid) - 1) // B  # predictions per stream
-    windows = min(windows, length // T)
-    if windows < 1:
-        raise ValueError(f"The validation split of {corpus.source} ({len(corpus.valid)} "
-                         f"characters) is shorter than one window of {B} x {T + 1}.")
-    streams = corpus.valid[np.arange(B)[:, None] * length + np.arange(windows * T + 1)]
-    measure, state, each = make_measure(model), model.zero_state(B), []
-    for w in range(windows):
-        window = streams[:, w * T:(w + 1) * T + 1]
-        each.append(measure(window[:, :-1], window[:, 1:], state))
-        _, state = model(window[:, :-1], state)
-    figures = _mean(each)
-    figures.update(windows=windows, checkpoint=tf.train.latest_checkpoint(
+    figures = measure_text(model, corpus.valid, config.batch_size, config.num_unrollings,
+                           windows)
+    figures.update(checkpoint=tf.train.latest_checkpoint(
         str(workdir.checkpoint_dir)))
     for line in table(figures):
         out(line)
@@ -350,6 +339,30 @@ def diagnose(workdir, data=None, windows=4, plot=None, cache_dir=None, out=print
             plot, {f"{config.model} {config.init}": figures},
             title=f"{workdir.path.name}: {figures['checkpoint'].rsplit('/', 1)[-1]}")
     return figures
+
+
+def measure_text(model, ids, batch_size, num_unrollings, windows=4):
+    """The mean figures of `model` over the first `windows` windows of a text.
+
+    The text is cut into `batch_size` streams, each starting from the zero state and
+    carrying it across consecutive windows of `num_unrollings` characters.
+
+    Raises:
+      ValueError: the text is shorter than one window.
+    """
+    B, T = batch_size, num_unrollings
+    length = (len(ids) - 1) // B  # predictions per stream
+    windows = min(windows, length // T)
+    if windows < 1:
+        raise ValueError(f"A text of {len(ids)} characters is shorter than one window of "
+                         f"{B} streams x {T + 1} characters.")
+    streams = np.asarray(ids)[np.arange(B)[:, None] * length + np.arange(windows * T + 1)]
+    measure, state, each = make_measure(model), model.zero_state(B), []
+    for w in range(windows):
+        window = streams[:, w * T:(w + 1) * T + 1]
+        each.append(measure(window[:, :-1], window[:, 1:], state))
+        _, state = model(window[:, :-1], state)
+    return {**_mean(each), "windows": windows}
 
 
 def _mean(each):

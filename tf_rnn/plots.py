@@ -49,7 +49,7 @@ def diagnostics_figure(path, runs, title=None):
     for i, (label, fig_) in enumerate(runs.items()):
         color = colors[i % len(colors)]
         for key, style, what in (("grad_by_lag", "-", "window loss"),
-                                 ("grad_by_lag_last", "--", "last step's loss")):
+                                 ("grad_by_lag_last", "--.", "last step's loss")):
             profile = np.asarray(fig_[key], np.float64)
             lags = np.arange(len(profile))
             shown = profile > 0  # a log scale has no zero: a curve that vanishes stops

@@ -36,14 +36,22 @@ class PendingSummaries:
     def text(self, tag, value, step):
         self._items.append(("text", tag, str(value), int(step)))
 
-    def histogram(self, tag, values, step):
-        """A histogram of `values` (any array), e.g. a weight matrix."""
-        self._items.append(("histogram", tag, np.array(values), int(step)))
+    def histogram(self, tag, values, step, bins=30):
+        """A histogram of `values` (any array), e.g. a weight matrix; its buckets are
+        counted here with NumPy (one write, not the ops of `tf.summary.histogram`)."""
+        values = np.asarray(values, np.float64).ravel()
+        counts, edges = np.histogram(values, bins=bins) if values.size else ([], [0.0])
+        buckets = np.stack([edges[:-1], edges[1:], counts], axis=1) if values.size \
+            else np.zeros((0, 3))
+        self._items.append(("buckets", tag, buckets, int(step)))
 
     def profile(self, tag, values, step):
         """A curve over its index (e.g. a gradient norm per lag) as a histogram-plugin
         entry: bucket i spans [i, i + 1) with height values[i]."""
-        self._items.append(("profile", tag, np.array(values, np.float64), int(step)))
+        values = np.asarray(values, np.float64)
+        index = np.arange(len(values), dtype=np.float64)
+        buckets = np.stack([index, index + 1, values], axis=1)
+        self._items.append(("buckets", tag, buckets, int(step)))
 
     def discard(self):
         """Forgets what is pending: the steps it covers are being trained again."""
@@ -55,25 +63,16 @@ class PendingSummaries:
             for kind, tag, value, step in self._items:
                 if kind == "scalar":
                     tf.summary.scalar(tag, value, step=step)
-                elif kind == "histogram":
-                    tf.summary.histogram(tag, value, step=step)
-                elif kind == "profile":
-                    tf.summary.write(tag, _profile_buckets(value), step=step,
-                                     metadata=_PROFILE_METADATA)
+                elif kind == "buckets":  # (k, 3) [left, right, count] rows
+                    tf.summary.write(tag, value, step=step, metadata=_HISTOGRAM_METADATA)
                 else:
                     tf.summary.text(tag, value, step=step)
         writer.flush()
         self._items.clear()
 
 
-def _profile_buckets(values):
-    """(k, 3) histogram buckets [i, i + 1, values[i]]."""
-    index = np.arange(len(values), dtype=np.float64)
-    return tf.constant(np.stack([index, index + 1, values], axis=1))
-
-
-_PROFILE_METADATA = histogram_metadata.create_summary_metadata(
-    display_name="", description="value per index (e.g. gradient norm per lag)")
+_HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name="",
+                                                                description="")
 
 
 def purge_after(events_dir, step):
