@@ -64,7 +64,9 @@ def run(args):
             model, corpus.valid, *shape)
         rows[init] = {"init": init, "steps": result["step"], "valid_bpc": result["valid_bpc"],
                       "step0": {k: first.get(k) for k in KEYS},
-                      "end": {k: end.get(k) for k in KEYS}}
+                      "end": {k: end.get(k) for k in KEYS},
+                      # ||dL_T/dh_{T-k}|| for k = 0..3 at the end: does the error cross steps?
+                      "end_grad_by_lag_last": end["grad_by_lag_last"][:4]}
         print(json.dumps(rows[init]))
     summary = {"preset": args.preset, "steps": args.steps, "inits": list(rows),
                "recurrent_dead_step0": {k: r["step0"]["recurrent_dead_fraction"]
