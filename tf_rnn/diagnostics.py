@@ -215,7 +215,8 @@ def make_measure(model, loss_fn=steps_lib.lm_loss):
             tape.watch(probes)
             logits, hs, _ = reference_unroll(model, inputs, state, probes)
             loss = loss_fn(logits, targets)
-        d_probes, *d_weights = tape.gradient(loss, [probes, *variables])
+        d_probes, *d_weights = tape.gradient(  # a weight the loss does not use: 0
+            loss, [probes, *variables], unconnected_gradients=tf.UnconnectedGradients.ZERO)
         # The last step's loss alone: the same backward pass, seeded with the window
         # loss's gradient on the last step's logits only.
         last = tf.one_hot(steps - 1, steps, dtype=logits.dtype)[None, :, None]  # (1, T, 1)
