@@ -10,16 +10,32 @@ from tf_rnn import cli
 
 
 def train_preset(preset, description, argv=None, default_workdir=None):
-    """Parses --data/--workdir/--steps/--set, trains `preset`, prints the JSON result."""
+    """Parses --data/--workdir/--steps/--set[/--plot], trains `preset`, prints the JSON
+    result; --plot FILE.png draws the run's loss curve (the `plot` extra)."""
     parser = argparse.ArgumentParser(description=description)
     cli.add_run_arguments(parser)
+    parser.add_argument("--plot", metavar="FILE.png", help="draw the loss curve (train "
+                        "and validation BPC against step; needs the `plot` extra)")
     parser.set_defaults(workdir=default_workdir or f"runs/{preset}")
     for action in parser._actions:
         if action.dest == "workdir":
             action.required = False
     args = parser.parse_args(argv)
     args.preset = preset
-    return cli.run_and_report(cli.cmd_train, args, prog=f"experiments.{preset}")
+    return cli.run_and_report(_train_and_plot, args, prog=f"experiments.{preset}")
+
+
+def _train_and_plot(args):
+    from tf_rnn import plots
+    from tf_rnn.workdir import Workdir
+
+    if args.plot:
+        plots.require_matplotlib()  # a missing extra fails before training
+    result = cli.cmd_train(args)
+    if args.plot:
+        result["plot"] = plots.training_curves(args.plot, Workdir(args.workdir).events_dir,
+                                               title=f"{args.preset}: loss curve")
+    return result
 
 
 def main(preset, description):
@@ -57,7 +73,7 @@ def toy_settings(args, name, defaults=None):
         settings[key] = getattr(config_lib.with_overrides(config_lib.Config(), [item]), key)
     if args.workdir is None:
         fields = {k: v for k, v in sorted(vars(args).items())
-                  if k not in ("workdir", "no_progress", "verbose", "set")}
+                  if k not in ("workdir", "no_progress", "verbose", "set", "plot")}
         digest = hashlib.sha1(json.dumps([fields, settings], sort_keys=True,
                                          default=str).encode()).hexdigest()[:8]
         args.workdir = f"runs/{name}/{digest}"

@@ -6,9 +6,12 @@ seed's author tried, with a one-step gradient, before giving up on it) on 64 ran
 streams of 20 bits; K seeds train side by side and each is tested on a fresh random
 stream of 1000 bits. Then the seed's look at why this is hard to train: the cost
 along each context weight, the others held at their trained values (TensorBoard:
-sweep/W_hh_i_j against sweep/offset; also WORKDIR/sweep.csv).
+sweep/W_hh_i_j against sweep/offset; also WORKDIR/sweep.csv; with the `plot` extra,
+--plot FILE.png draws those curves), and the diagnostics of the trained networks on
+the training streams (tf_rnn.diagnostics: TensorBoard diag/..., the JSON's "diag").
 
     python -m experiments.xor_elman [--seeds 20] [--workdir DIR] [--steps N] [--seed S]
+                                    [--plot FILE.png]
 """
 
 import argparse
@@ -36,6 +39,8 @@ def parse_args(argv=None):
     p.add_argument("--sweep-range", type=float, default=10.0, help="± around the trained value")
     p.add_argument("--sweep-points", type=int, default=200)
     _run.add_toy_arguments(p, "xor_elman")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="draw the cost along each context weight (the `plot` extra)")
     return p.parse_args(argv)
 
 
@@ -44,8 +49,11 @@ def run(args):
     import keras
     import tensorflow as tf
 
-    from tf_rnn import sequence, steps, tasks
+    from tf_rnn import diagnostics, plots, sequence, steps, summaries, tasks
     from tf_rnn.workdir import Workdir
+
+    if args.plot:
+        plots.require_matplotlib()  # a missing extra fails before training
 
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -60,6 +68,13 @@ def run(args):
     writer = tf.summary.create_file_writer(str(workdir.events_dir))
     fit = sequence.fit(model, train_step, (inputs, targets), args.steps, writer=writer,
                        progress=not args.no_progress, desc="xor")
+
+    # Why it learned or not: gradient flow, saturation and spectrum of all K members.
+    diag = diagnostics.make_measure(model, loss_fn)(inputs, targets,
+                                                    model.zero_state(len(inputs)))
+    pending = summaries.PendingSummaries()
+    diagnostics.write(pending, diag, model, fit["steps"])
+    pending.write(writer)
 
     test = tasks.xor_task(tasks.random_bits(1, args.test_length, rng))
     accuracy = tasks.bit_accuracy(tasks.predict(model, test[0]), test[1], test[2])  # (K,)
@@ -92,6 +107,12 @@ def run(args):
     model.save(workdir.path / "model.keras")  # all K seeds; keras.saving.load_model reads it
     np.savetxt(workdir.path / "sweep.csv", np.stack([offsets, *curves.values()], 1),
                delimiter=",", header=",".join(["offset", *curves]), comments="")
+    if args.plot:
+        plots.curves_figure(
+            args.plot, offsets, curves, "offset from the trained value",
+            "cost (cross-entropy on the training streams)",
+            title=f"Temporal XOR, seed {k}: cost along each context weight W_hh[i, j]",
+            marks={"trained weights": 0.0})
     print(f"converged {int(converged.sum())}/{args.seeds}; test accuracy per seed: "
           f"{np.round(accuracy, 4).tolist()}", file=sys.stderr)
     return {"seeds": args.seeds, "converged": int(converged.sum()),
@@ -100,7 +121,10 @@ def run(args):
             "sweep": {"seed": k, "weights": len(curves),
                       "with_local_minima": sum(m > 0 for m in minima.values()),
                       "cost_max": float(max(c.max() for c in curves.values()))},
-            "workdir": str(workdir.path)}
+            "diag": {key: diag[key] for key in ("grad_ratio", "grad_ratio_last",
+                                                 "saturated_fraction", "stuck_fraction",
+                                                 "sigma_max", "spectral_radius")},
+            "plot": args.plot, "workdir": str(workdir.path)}
 
 
 def main(argv=None):

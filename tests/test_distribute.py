@@ -248,6 +248,8 @@ def test_mirrored_cli_trains_resumes_and_matches_one_device(mirrored):
     mine = _checkpoint(str(tmp_path / "mirrored" / "checkpoints" / "ckpt-30"))
     ref = _checkpoint(str(tmp_path / "single" / "checkpoints" / "ckpt-30"))
     assert mine.keys() == ref.keys() and mine["state"].shape == (4, 32)
+    # The diagnostics ran on the mirrored model (diag_every=-1: with each validation).
+    assert _loss_steps(tmp_path / "mirrored" / "events", "diag/grad_ratio") == [20, 30]
     np.testing.assert_array_equal(mine["cursors"], ref["cursors"])
     for key in mine:
         np.testing.assert_allclose(mine[key], ref[key], rtol=1e-4, atol=1e-6, err_msg=key)
@@ -326,13 +328,13 @@ def _launch_workers(workdir, data, steps, scratch, timeout=420):
     return [(json.loads(out.strip().splitlines()[-1]), err) for _, out, err in outputs]
 
 
-def _loss_steps(events_dir):
+def _loss_steps(events_dir, tag="train/loss"):
     from tensorboard.backend.event_processing import event_accumulator
 
     acc = event_accumulator.EventAccumulator(str(events_dir), size_guidance={
         event_accumulator.TENSORS: 0})
     acc.Reload()
-    return [e.step for e in acc.Tensors("train/loss")]
+    return [e.step for e in acc.Tensors(tag)]
 
 
 @pytest.mark.slow

@@ -286,7 +286,10 @@ def test_irnn_initialisation(combine):
     # The recurrent block is the one mapping the recurrent units to themselves: all of W
     # for sum and mul, its bottom (n, n) block for concat (state = concat(q, r)).
     np.testing.assert_allclose(w[-20:], 0.9 * np.eye(20))
-    assert not np.any(w[:-20])
+    if combine == "concat":
+        # q -> r starts small but not zero: from r = 0, a zero block would keep every
+        # recurrent relu at its kink for good (no gradient ever reaches it).
+        assert 0.0005 < w[:-20].std() < 0.002
     assert 0.0005 < cell.U.numpy().std() < 0.002 and 0.0005 < cell.V.numpy().std() < 0.002
 
 

@@ -38,8 +38,12 @@ def _scalars(events_dir, prefix):
 @pytest.mark.slow
 def test_xor_elman_learns_and_writes_the_sweep(tmp_path, capsys):
     assert xor_elman.main(["--seeds", "3", "--steps", "800", "--sweep-points", "11",
-                           "--workdir", str(tmp_path), "--no-progress"]) == 0
+                           "--workdir", str(tmp_path), "--no-progress",
+                           "--plot", str(tmp_path / "cost.png")]) == 0
     result = _json(capsys)
+    assert (tmp_path / "cost.png").read_bytes()[:4] == b"\x89PNG"  # the seed's picture
+    assert result["diag"]["sigma_max"] > 0 and 0 <= result["diag"]["saturated_fraction"] <= 1
+    assert "diag/grad_ratio_last" in _scalars(tmp_path / "events", "diag/")
     assert result["seeds"] == 3 and result["converged"] == 3
     assert result["accuracy_min"] == 1.0  # a fresh random stream of 1000 bits
     sweep = _scalars(tmp_path / "events", "sweep/")
@@ -106,9 +110,11 @@ def test_charrnn_adagrad_trains_with_a_loss_curve_and_samples(tmp_path, capsys):
     argv = ["--data", str(_corpus(tmp_path)), "--workdir", str(tmp_path / "run"),
             "--steps", "60", "--no-progress", "--set", "log_every=10",
             "--set", "sample_every=30", "--set", "sample_length=25",
-            "--set", "eval_every=0", "--set", "checkpoint_every=30"]
+            "--set", "eval_every=0", "--set", "checkpoint_every=30",
+            "--plot", str(tmp_path / "loss.png")]
     assert train_preset("charrnn_adagrad", "S3", argv) == 0
     result = _json(capsys)
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"  # the seed's loss curve
     assert result["step"] == 60 and isinstance(result["sample"], str)
     assert len(result["sample"]) >= 25
     curve = _scalars(tmp_path / "run" / "events", "train/loss")["train/loss"]

@@ -43,24 +43,31 @@ def initializers(init, mean=-0.1, stddev=0.1, gain=1.0):
 
 @keras.saving.register_keras_serializable("tf_rnn")
 class RecurrentIdentity(keras.initializers.Initializer):
-    """gain·I in the last `cols` rows of a (rows, cols) kernel, zeros above.
+    """gain·I in the last `cols` rows of a (rows, cols) kernel, N(0, 0.001²) above.
 
     For a square recurrent kernel this is gain·I. Arch 1's concat kernel W (2n, n) maps
-    concat(q, r) to the new r: its bottom block, r -> r, is the recurrent one.
+    concat(q, r) to the new r: its bottom block, r -> r, is the recurrent one; its top
+    block, q -> r, carries the input in and must not start at zero, or r (zero at the
+    start of a stream) would stay at relu's kink, where no gradient ever reaches it.
     """
 
-    def __init__(self, gain=1.0):
+    def __init__(self, gain=1.0, seed=None):
         self.gain = gain
+        self.seed = seed
+        self._above = keras.initializers.RandomNormal(stddev=0.001, seed=seed)
 
     def __call__(self, shape, dtype=None):
         rows, cols = shape
         if rows < cols:
             raise ValueError(f"RecurrentIdentity needs rows >= cols, got shape {shape}.")
         eye = self.gain * tf.eye(cols, dtype=dtype or "float32")
-        return tf.concat([tf.zeros([rows - cols, cols], eye.dtype), eye], axis=0)
+        if rows == cols:
+            return eye
+        above = tf.cast(self._above((rows - cols, cols), dtype=dtype), eye.dtype)
+        return tf.concat([above, eye], axis=0)
 
     def get_config(self):
-        return {"gain": self.gain}
+        return {"gain": self.gain, "seed": self.seed}
 
 
 def _positive(name, value):

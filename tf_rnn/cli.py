@@ -1,4 +1,4 @@
-"""The `tf-rnn` command: train | eval | sample | export, thin over the library.
+"""The `tf-rnn` command: train | eval | sample | export | diagnose, thin over the library.
 
 Progress goes to stderr; the last line on stdout is one JSON object with the
 command's figures. User errors print one line `tf-rnn: error: ...` and exit 2.
@@ -84,6 +84,18 @@ def _add_export(sub):
     return p
 
 
+def _add_diagnose(sub):
+    p = sub.add_parser("diagnose", help="gradient flow through time, unit activity and "
+                       "recurrent spectrum of the latest checkpoint (tf_rnn.diagnostics)")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--data", help="corpus (default: the one the run trained on)")
+    p.add_argument("--windows", type=int, default=4, help="validation windows measured")
+    p.add_argument("--plot", metavar="FILE.png", help="draw gradient vs lag and unit "
+                   "activity (needs matplotlib: the `plot` extra)")
+    p.add_argument("--cache-dir")
+    return p
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="tf-rnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +103,7 @@ def build_parser():
     _add_eval(sub)
     _add_sample(sub)
     _add_export(sub)
+    _add_diagnose(sub)
     return parser
 
 
@@ -166,8 +179,15 @@ def cmd_export(args):
     return export.export(args.workdir, args.out, overwrite=args.overwrite)
 
 
+def cmd_diagnose(args):
+    from tf_rnn import diagnostics
+
+    return diagnostics.diagnose(args.workdir, args.data, args.windows, args.plot,
+                                args.cache_dir)
+
+
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample,
-            "export": cmd_export}
+            "export": cmd_export, "diagnose": cmd_diagnose}
 
 
 def quiet_tensorflow(verbose=False):

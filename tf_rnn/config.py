@@ -62,6 +62,7 @@ class Config:
     eval_batch_size: int = 32  # parallel streams used to score a split
     eval_chars: int = 0  # 0: the whole split; else only its first eval_chars characters
     sample_every: int = 1000  # 0 disables periodic samples
+    diag_every: int = -1  # tf_rnn.diagnostics every N steps; -1: with each validation; 0: off
     sample_length: int = 100
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
@@ -91,6 +92,8 @@ class Config:
         for name in ("eval_every", "eval_chars", "sample_every", "max_recoveries", "seed"):
             _check(name, getattr(self, name), lambda v: v >= 0, "a non-negative integer",
                    integer=True)
+        _check("diag_every", self.diag_every, lambda v: v >= -1, "an integer >= -1",
+               integer=True)
         _check("learning_rate", self.learning_rate, lambda v: 0 < v < math.inf,
                "a positive number")
         _check("init_stddev", self.init_stddev, lambda v: v > 0, "a positive number")

@@ -15,11 +15,14 @@ import os
 import pathlib
 import tempfile
 
+import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 
 class PendingSummaries:
-    """Scalars and texts held in memory until `write` (at the next checkpoint)."""
+    """Scalars, texts, histograms and profiles held in memory until `write` (at the
+    next checkpoint)."""
 
     def __init__(self):
         self._items = []  # (kind, tag, value, step)
@@ -38,6 +41,23 @@ class PendingSummaries:
         return sum(len(str(value).encode("utf-8")) + len(tag) + 64
                    for _, tag, value, _ in self._items)
 
+    def histogram(self, tag, values, step, bins=30):
+        """A histogram of `values` (any array), e.g. a weight matrix; its buckets are
+        counted here with NumPy (one write, not the ops of `tf.summary.histogram`)."""
+        values = np.asarray(values, np.float64).ravel()
+        counts, edges = np.histogram(values, bins=bins) if values.size else ([], [0.0])
+        buckets = np.stack([edges[:-1], edges[1:], counts], axis=1) if values.size \
+            else np.zeros((0, 3))
+        self._items.append(("buckets", tag, buckets, int(step)))
+
+    def profile(self, tag, values, step):
+        """A curve over its index (e.g. a gradient norm per lag) as a histogram-plugin
+        entry: bucket i spans [i, i + 1) with height values[i]."""
+        values = np.asarray(values, np.float64)
+        index = np.arange(len(values), dtype=np.float64)
+        buckets = np.stack([index, index + 1, values], axis=1)
+        self._items.append(("buckets", tag, buckets, int(step)))
+
     def discard(self):
         """Forgets what is pending: the steps it covers are being trained again."""
         self._items.clear()
@@ -48,10 +68,16 @@ class PendingSummaries:
             for kind, tag, value, step in self._items:
                 if kind == "scalar":
                     tf.summary.scalar(tag, value, step=step)
+                elif kind == "buckets":  # (k, 3) [left, right, count] rows
+                    tf.summary.write(tag, value, step=step, metadata=_HISTOGRAM_METADATA)
                 else:
                     tf.summary.text(tag, value, step=step)
         writer.flush()
         self._items.clear()
+
+
+_HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name="",
+                                                                description="")
 
 
 def purge_after(events_dir, step):

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tqdm
 
 from tf_rnn import data as data_lib
+from tf_rnn import diagnostics
 from tf_rnn import distribute
 from tf_rnn import integrity
 from tf_rnn import models
@@ -169,6 +170,7 @@ def _train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
         jit_compile=config.jit_compile)
     eval_step = steps_lib.make_eval_step(run.model)
     generator = sampling.make_generator(run.model.step)
+    diag = diagnostics.TrainingDiagnostics(config, run.model, strategy)  # diag_every
     writer = (tf.summary.create_noop_writer() if done else  # no-op off the chief too
               distribute.summary_writer(strategy, workdir.events_dir))
     window_chars = config.batch_size * config.num_unrollings
@@ -213,6 +215,7 @@ def _train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
         while step < last:
             t0 = time.perf_counter()
             window = cursors.next()
+            measured = diag.measure(step + 1, last, window, state)  # before the update
             metrics, new_state = train_step(window[:, :-1], window[:, 1:], state)
             if not bool(metrics["finite"]):
                 pending.discard()  # its steps are trained again from the checkpoint
@@ -236,6 +239,7 @@ def _train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
                 result["first_step_sec"] = elapsed  # mostly tracing and compiling
             warm = True
             bar.update(1)
+            diag.write(pending, measured, step)
             if step % config.log_every == 0 or step == last:
                 n = totals["n"]
                 mean_loss = totals["loss"] / n

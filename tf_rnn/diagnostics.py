@@ -1,0 +1,401 @@
+"""Why a vanilla RNN learns or not, measured on one window without touching the update.
+
+* Gradient flow through time: ||dL/dh_{T-k}|| for every lag k = 0..T-1 of the
+  window, where L is the window's loss and h_t the hidden layer after step t (the
+  whole gradient reaching h_t: from its own output and, through the recurrence, from
+  every later one); and the same for the loss of the last step alone, dL_T/dh_{T-k},
+  which is how far back one prediction's error reaches (vanishing or exploding).
+* Unit activity over the window: for relu the fraction of (step, row, unit) values
+  that are active (h > 0) and the fraction of units never active (dead); for tanh
+  (sigmoid) the fraction saturated, |h| > 0.99 (h outside [0.01, 0.99]), and the
+  fraction of units saturated throughout (stuck).
+* The recurrent matrix: its largest singular value, and for a square one its
+  spectral radius.
+* The gradient norm of each weight matrix before clipping.
+
+How: `reference_unroll` runs the model one step at a time and adds a zero "probe" to
+each step's hidden layer before it is read out or carried on, so dL/d(probe_t) =
+dL/dh_t exactly, for every model: Arch 1 (every combine), Arch 2, the S3 Elman model
+and the toy tasks' `ElmanSequenceModel`. The probes and the gradients are one
+`tf.GradientTape` in a `tf.function` built once per model (`make_measure`).
+
+`write` puts a measurement in the training loop's pending summaries (TensorBoard):
+scalars under `diag/`, the per-lag profile as a histogram-plugin entry whose buckets
+are the lags (TensorBoard's histogram dashboard then shows the profile over
+training), and one histogram per weight matrix under `weights/`.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tf_rnn import distribute
+from tf_rnn import models
+from tf_rnn import sequence
+from tf_rnn import steps as steps_lib
+
+SATURATION = 0.99  # tanh: |h| > 0.99; sigmoid: h outside [1 - 0.99, 0.99]
+
+
+def _parts(model):
+    """How one step of `model` splits around its hidden layer.
+
+    Returns:
+      hidden(x_t, state) -> h (B, S): the hidden layer after the step;
+      readout(h) -> logits (B, O);
+      carry(h, x_t) -> the state handed to the next step;
+      activation: "relu", "tanh" or "sigmoid", the hidden layer's non-linearity;
+      recurrent: None, or the slice of h that feeds back through the recurrent matrix
+        when that is only a part of it (Arch 1 concat: r, the second half).
+    """
+    if isinstance(model, sequence.ElmanSequenceModel):
+        w_xh, w_hh, b_h, w_hy, b_y = model.weights_masked()
+        act = {"relu": tf.nn.relu, "tanh": tf.tanh, "sigmoid": tf.sigmoid}[model.activation]
+        return (lambda x, s: act(tf.matmul(tf.cast(x, w_hh.dtype), w_xh)
+                                 + tf.matmul(s, w_hh) + b_h),
+                lambda h: tf.matmul(h, w_hy) + b_y, lambda h, x: h, model.activation, None)
+    cell = model.cell
+    if isinstance(model, models.Arch2Model):
+        # Teacher forcing: the output fed back at step t is one_hot(x_t) (the previous
+        # target), zeros at a stream's start; the hidden layer is not carried at all.
+        def hidden(ids, s):
+            x = model.one_hot(ids)
+            return cell(x, x * model._started(s))[1]
+
+        return (hidden, lambda h: tf.matmul(h, cell.V) + cell.c,
+                lambda h, ids: model.one_hot(ids), "tanh", None)
+    hidden = lambda ids, s: cell(model.one_hot(ids), s)[1]
+    carry = lambda h, ids: h
+    if isinstance(model, models.ElmanModel):
+        return hidden, lambda h: tf.matmul(h, cell.W_hy) + cell.b_y, carry, "tanh", None
+    if isinstance(model, models.Arch1Model):
+        n = model.num_nodes
+        recurrent = slice(n, 2 * n) if model.combine == "concat" else None
+        return (hidden, lambda h: tf.matmul(h, cell.V) + cell.c, carry, model.activation,
+                recurrent)
+    raise ValueError(f"Received an invalid value for argument `model`, expected a tf_rnn "
+                     f"model, got {type(model).__name__}.")
+
+
+def recurrent_matrix(model):
+    """The matrix through which the state feeds back, as a NumPy array.
+
+    Arch 1 concat: W[n:] (n, n), the r -> r block; sum/mul: W (n, n); Elman: W_hh;
+    the toy tasks' model: its masked block-diagonal W_hh (one block per member);
+    Arch 2: W (A, n), the fed-back output's matrix (not square).
+    """
+    if isinstance(model, sequence.ElmanSequenceModel):
+        return np.asarray(model.weights_masked()[1])
+    cell = model.cell
+    if isinstance(model, models.ElmanModel):
+        return cell.W_hh.numpy()
+    if isinstance(model, models.Arch1Model) and model.combine == "concat":
+        return cell.W.numpy()[model.num_nodes:]
+    return cell.W.numpy()
+
+
+def spectrum(matrix):
+    """{"sigma_max": largest singular value, "spectral_radius": max |eigenvalue|
+    (None for a non-square matrix)} of a 2-D array."""
+    matrix = np.asarray(matrix, np.float64)
+    if matrix.ndim != 2:
+        raise ValueError(f"Received an invalid value for argument `matrix`, expected a 2-D "
+                         f"array, got shape {matrix.shape}.")
+    # TensorFlow's own kernels, not NumPy's: beside a training TensorFlow, NumPy's BLAS
+    # threads fought it for the cores (a 100 x 100 SVD took 0.6 s instead of ~1 ms).
+    sigma = float(tf.linalg.svd(matrix, compute_uv=False)[0])
+    square = matrix.shape[0] == matrix.shape[1]
+    radius = float(tf.reduce_max(tf.abs(tf.linalg.eigvals(matrix)))) if square else None
+    return {"sigma_max": sigma, "spectral_radius": radius}
+
+
+def activity(hidden, activation, recurrent=None):
+    """Unit activity over a window of hidden layers.
+
+    Args:
+      hidden: (T, B, S) hidden layers (any array).
+      activation: "relu" — active means h > 0; "tanh" — saturated |h| > 0.99;
+        "sigmoid" — saturated h outside [0.01, 0.99].
+      recurrent: optional slice of the S units that feed back; adds the same figures
+        for that part under "recurrent_..." keys.
+
+    Returns:
+      relu: {"active_fraction": mean of h > 0, "dead_fraction": fraction of units
+      never active, "unit_rate": (S,) each unit's active fraction}; tanh/sigmoid:
+      {"saturated_fraction", "stuck_fraction": units saturated at every step and row,
+      "unit_rate": (S,) each unit's saturated fraction}.
+    """
+    h = np.asarray(hidden)
+    if h.ndim != 3:
+        raise ValueError(f"Received an invalid value for argument `hidden`, expected a "
+                         f"(T, B, S) array, got shape {h.shape}.")
+    if activation == "relu":
+        on, names = h > 0, ("active_fraction", "dead_fraction")
+    elif activation == "tanh":
+        on, names = np.abs(h) > SATURATION, ("saturated_fraction", "stuck_fraction")
+    elif activation == "sigmoid":
+        on = (h > SATURATION) | (h < 1 - SATURATION)
+        names = ("saturated_fraction", "stuck_fraction")
+    else:
+        raise ValueError(f"Received an invalid value for argument `activation`, expected "
+                         f"one of ['relu', 'tanh', 'sigmoid'], got {activation!r}.")
+    rate = on.reshape(-1, on.shape[-1]).mean(axis=0)  # (S,)
+    # relu: a dead unit is never on; tanh/sigmoid: a stuck unit is always saturated.
+    stuck = rate == 0 if activation == "relu" else rate == 1
+    out = {names[0]: float(on.mean()), names[1]: float(stuck.mean()), "unit_rate": rate}
+    if recurrent is not None:
+        part = activity(h[..., recurrent], activation)
+        out.update({f"recurrent_{k}": v for k, v in part.items() if k != "unit_rate"})
+    return out
+
+
+def reference_unroll(model, inputs, state, probes=None):
+    """The model one step at a time, with optional additive probes on the hidden layer.
+
+    Args:
+      model: any tf_rnn model (see the module docstring).
+      inputs: (B, T) int ids, or (B, T, I) floats for an `ElmanSequenceModel`.
+      state: (B, state_size) the state before the window.
+      probes: optional (T, B, S) tensor added to each step's hidden layer before it is
+        read out and carried on (zeros: the same values; its gradient is dL/dh_t).
+
+    Returns:
+      logits (B, T, O), hidden layers (T, B, S), the state after the window.
+    """
+    hidden, readout, carry, _, _ = _parts(model)
+    logits, hs = [], []
+    for t in range(inputs.shape[1]):
+        x = inputs[:, t]
+        h = hidden(x, state)
+        if probes is not None:
+            h = h + probes[t]
+        hs.append(h)
+        logits.append(readout(h))
+        state = carry(h, x)
+    return tf.stack(logits, axis=1), tf.stack(hs), state
+
+
+def hidden_size(model):
+    """S, the width of the hidden layer `reference_unroll` probes."""
+    if isinstance(model, models.Arch2Model):
+        return 2 * model.num_nodes
+    return model.state_size
+
+
+def make_measure(model, loss_fn=steps_lib.lm_loss):
+    """measure(inputs, targets, state) -> the diagnostics of one window (NumPy values).
+
+    The gradients come from one compiled pass (traced once per window shape); the
+    model's weights are read, never changed.
+
+    Args:
+      model: any tf_rnn model.
+      loss_fn: (logits, targets) -> scalar, the loss being trained (default the
+        mean next-character cross-entropy).
+
+    Returns:
+      measure(inputs (B, T[, I]), targets, state (B, state_size)) -> {
+        "loss": the window's loss,
+        "grad_by_lag": (T,) ||dL/dh_{T-k}||, k = 0..T-1 (lag 0: the last step),
+        "grad_by_lag_last": (T,) ||dL_T/dh_{T-k}||, L_T the last step's loss alone,
+        "grad_ratio", "grad_ratio_last": lag T-1 over lag 0 of each,
+        "grad_norms": {weight name: ||dL/dW|| before clipping},
+        "sigma_max", "spectral_radius": of `recurrent_matrix(model)`,
+        the `activity` figures of the window's hidden layers, and
+        "activation", "recurrent_units" ("all" or the recurrent slice "[n:2n)")}.
+    """
+    _, _, _, activation, recurrent = _parts(model)
+    variables = model.trainable_variables
+    names = [v.name for v in variables]
+
+    @tf.function
+    def gradients(inputs, targets, state):
+        steps = inputs.shape[1]
+        probes = tf.zeros([steps, tf.shape(state)[0], hidden_size(model)], state.dtype)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(probes)
+            logits, hs, _ = reference_unroll(model, inputs, state, probes)
+            loss = loss_fn(logits, targets)
+        d_probes, *d_weights = tape.gradient(  # a weight the loss does not use: 0
+            loss, [probes, *variables], unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        # The last step's loss alone: the same backward pass, seeded with the window
+        # loss's gradient on the last step's logits only.
+        last = tf.one_hot(steps - 1, steps, dtype=logits.dtype)[None, :, None]  # (1, T, 1)
+        d_last = tape.gradient(logits, probes,
+                               output_gradients=tape.gradient(loss, logits) * last)
+        del tape
+        by_step = lambda g: tf.sqrt(tf.reduce_sum(tf.square(g), axis=[1, 2]))  # (T,)
+        return (loss, by_step(d_probes)[::-1], by_step(d_last)[::-1],
+                [tf.norm(g) for g in d_weights], hs)
+
+    def measure(inputs, targets, state):
+        state = tf.convert_to_tensor(state, model.compute_dtype)
+        loss, flow, flow_last, norms, hs = gradients(
+            tf.convert_to_tensor(inputs), tf.convert_to_tensor(targets), state)
+        flow, flow_last = flow.numpy().astype(np.float64), flow_last.numpy().astype(np.float64)
+        n = getattr(model, "num_nodes", None)
+        return {
+            "loss": float(loss), "grad_by_lag": flow, "grad_by_lag_last": flow_last,
+            "grad_ratio": _ratio(flow), "grad_ratio_last": _ratio(flow_last),
+            "grad_norms": {name: float(g) for name, g in zip(names, norms)},
+            **spectrum(recurrent_matrix(model)),
+            **activity(hs.numpy(), activation, recurrent),
+            "activation": activation,
+            "recurrent_units": "all" if recurrent is None else f"[{n}:{2 * n})",
+        }
+
+    return measure
+
+
+def _ratio(profile):
+    return float(profile[-1] / profile[0]) if profile[0] > 0 else float("nan")
+
+
+# Scalars written under diag/: every number of a measurement but the profiles.
+SCALARS = ("loss", "grad_ratio", "grad_ratio_last", "sigma_max", "spectral_radius",
+           "active_fraction", "dead_fraction", "recurrent_active_fraction",
+           "recurrent_dead_fraction", "saturated_fraction", "stuck_fraction")
+
+
+def write(pending, figures, model, step):
+    """Adds one measurement to `pending` (`summaries.PendingSummaries`) at `step`."""
+    for key in SCALARS:
+        value = figures.get(key)
+        if value is not None:
+            pending.scalar(f"diag/{key}", value, step)
+    flow = figures["grad_by_lag"]
+    pending.scalar("diag/grad_lag0", flow[0], step)
+    pending.scalar("diag/grad_lag_last", flow[-1], step)
+    for name, norm in figures["grad_norms"].items():
+        pending.scalar(f"diag/grad_norm/{name}", norm, step)
+    pending.profile("diag/grad_by_lag", flow, step)
+    pending.profile("diag/grad_by_lag_last", figures["grad_by_lag_last"], step)
+    pending.histogram("diag/unit_rate", figures["unit_rate"], step)
+    for v in model.trainable_variables:
+        pending.histogram(f"weights/{v.name}", v.numpy(), step)
+
+
+
+class TrainingDiagnostics:
+    """The training loop's measurements: every `diag_every` steps (-1: every
+    `eval_every`, with each validation; 0: never) and at the last step, on the window
+    about to be trained, with the weights and state it is trained from."""
+
+    def __init__(self, config, model, strategy=None):
+        self.every = config.eval_every if config.diag_every == -1 else config.diag_every
+        self.model, self.strategy = model, strategy
+        self._measure = make_measure(model) if self.every else None
+
+    def measure(self, step, last, window, state):
+        """The figures of `window` (B, T + 1) if the step it trains, `step`, is due."""
+        if not self.every or (step % self.every and step != last):
+            return None
+        if self.strategy is not None:  # replicas' rows -> the global (B, S) state
+            state = distribute.gather_rows(self.strategy, state)
+        return self._measure(window[:, :-1], window[:, 1:], state)
+
+    def write(self, pending, figures, step):
+        if figures is not None:
+            write(pending, figures, self.model, step)
+
+
+def diagnose(workdir, data=None, windows=4, plot=None, cache_dir=None, out=print):
+    """`tf-rnn diagnose`: the latest checkpoint measured on a few validation windows.
+
+    The validation split is cut into `batch_size` streams (the training shape), each
+    starting from the zero state and carrying it across `windows` consecutive windows
+    of `num_unrollings` characters; the figures are the means over the windows.
+
+    Args:
+      workdir: a run's directory.
+      data: the corpus (default: the one the run trained on).
+      plot: optional PNG path for `tf_rnn.plots.diagnostics_figure`.
+      out: where the table's lines go (print: stdout, before the JSON line).
+
+    Returns:
+      The JSON-ready figures: scalars, "grad_by_lag", "grad_by_lag_last",
+      "unit_rate" (lists), "grad_norms", "checkpoint", "windows".
+    """
+    from tf_rnn import training  # training imports this module
+    from tf_rnn.workdir import Workdir
+
+    if isinstance(windows, bool) or not isinstance(windows, int) or windows <= 0:
+        raise ValueError(f"Received an invalid value for argument `windows`, expected a "
+                         f"positive integer, got {windows!r}.")
+    if plot is not None:
+        from tf_rnn import plots
+
+        plots.require_matplotlib()  # before any work: a missing extra fails at once
+    workdir = Workdir(workdir)
+    model, _, config = training.load_model(workdir)
+    corpus = training.load_corpus_for(config, workdir,
+                                      data or workdir.load_run_info().get("data"), cache_dir)
+    figures = measure_text(model, corpus.valid, config.batch_size, config.num_unrollings,
+                           windows)
+    figures.update(checkpoint=tf.train.latest_checkpoint(
+        str(workdir.checkpoint_dir)))
+    for line in table(figures):
+        out(line)
+    if plot is not None:
+        from tf_rnn import plots
+
+        figures["plot"] = plots.diagnostics_figure(
+            plot, {f"{config.model} {config.init}": figures},
+            title=f"{workdir.path.name}: {figures['checkpoint'].rsplit('/', 1)[-1]}")
+    return figures
+
+
+def measure_text(model, ids, batch_size, num_unrollings, windows=4):
+    """The mean figures of `model` over the first `windows` windows of a text.
+
+    The text is cut into `batch_size` streams, each starting from the zero state and
+    carrying it across consecutive windows of `num_unrollings` characters.
+
+    Raises:
+      ValueError: the text is shorter than one window.
+    """
+    B, T = batch_size, num_unrollings
+    length = (len(ids) - 1) // B  # predictions per stream
+    windows = min(windows, length // T)
+    if windows < 1:
+        raise ValueError(f"A text of {len(ids)} characters is shorter than one window of "
+                         f"{B} streams x {T + 1} characters.")
+    streams = np.asarray(ids)[np.arange(B)[:, None] * length + np.arange(windows * T + 1)]
+    measure, state, each = make_measure(model), model.zero_state(B), []
+    for w in range(windows):
+        window = streams[:, w * T:(w + 1) * T + 1]
+        each.append(measure(window[:, :-1], window[:, 1:], state))
+        _, state = model(window[:, :-1], state)
+    return {**_mean(each), "windows": windows}
+
+
+def _mean(each):
+    """The mean over windows of every figure (profiles element-wise); JSON-ready."""
+    first, out = each[0], {}
+    for key, value in first.items():
+        if isinstance(value, dict):
+            out[key] = {k: float(np.mean([e[key][k] for e in each])) for k in value}
+        elif isinstance(value, np.ndarray):
+            out[key] = np.mean([e[key] for e in each], axis=0).tolist()
+        elif isinstance(value, float):
+            out[key] = float(np.mean([e[key] for e in each]))
+        else:
+            out[key] = value
+    out["grad_ratio"] = _ratio(out["grad_by_lag"])
+    out["grad_ratio_last"] = _ratio(out["grad_by_lag_last"])
+    return out
+
+
+def table(figures):
+    """Lines of a plain-text table of a `diagnose` result."""
+    lines = [f"{'figure':<34}{'value':>12}"]
+    for key in SCALARS:
+        if figures.get(key) is not None:
+            lines.append(f"{'diag/' + key:<34}{figures[key]:>12.4g}")
+    lines.append(f"{'recurrent units':<34}{figures['recurrent_units']:>12}")
+    for name, norm in figures["grad_norms"].items():
+        lines.append(f"{'grad norm ' + name:<34}{norm:>12.4g}")
+    flow, last = figures["grad_by_lag"], figures["grad_by_lag_last"]
+    lines.append(f"{'lag k':<10}{'||dL/dh_T-k||':>16}{'||dL_T/dh_T-k||':>18}")
+    for k in sorted({0, 1, 2, 5, 10, 20, len(flow) - 1} & set(range(len(flow)))):
+        lines.append(f"{k:<10}{flow[k]:>16.4g}{last[k]:>18.4g}")
+    return lines
