@@ -369,6 +369,14 @@ MULTIWORKER = ["--preset", "text8_arch1", "--strategy", "multiworker", "--steps"
                "eval_every=10", "--set", "sample_every=0", "--set", "checkpoint_every=20"]
 
 
+def _kill_leftovers(procs):
+    """SIGKILLs (and reaps) the workers still running: a failed test leaves none behind."""
+    for proc, _ in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def _launch_workers(tmp_path, scratch, mode, k, argv):
     from test_distribute import _free_ports
 
@@ -400,10 +408,7 @@ def test_multiworker_sigterm_every_worker_saves_the_same_step_and_resumes(tmp_pa
             (tmp_path / (marker.name + ".go")).touch()
         outputs = [proc.communicate(timeout=420) for proc, _ in procs]
     finally:
-        for proc, _ in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+        _kill_leftovers(procs)
     lines = []
     for (proc, _), (_, err) in zip(procs, outputs):
         assert proc.returncode == 143, err[-3000:]
@@ -418,10 +423,7 @@ def test_multiworker_sigterm_every_worker_saves_the_same_step_and_resumes(tmp_pa
     try:
         outputs = [proc.communicate(timeout=420) for proc, _ in procs]
     finally:
-        for proc, _ in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+        _kill_leftovers(procs)
     for (proc, _), (out, err) in zip(procs, outputs):
         assert proc.returncode == 0, err[-3000:]
         assert f"at step {step}." in err and json.loads(out.splitlines()[-1])["step"] == 40
