@@ -98,12 +98,14 @@ CASES = {
     "arch2": dict(model="arch2", num_nodes=8, batch_size=4, num_unrollings=5,
                   optimizer="sgd"),
     # Arch 1's other combinations: the sum (S4b) and multiplicative integration (S4c).
+    # SGD for these two: Adam's per-element normalisation turns float rounding in near-zero
+    # gradients into weight differences past the tolerance between the two reductions.
     "arch1_sum": dict(model="arch1", combine="sum", activation="tanh", num_nodes=12,
-                      batch_size=4, num_unrollings=6, init="glorot", optimizer="adam",
-                      learning_rate=0.01),
+                      batch_size=4, num_unrollings=6, init="glorot", optimizer="sgd",
+                      learning_rate=0.5),
     "arch1_mul": dict(model="arch1", combine="mul", activation="relu", num_nodes=12,
                       batch_size=4, num_unrollings=6, init="irnn", init_gain=0.5,
-                      optimizer="adam", learning_rate=0.01, clip_norm=0.05),
+                      optimizer="sgd", learning_rate=0.5, clip_norm=0.05),
     # Element-wise clipping first, then the global norm (steps.make_train_step's order).
     "elman": dict(model="elman", num_nodes=12, batch_size=4, num_unrollings=6,
                   init="charrnn", optimizer="adagrad", learning_rate=0.1,
