@@ -24,7 +24,7 @@ def quality_run(tmp_path_factory):
     corpus.write_text(" ".join(rng.choice(words, size=20000)), encoding="utf-8")
     out = subprocess.run(
         [sys.executable, "-m", "experiments.quality", "--data", str(corpus),
-         "--minutes", "0.25", "--points", "2", "--contenders", ",".join(CONTENDERS),
+         "--minutes", "0.1", "--points", "2", "--contenders", ",".join(CONTENDERS),
          "--add", "mul16=text8_best,num_nodes=16,learning_rate=0.01",
          "--logdir", str(tmp / "tb"), "--plot", str(tmp / "curves.png")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
@@ -40,9 +40,10 @@ def test_one_row_per_contender_then_the_summary(quality_run):
     assert [r["name"] for r in rows] == [f"quality/{c}" for c in CONTENDERS + ["mul16"]]
     for row in rows:
         assert row["steps"] > 0 and row["chars_per_sec"] > 0
-        assert row["train_seconds"] >= 15.0  # the budget: 0.25 min
+        assert row["train_seconds"] >= 6.0  # the budget: 0.1 min
         assert len(row["curve"]) == 2 and row["curve"][-1][2] == row["valid_bpc"]
-        assert row["curve"][0][0] < row["curve"][1][0] and 0 < row["valid_bpc"] < 10
+        # A first step (its compile) longer than half the budget passes both marks at once.
+        assert row["curve"][0][0] <= row["curve"][1][0] and 0 < row["valid_bpc"] < 10
     assert summary["best_valid_bpc"] == rows[0]["valid_bpc"]
     assert summary["best_keras_valid_bpc"] == rows[2]["valid_bpc"]
     assert summary["best_margin_over_keras"] == pytest.approx(
