@@ -55,12 +55,13 @@ def parse_args(argv=None):
         try:
             from tf_rnn import config
 
-            config.with_overrides(config.get_preset(preset), assignments)
+            cfg = config.with_overrides(config.get_preset(preset), assignments)
         except ValueError as e:
             p.error(f"--add {item!r}: {e}")
         if not name or name in known or name in args.added:
             p.error(f"--add {item!r}: give a new contender name before '='")
-        args.added[name] = (preset, assignments)
+        keys = [a.partition("=")[0].strip() for a in assignments]
+        args.added[name] = (preset, {k: getattr(cfg, k) for k in keys})  # parsed, checked
     if args.plot:
         try:
             import matplotlib  # noqa: F401  (checked before an hour of training, not after)
@@ -101,14 +102,12 @@ def main(argv=None):
     import tensorflow as tf
 
     from experiments.benchmark import Report, tf_rnn_trainer
-    from tf_rnn import config, data
+    from tf_rnn import data
 
     report = Report()
     corpus = data.load_corpus(args.data, vocab="text8")
     contenders = _quality.make_contenders(args.contenders, tf_rnn_trainer, corpus.vocab.size)
-    for name, (preset, assignments) in args.added.items():
-        changes = config.with_overrides(config.Config(), assignments).to_dict()
-        changes = {k: changes[k] for k in (a.partition("=")[0].strip() for a in assignments)}
+    for name, (preset, changes) in args.added.items():
         contenders.append(_quality.tf_rnn_contender(name, preset, changes, tf_rnn_trainer,
                                                     corpus.vocab.size))
     writers = {c.name: tf.summary.create_file_writer(os.path.join(args.logdir, c.name))
