@@ -109,7 +109,7 @@ def tf_rnn_trainer(preset, alphabet=ALPHABET, **changes):
     keras.utils.set_random_seed(cfg.seed)
     model = models.build_model(cfg, alphabet)
     step = steps.make_train_step(model, steps.make_optimizer(cfg), cfg.clip_norm,
-                                 cfg.clip_value, jit_compile=cfg.jit_compile)
+                                 cfg.clip_value, jit_compile=cfg.jit_compile, seed=cfg.seed)
     state = model.zero_state(cfg.batch_size)
 
     def train(window):

@@ -23,7 +23,7 @@ from experiments import _quality
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m experiments.quality",
-                                description=__doc__.splitlines()[0])
+                                description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--data", required=True, help="corpus (text8 format, or normalised)")
     p.add_argument("--minutes", type=float, default=3.0,
                    help="training minutes per contender (default 3)")

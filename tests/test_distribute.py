@@ -208,6 +208,44 @@ def test_mirrored_two_cpus_matches_one_device(mirrored):
     assert guard == {"finite": False, "iterations": STEPS, "unchanged": True}
 
 
+def _dropout_replicas(workdir):
+    """Mirrored with dropout: each replica draws its own masks, (seed, step·2 + replica).
+
+    Returns the mirrored step's losses and, for the same weights and windows, each
+    replica's half of the batch run by hand with its seed (and with one shared seed)."""
+    import tensorflow as tf
+
+    from tf_rnn import config, data, distribute, steps, training
+    from tf_rnn.workdir import Workdir
+
+    strategy = distribute.make_strategy("mirrored")
+    cfg = config.Config(combine="sum", activation="tanh", num_nodes=12, batch_size=4,
+                        num_unrollings=6, init="glorot", optimizer="sgd", learning_rate=0.5,
+                        dropout=0.5, seed=3)
+    run = training.Run(cfg, 27, Workdir(workdir), strategy)
+    step = distribute.make_train_step(strategy, run.model, run.optimizer, cfg.clip_norm,
+                                      cfg.clip_value, seed=cfg.seed)
+    cursors = data.BatchCursors(np.random.default_rng(1).integers(0, 27, 5000), 4, 6)
+    state, out = tf.convert_to_tensor(run.state), []
+    for k in range(3):
+        window = cursors.next()
+        x, y, s = window[:, :-1], window[:, 1:], distribute.gather_rows(strategy, state)
+
+        def by_hand(seeds):
+            halves = [steps.lm_loss(run.model(x[r * 2:r * 2 + 2], s[r * 2:r * 2 + 2],
+                                              dropout_seed=tf.constant(seed, tf.int64))[0],
+                                    y[r * 2:r * 2 + 2]) for r, seed in enumerate(seeds)]
+            return float(np.mean(halves))
+
+        expected = by_hand([[3, 2 * k], [3, 2 * k + 1]])
+        shared = by_hand([[3, k], [3, k]])
+        plain = float(steps.lm_loss(run.model(x, s)[0], y))
+        metrics, state = step(x, y, state)
+        out.append({"loss": float(metrics["loss"]), "expected": expected, "shared": shared,
+                    "plain": plain})
+    return out
+
+
 def _cli_runs(workdir, data):
     """Mirrored: 20 steps, then a resumed run to 30; single device: 30 steps at once."""
     from tf_rnn import cli
@@ -225,6 +263,13 @@ def _cli_runs(workdir, data):
                         "result": json.loads(out.getvalue().strip().splitlines()[-1])
                         if code == 0 else None}
     return results
+
+
+def test_mirrored_dropout_draws_a_mask_per_replica_from_the_step(mirrored):
+    for k, seen in enumerate(mirrored[1]["dropout"]):
+        assert seen["loss"] == pytest.approx(seen["expected"], rel=1e-5), k
+        assert abs(seen["loss"] - seen["plain"]) > 1e-3, k  # dropout acted
+        assert abs(seen["loss"] - seen["shared"]) > 1e-4, k  # the replicas' masks differ
 
 
 def _checkpoint(path):
@@ -376,6 +421,7 @@ if __name__ == "__main__":
     command, *rest = sys.argv[1:]
     if command == "mirrored":
         result = {"compare": _compare_steps(os.path.join(rest[0], "compare")),
+                  "dropout": _dropout_replicas(os.path.join(rest[0], "dropout")),
                   "cli": _cli_runs(os.path.join(rest[0], "cli"), rest[1])}
     else:
         result = _worker_run(rest[0], rest[1], int(rest[2]))

@@ -40,6 +40,8 @@ class Config:
     init_mean: float = -0.1  # the seed's tf.truncated_normal(shape, -0.1, 0.1): mean -0.1
     init_stddev: float = 0.1
     init_gain: float = 1.0  # irnn: the recurrent kernel starts as init_gain·I
+    dropout: float = 0.0  # training only: drop this fraction of the hidden units the output
+    # layer reads (the non-recurrent connection; Zaremba et al. 2014); arch1 and elman
     # Data.
     vocab: str = "text8"  # text8: ' '+a-z | corpus: sorted distinct characters of the corpus
     normalize: bool = False  # apply text8 normalisation to a --data corpus
@@ -105,6 +107,11 @@ class Config:
         for name in ("clip_norm", "clip_value", "epochs"):
             _check(name, getattr(self, name), lambda v: v >= 0, "a non-negative number")
         _check("init_mean", self.init_mean, math.isfinite, "a finite number")
+        _check("dropout", self.dropout, lambda v: 0 <= v < 1, "a number in [0, 1)")
+        if self.dropout > 0 and self.model == "arch2":
+            raise ValueError(
+                "Received dropout > 0 for model 'arch2': its teacher-forced window has no "
+                "recurrent hidden layer to drop from; dropout is for arch1 and elman.")
 
     def replace(self, **changes) -> "Config":
         """A copy with `changes` applied (and validated)."""

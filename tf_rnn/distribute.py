@@ -201,7 +201,7 @@ def gather_rows(strategy, value):
 
 
 def make_train_step(strategy, model, optimizer, clip_norm=0.0, clip_value=0.0,
-                    loss_fn=steps_lib.lm_loss, jit_compile=False):
+                    loss_fn=steps_lib.lm_loss, jit_compile=False, seed=0):
     """`steps.make_train_step` under `strategy`; the same contract.
 
     train_step(inputs (B, T), targets (B, T), state) -> (metrics, new_state), with
@@ -216,7 +216,7 @@ def make_train_step(strategy, model, optimizer, clip_norm=0.0, clip_value=0.0,
     """
     if is_default(strategy):
         return steps_lib.make_train_step(model, optimizer, clip_norm, clip_value, loss_fn,
-                                         jit_compile=jit_compile)
+                                         jit_compile=jit_compile, seed=seed)
     replicas = strategy.num_replicas_in_sync
     variables = model.trainable_variables
     if not optimizer.built:
@@ -224,9 +224,10 @@ def make_train_step(strategy, model, optimizer, clip_norm=0.0, clip_value=0.0,
             optimizer.build(variables)
     sum_ = tf.distribute.ReduceOp.SUM
 
-    def local_gradients(inputs, targets, state):
+    def local_gradients(inputs, targets, state, replica):
         with tf.GradientTape() as tape:
-            outputs, new_state = model(inputs, state)
+            outputs, new_state = model(inputs, state, **steps_lib.dropout_kwargs(
+                model, optimizer, seed, replica, replicas))
             loss = loss_fn(outputs, targets) / replicas  # summed over replicas: global mean
         return loss, tape.gradient(loss, variables), new_state
 
@@ -234,10 +235,12 @@ def make_train_step(strategy, model, optimizer, clip_norm=0.0, clip_value=0.0,
         local_gradients = tf.function(local_gradients, jit_compile=True)
 
     def replica_gradients(inputs, targets, state):
-        loss, grads, new_state = local_gradients(inputs, targets, state)
+        context = tf.distribute.get_replica_context()
+        loss, grads, new_state = local_gradients(
+            inputs, targets, state, tf.cast(context.replica_id_in_sync_group, tf.int64))
         # One collective for the loss and every gradient: the same values everywhere,
         # so every replica and worker takes the same branch of the guard below.
-        loss, *grads = tf.distribute.get_replica_context().all_reduce(sum_, [loss, *grads])
+        loss, *grads = context.all_reduce(sum_, [loss, *grads])
         grads, grad_norm = steps_lib.clip_gradients(grads, clip_norm, clip_value)
         finite = tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
         clipped = grad_norm > clip_norm if clip_norm > 0 else tf.constant(False)

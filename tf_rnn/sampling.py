@@ -8,27 +8,16 @@ convenience that primes a model with text and decodes the result.
 import numpy as np
 import tensorflow as tf
 
+from tf_rnn import draws
 
 RNG_ALG = "philox"  # the generator of the start characters (same in sampling and export)
-_HASH = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x7FEB352D, 0x846CA68B)  # odd 32-bit mixers
 
 
 def uniform(seed, batch):
-    """(B,) float32 numbers in [0, 1) from `seed` (2,) int32 and the row: a 32-bit hash.
+    """(B,) float32 numbers in [0, 1) from `seed` (2,) int32 and the row (`tf_rnn.draws`):
+    the compiled sampler and an export (not compiled, for TF Serving) draw the same."""
+    return draws.uniform(seed, [batch])
 
-    Not `tf.random.stateless_uniform`: its Philox gives other numbers under XLA than
-    without (with a seed that is not a constant), and the compiled sampler and an export
-    (not compiled, for TF Serving) must draw the same text from the same seed. Integer
-    ops are exact everywhere: these numbers are the same with and without XLA.
-    """
-    u32 = lambda v: tf.constant(v, tf.uint32)  # noqa: E731
-    s = tf.cast(tf.cast(seed, tf.int32), tf.uint32)
-    rows = tf.cast(tf.range(batch), tf.uint32)
-    x = s[0] * u32(_HASH[0]) + s[1] * u32(_HASH[1]) + rows * u32(_HASH[2])
-    for multiplier in _HASH[3:]:  # the "lowbias32" integer hash
-        x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, u32(16))) * u32(multiplier)
-    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, u32(16)))
-    return tf.cast(tf.bitwise.right_shift(x, u32(8)), tf.float32) * (1.0 / (1 << 24))
 
 # Up to this alphabet size the cumulative sum of `choose` is one (A, A) matmul, which
 # XLA runs faster on a CPU than a cumsum; beyond it, the matmul's A^2 work would not pay.

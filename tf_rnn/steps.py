@@ -80,8 +80,21 @@ def clip_gradients(grads, clip_norm=0.0, clip_value=0.0):
     return grads, grad_norm
 
 
+def dropout_kwargs(model, optimizer, seed, replica=0, replicas=1):
+    """The keyword arguments a train step adds to `model(inputs, state)`.
+
+    A model with `dropout` > 0 gets `dropout_seed` = (seed, step·replicas + replica): each
+    step (and each replica of a step) draws its own masks, and they depend on the step
+    alone, so a resumed run draws the masks the uninterrupted one would have.
+    """
+    if not getattr(model, "dropout", 0):
+        return {}
+    step = tf.cast(optimizer.iterations, tf.int64) * replicas + tf.cast(replica, tf.int64)
+    return {"dropout_seed": tf.stack([tf.constant(seed, tf.int64), step])}
+
+
 def make_train_step(model, optimizer, clip_norm=0.0, clip_value=0.0, loss_fn=lm_loss,
-                    jit_compile=False):
+                    jit_compile=False, seed=0):
     """A compiled truncated-BPTT step: train_step(inputs, targets, state) -> metrics, state.
 
     The state after the window comes back (unchanged by the update) to be carried
@@ -94,6 +107,7 @@ def make_train_step(model, optimizer, clip_norm=0.0, clip_value=0.0, loss_fn=lm_
       clip_norm: > 0 clips the gradients to this global norm (`tf.clip_by_global_norm`).
       clip_value: > 0 clips each gradient element to [-clip_value, clip_value] first.
       loss_fn: (outputs, targets) -> scalar loss.
+      seed: the run's seed, from which the model's dropout masks are drawn (if any).
 
     Returns:
       train_step(inputs, targets, state) -> ({"loss", "grad_norm", "clipped",
@@ -105,7 +119,8 @@ def make_train_step(model, optimizer, clip_norm=0.0, clip_value=0.0, loss_fn=lm_
 
     def train_step(inputs, targets, state):
         with tf.GradientTape() as tape:
-            outputs, new_state = model(inputs, state)
+            outputs, new_state = model(inputs, state,
+                                       **dropout_kwargs(model, optimizer, seed))
             loss = loss_fn(outputs, targets)
         grads = tape.gradient(loss, variables)
         grads, grad_norm = clip_gradients(grads, clip_norm, clip_value)

@@ -167,7 +167,7 @@ def _train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
     step, state = int(run.step.numpy()), tf.convert_to_tensor(run.state)
     train_step = distribute.make_train_step(
         strategy, run.model, run.optimizer, config.clip_norm, config.clip_value,
-        jit_compile=config.jit_compile)
+        jit_compile=config.jit_compile, seed=config.seed)
     eval_step = steps_lib.make_eval_step(run.model)
     generator = sampling.make_generator(run.model.step)
     diag = diagnostics.TrainingDiagnostics(config, run.model, strategy)  # diag_every
