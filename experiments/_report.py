@@ -2,6 +2,7 @@
 and the process's peak resident memory."""
 
 import json
+import math
 import sys
 
 
@@ -41,6 +42,8 @@ class Report:
 
 def _round(value):
     if isinstance(value, float):
+        if not math.isfinite(value):
+            return None  # JSON has no NaN: a figure that could not be measured
         return float(f"{value:.4g}") if abs(value) < 1000 else round(value)
     return value
 

@@ -81,3 +81,17 @@ def test_bad_arguments_are_rejected(tmp_path):
     out = subprocess.run(cmd + ["--add", "w=text8_best,combine=product"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "`combine`" in out.stderr
+
+
+def test_a_run_without_keras_contenders_reports_null_not_a_crash():
+    # A tf_rnn-only sweep (--contenders text8_best --add ...) has no Keras figure to
+    # compare with: the summary says null where the margin would be (JSON has no NaN).
+    from experiments import _quality
+    from experiments.quality import _json_line
+
+    line = _json_line({"summary": _quality.summary({"text8_best": 2.03, "d40": 2.01}, 6)})
+    summary = json.loads(line)["summary"]
+    assert summary["best_valid_bpc"] == 2.03
+    assert summary["best_keras_valid_bpc"] is None
+    assert summary["best_margin_over_keras"] is None
+    assert summary["best_beats_keras_by_0_05"] is False
