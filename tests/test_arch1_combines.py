@@ -101,4 +101,10 @@ def test_presets_hold_the_documented_settings():
         ("sum", "tanh", 50, 64, 20, "sgd", 5.0, 5000, 0.5, 1.25, "seed")
     faithful = config.get_preset("text8_arch1")
     assert (faithful.combine, faithful.activation, faithful.init) == ("concat", "relu", "seed")
-    assert config.get_preset("text8_best").combine == "mul"
+    assert faithful.dropout == 0.0
+    best = config.get_preset("text8_best")  # the README's Presets row
+    assert (best.combine, best.activation, best.num_nodes, best.batch_size,
+            best.num_unrollings, best.init, best.optimizer, best.learning_rate,
+            best.decay_steps, best.decay_rate, best.clip_norm, best.dropout,
+            best.jit_compile) == \
+        ("mul", "tanh", 384, 32, 40, "glorot", "adam", 2e-3, 3000, 0.5, 1.25, 0.4, True)

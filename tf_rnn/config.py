@@ -219,7 +219,7 @@ PRESETS = {
     # Glorot/orthogonal init, Adam 2e-3 halved every 3000 steps, XLA. A simple RNN still.
     "text8_best": Config(
         combine="mul", activation="tanh", num_nodes=384, init="glorot", optimizer="adam",
-        learning_rate=2e-3, decay_steps=3000, decay_rate=0.5, jit_compile=True),
+        learning_rate=2e-3, decay_steps=3000, decay_rate=0.5, dropout=0.4, jit_compile=True),
     # S5: Arch 2 with teacher forcing, as the seed ran it.
     "text8_arch2": Config(
         model="arch2", num_nodes=50, batch_size=64, num_unrollings=20,
