@@ -41,7 +41,9 @@ def test_one_row_per_contender_then_the_summary(quality_run):
     for row in rows:
         assert row["steps"] > 0 and row["chars_per_sec"] > 0
         assert row["train_seconds"] >= 6.0  # the budget: 0.1 min
-        assert len(row["curve"]) == 2 and row["curve"][-1][2] == row["valid_bpc"]
+        # The curve keeps 4 decimals, the row 4 significant digits (4.5779 vs 4.578).
+        assert len(row["curve"]) == 2
+        assert row["curve"][-1][2] == pytest.approx(row["valid_bpc"], abs=1e-3)
         # A first step (its compile) longer than half the budget passes both marks at once.
         assert row["curve"][0][0] <= row["curve"][1][0] and 0 < row["valid_bpc"] < 10
     assert summary["best_valid_bpc"] == rows[0]["valid_bpc"]
