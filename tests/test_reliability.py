@@ -20,6 +20,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 from tensorflow.python.framework import config as tf_config
+from hooked_cli import DRIVER  # tests/ is on sys.path under pytest (no __init__.py)
 
 from tf_rnn import cli
 from tf_rnn import config as config_lib
@@ -34,35 +35,10 @@ SMALL = ["--set", "num_nodes=16", "--set", "batch_size=4", "--set", "num_unrolli
          "--set", "checkpoint_every=20", "--set", "sample_length=20",
          "--set", "deterministic=true", "--no-progress"]
 
-# Runs `tf-rnn ARGV` with a hook: "hang_after K" blocks the loop when it asks for window
-# K+1 (steps 1..K done, any save at K written) so that the test can SIGKILL it there;
-# "die_in_save K" SIGKILLs the process inside the save of checkpoint K, after its data
+# The hooks (tests/hooked_cli.py): "pause K" blocks the loop when it asks for window K+1
+# (steps 1..K done, any save at K written) so that the test can SIGKILL it there;
+# "kill_save K" SIGKILLs the process inside the save of checkpoint K, after its data
 # files are written and before the checkpoint index names it.
-DRIVER = r"""
-import os, signal, sys, time
-from tensorflow.python.checkpoint import checkpoint_management
-from tf_rnn import cli, data
-
-mode, k, marker, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
-if mode == "hang_after":
-    next_window, calls = data.BatchCursors.next, [0]
-    def hanging_next(self):
-        calls[0] += 1
-        if calls[0] > k:
-            open(marker, "w").close()
-            time.sleep(3600)
-        return next_window(self)
-    data.BatchCursors.next = hanging_next
-else:
-    update = checkpoint_management.update_checkpoint_state_internal
-    def dying_update(save_dir, model_checkpoint_path, *args, **kwargs):
-        if os.path.basename(model_checkpoint_path) == f"ckpt-{k}":
-            open(marker, "w").close()
-            os.kill(os.getpid(), signal.SIGKILL)
-        return update(save_dir, model_checkpoint_path, *args, **kwargs)
-    checkpoint_management.update_checkpoint_state_internal = dying_update
-sys.exit(cli.main(argv))
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -181,7 +157,7 @@ def test_sigkill_after_a_checkpoint_then_resume_is_bitwise_exact(tmp_path, capsy
     kill_after = random.Random(6).randint(21, STEPS - 1)  # a step after a checkpoint
     workdir = tmp_path / "run"
     argv = train_argv(corpus, workdir)
-    proc, marker = start_driver(tmp_path, "hang_after", kill_after, argv)
+    proc, marker = start_driver(tmp_path, "pause", kill_after, argv)
     try:
         wait_for(marker, proc)
         last_checkpoint = kill_after // 20 * 20
@@ -205,7 +181,7 @@ def test_sigkill_after_a_checkpoint_then_resume_is_bitwise_exact(tmp_path, capsy
 def test_sigkill_inside_a_checkpoint_save_keeps_the_previous_one(tmp_path, capsys, corpus,
                                                                  reference):
     workdir = tmp_path / "run"
-    proc, marker = start_driver(tmp_path, "die_in_save", 40, train_argv(corpus, workdir))
+    proc, marker = start_driver(tmp_path, "kill_save", 40, train_argv(corpus, workdir))
     proc.communicate(timeout=300)
     assert marker.exists() and proc.returncode == -signal.SIGKILL
     # Killed after ckpt-40's files were written, before the index named them; the
