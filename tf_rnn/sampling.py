@@ -13,12 +13,6 @@ from tf_rnn import draws
 RNG_ALG = "philox"  # the generator of the start characters (same in sampling and export)
 
 
-def uniform(seed, batch):
-    """(B,) float32 numbers in [0, 1) from `seed` (2,) int32 and the row (`tf_rnn.draws`):
-    the compiled sampler and an export (not compiled, for TF Serving) draw the same."""
-    return draws.uniform(seed, [batch])
-
-
 # Up to this alphabet size the cumulative sum of `choose` is one (A, A) matmul, which
 # XLA runs faster on a CPU than a cumsum; beyond it, the matmul's A^2 work would not pay.
 _MATMUL_CUMSUM_MAX = 256
@@ -59,7 +53,9 @@ def choose(logits, temperature, top_k, seed):
         cdf = tf.matmul(weights, upper)  # (B, A) running sums
     else:
         cdf = tf.cumsum(weights, axis=-1)
-    u = uniform(seed, tf.shape(greedy)[0])[:, None] * cdf[:, -1:]  # (B, 1)
+    # tf_rnn.draws: the compiled sampler and an export (not compiled, for TF Serving)
+    # draw the same numbers from the same seed.
+    u = draws.uniform(seed, tf.shape(greedy)[:1])[:, None] * cdf[:, -1:]  # (B, 1)
     # The first j with cdf_j > u: characters of probability 0 are never picked.
     drawn = tf.reduce_sum(tf.cast(cdf <= u, tf.int32), axis=-1)  # (B,)
     drawn = tf.where(drawn < size, drawn, greedy)  # u rounded up to the total: rare
