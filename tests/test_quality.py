@@ -97,3 +97,27 @@ def test_a_run_without_keras_contenders_reports_null_not_a_crash():
     assert summary["best_keras_valid_bpc"] is None
     assert summary["best_margin_over_keras"] is None
     assert summary["best_beats_keras_by_0_05"] is False
+
+
+def test_lstm_streams_scores_per_stream_as_the_quality_run_does(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away"]
+    corpus.write_text(" ".join(np.random.default_rng(0).choice(words, size=8000)))
+    cmd = [sys.executable, "-m", "experiments.lstm_streams", "--data", str(corpus)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(cmd + ["--steps", "2"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    streams = result["stream_bpc"]
+    assert len(streams) == 32 and result["steps"] == 2
+    # Its per-stream scoring adds up to the quality run's figure for the same weights.
+    assert result["valid_bpc"] == pytest.approx(result["quality_scoring_bpc"], rel=1e-6)
+    assert result["valid_bpc"] == pytest.approx(np.mean(streams), abs=1e-3)
+    assert streams[result["worst_stream"]] == max(streams)
+    assert result["other_streams_mean_bpc"] <= result["worst_stream_bpc"]
+    assert len(result["worst_stream_starts"]) > 20
+    assert result["worst_stream_starts"] in corpus.read_text()  # text of the valid split
+    bad = subprocess.run(cmd + ["--steps", "0"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert bad.returncode == 2 and "--steps must be >= 1" in bad.stderr

@@ -1,0 +1,81 @@
+"""Why the Keras LSTM's validation curve jumps in `experiments.quality`: BPC per stream.
+
+Trains the quality run's Keras `LSTM(256)` contender (same seed, Adam 2e-3, clip 1.25,
+batch 32, unroll 40, the same training cursors) for `--steps` steps, then scores the
+validation split exactly as the quality run does (32 streams from the zero state, each
+carrying its state across windows) and reports every stream's BPC, the worst stream's
+largest |cell state| per window, and the text it starts with. With a stream whose cell
+state runs away, the mean over streams jumps while the other streams stay put.
+
+    python -m experiments.lstm_streams --data PATH [--steps 2700]
+
+stdout: one JSON line.
+"""
+
+import argparse
+import json
+import sys
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m experiments.lstm_streams",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="corpus (text8 format, or normalised)")
+    p.add_argument("--steps", type=int, default=2700, help="training steps (default 2700)")
+    args = p.parse_args(argv)
+    if args.steps < 1:
+        p.error(f"--steps must be >= 1, got {args.steps}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import numpy as np
+    import tensorflow as tf
+
+    from experiments import _quality
+    from tf_rnn import data
+
+    corpus = data.load_corpus(args.data, vocab="text8")
+    lstm = _quality.keras_contender("keras_lstm_256", *_quality.KERAS_CONTENDERS[
+        "keras_lstm_256"], corpus.vocab.size)
+    model = lstm.train.__self__  # the KerasCharRNN behind the contender
+    cursors = data.BatchCursors(corpus.train, lstm.batch_size, lstm.num_unrollings)
+    for _ in range(args.steps):
+        lstm.train(cursors.next())
+
+    # The quality run's scoring, kept per stream and with the cell state watched.
+    ids, B, T = np.asarray(corpus.valid), lstm.batch_size, lstm.num_unrollings
+    length = (len(ids) - 1) // B
+    streams = ids[np.arange(B)[:, None] * length + np.arange(length + 1)[None, :]]
+    model.rnn.reset_states()
+    bits, cell_max = [], []
+    for start in range(0, length, T):
+        window = streams[:, start:start + T + 1]
+        logits = model.model(window[:, :-1], training=False)
+        bits.append(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=window[:, 1:], logits=logits).numpy() / np.log(2.0))
+        cell_max.append(np.abs(model.rnn.states[1].numpy()).max(axis=1))
+    bits = np.concatenate(bits, axis=1)  # (B, length)
+    per_stream = bits.mean(axis=1)
+    worst = int(per_stream.argmax())
+    others = np.delete(per_stream, worst)
+    result = {
+        "steps": args.steps, "valid_bpc": float(bits.mean()),
+        "quality_scoring_bpc": float(lstm.valid_bpc(corpus.valid)),
+        "stream_bpc": [round(float(b), 3) for b in per_stream],
+        "worst_stream": worst, "worst_stream_bpc": float(per_stream[worst]),
+        "other_streams_mean_bpc": float(others.mean()),
+        "worst_stream_cell_max_by_window": [round(float(c), 1)
+                                            for c in np.stack(cell_max, 1)[worst]],
+        "worst_stream_starts": corpus.vocab.decode(streams[worst, :60]),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    from tf_rnn import logs
+
+    with logs.native_logs_filtered():
+        sys.exit(main())
