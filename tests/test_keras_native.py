@@ -48,14 +48,99 @@ def test_fresh_cells_in_keras_rnn(cell):
     assert out.shape == (1, A)
 
 
-def test_summary_shows_output_shapes():
-    model = models.Arch1Model(A, N)
+def _summary(model, **kwargs):
     lines = io.StringIO()
-    model.summary(print_fn=lambda line, **kwargs: lines.write(line + "\n"))
-    text = lines.getvalue()
-    row = next(line for line in text.splitlines() if "Arch1Cell" in line)
-    assert "?" not in row and "None, 27" in row, text
+    model.summary(print_fn=lambda line, **_: lines.write(line + "\n"), **kwargs)
+    return lines.getvalue()
+
+
+def test_summary_shows_the_windows_output_shapes():
+    model = models.Arch1Model(A, N)
+    text = _summary(model)
+    row = next(line for line in text.splitlines() if "Arch1Model" in line)
+    assert "(None, None, 27)" in row and f"{model.count_params():,}" in row, text  # (B, T, A)
+    assert "(None, 16)" in text, text  # the (B, 2n) state, wrapped to the next line
+    assert "(None, 27)" not in text, text  # not the cell's one step
     assert model.compute_output_shape((None, 40)) == ((None, 40, A), (None, 2 * N))
+    # The summary leaves no node behind: a Sequential holding the model shows its T.
+    sequential = keras.Sequential([keras.Input((9,), dtype="int32"), model])
+    row = next(line for line in _summary(sequential).splitlines() if "Arch1Model" in line)
+    assert "(None, 9, 27)" in row, row
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+def test_functional_and_sequential_models_give_the_models_outputs(model_class):
+    model = model_class(A, N, init="glorot")
+    inputs = keras.Input((None,), dtype="int32")
+    logits, state = model(inputs)  # a symbolic batch: no zero state to build from it
+    assert tuple(logits.shape) == (None, None, A)
+    assert tuple(state.shape) == (None, model.state_size)
+    functional = keras.Model(inputs, [logits, state])
+    sequential = keras.Sequential([keras.Input((9,), dtype="int32"), model])
+    x = ids(seed=4)
+    expected = [t.numpy() for t in model(x)]
+    for wrapper in (functional, sequential):
+        for got, want in zip(wrapper(x), expected):
+            np.testing.assert_array_equal(got.numpy(), want)
+    for got, want in zip(sequential.predict(x, verbose=0), expected):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+def test_float_ids_are_cast_and_bad_ids_refused(model_class):
+    model = model_class(A, N, init="glorot")
+    x = ids(seed=5)
+    expected = model(x)[0].numpy()
+    for dtype in ("float32", "float64", "int64", "uint8"):  # as keras.layers.Embedding
+        np.testing.assert_array_equal(model(x.astype(dtype))[0].numpy(), expected)
+    with pytest.raises(ValueError, match=r"whole-number ids, got float\d+ ids such as 1.5"):
+        model(np.array([[1.0, 1.5]]))
+    with pytest.raises(ValueError, match=r"ids in \[0, 27\), got ids from 1 to 30"):
+        model(np.array([[1, 30]]))
+    with pytest.raises(ValueError, match=r"ids in \[0, 27\), got ids from -1 to 2"):
+        model(np.array([[2, -1]], np.int32), model.zero_state(1))
+    with pytest.raises(ValueError, match="invalid dtype for argument `inputs`.*string"):
+        model(tf.constant([["a", "b"]]))
+
+
+def _fit(model_class, dropout, x, y):
+    """A fresh glorot model (the same weights for any rate), compiled and fit 3 epochs."""
+    keras.utils.set_random_seed(0)
+    model = model_class(A, N, init="glorot", dropout=dropout)
+    model.compile(optimizer=keras.optimizers.Adam(0.05), jit_compile=False,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model, model.fit(x, y, batch_size=4, epochs=3, shuffle=False,
+                            verbose=0).history["loss"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_class", [models.Arch1Model, models.ElmanModel])
+def test_fit_applies_dropout_with_the_train_steps_masks(model_class):
+    window = ids(16, 11, seed=3)
+    x, y = window[:, :-1], window[:, 1:]
+    plain, plain_losses = _fit(model_class, 0.0, x, y)
+    dropped, dropped_losses = _fit(model_class, 0.4, x, y)
+    assert np.all(np.abs(np.subtract(plain_losses, dropped_losses)) > 1e-4), \
+        (plain_losses, dropped_losses)
+    # Keras's training call draws tf-rnn train's masks: seed and step, one implementation.
+    step = int(dropped.optimizer.iterations)
+    assert step == 12
+    seeded = dropped(x, dropout_seed=tf.constant([0, step], tf.int64))[0].numpy()
+    np.testing.assert_array_equal(dropped(x, training=True)[0].numpy(), seeded)
+    assert not np.allclose(seeded, dropped(x)[0].numpy())
+    # Evaluation and prediction never drop: the same weights without dropout agree.
+    plain.set_weights(dropped.get_weights())
+    np.testing.assert_array_equal(dropped.predict(x, verbose=0)[0],
+                                  plain.predict(x, verbose=0)[0])
+    assert dropped.evaluate(x, y, verbose=0) == plain.evaluate(x, y, verbose=0)
+    # Inside a Sequential the model has no optimizer of its own: it still drops.
+    keras.utils.set_random_seed(0)
+    inner = model_class(A, N, init="glorot", dropout=0.4)
+    outer = keras.Sequential([keras.Input((10,), dtype="int32"), inner])
+    outer.compile(optimizer=keras.optimizers.Adam(0.05), jit_compile=False,
+                  loss=[keras.losses.SparseCategoricalCrossentropy(from_logits=True), None])
+    losses = outer.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0).history["loss"]
+    assert np.all(np.abs(np.subtract(plain_losses, losses)) > 1e-4), (plain_losses, losses)
 
 
 @pytest.mark.parametrize("model_class", MODELS)

@@ -3,7 +3,8 @@
 Every model has the same interface, used by training, sampling and export:
   call(inputs (B, T) int ids, state) -> logits (B, T, A), new state   (teacher-forced;
                                         state defaults to the zero state; the train step
-                                        adds dropout_seed= when config.dropout > 0)
+                                        adds dropout_seed= when config.dropout > 0, and
+                                        Keras's fit passes training=True)
   step(ids (B,), state)             -> logits (B, A), new state       (one character)
   zero_state(batch_size)            -> (B, state_size)
 
@@ -52,7 +53,7 @@ class CharModel(keras.Model):
     """Shared plumbing of the character models; subclasses set `self.cell`."""
 
     def __init__(self, alphabet_size, num_nodes, init="seed", init_mean=-0.1,
-                 init_stddev=0.1, init_gain=1.0, dropout=0.0, **kwargs):
+                 init_stddev=0.1, init_gain=1.0, dropout=0.0, seed=0, **kwargs):
         super().__init__(**kwargs)
         self.alphabet_size = alphabet_size
         self.num_nodes = num_nodes
@@ -64,6 +65,10 @@ class CharModel(keras.Model):
             raise ValueError(f"Received an invalid value for argument `dropout`, expected a "
                              f"number in [0, 1), got {dropout!r}.")
         self.dropout = dropout
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"Received an invalid value for argument `seed`, expected an "
+                             f"integer, got {seed!r}.")
+        self.seed = seed  # of the dropout masks Keras's fit draws (`_dropout_seed`)
         self._initializers = cells_lib.initializers(init, init_mean, init_stddev, init_gain)
 
     def _make_cell(self, cell):
@@ -71,16 +76,58 @@ class CharModel(keras.Model):
         self.built = True
         return cell
 
-    def __call__(self, inputs, state=None, **kwargs):
-        """model(ids (B, T)) starts from the zero state; model(ids, state) from `state`."""
+    def _window(self, inputs, state):
+        """The `call` arguments made concrete: (B, T) integer ids, and the state, the zero
+        state when None (model(ids) starts a stream). The batch size is read from the
+        tensor, so a symbolic batch (keras.Input, a functional model) works too."""
+        ids = self._ids(inputs)
         if state is None:
-            state = self.zero_state(keras.ops.shape(inputs)[0])
-        return super().__call__(inputs, state, **kwargs)
+            state = self.zero_state(tf.shape(ids)[0])
+        return ids, state
 
-    def compute_output_shape(self, input_shape, state_shape=None):
+    def _ids(self, inputs):
+        """inputs (B, T) -> integer ids (B, T).
+
+        Float ids are cast, as `keras.layers.Embedding` casts them (a float `keras.Input`
+        or a float array from a Keras pipeline). Called eagerly, ids that are not whole
+        numbers in [0, A) raise a ValueError here, rather than deep inside a gather (or, on
+        a GPU, silently reading zeros); a compiled step checks nothing, so the fast path
+        is unchanged (its int32 ids pass through untouched).
+        """
+        ids = tf.convert_to_tensor(inputs)
+        if ids.dtype not in (tf.int32, tf.int64):
+            if not (ids.dtype.is_integer or ids.dtype.is_floating):
+                raise ValueError(f"Received an invalid dtype for argument `inputs`, expected "
+                                 f"integer ids (or whole-number floats), got {ids.dtype.name}.")
+            cast = tf.cast(ids, tf.int32)
+            if tf.executing_eagerly() and not bool(tf.reduce_all(
+                    tf.cast(cast, ids.dtype) == ids)):
+                bad = ids[tf.cast(cast, ids.dtype) != ids][0].numpy()
+                raise ValueError(f"Received an invalid value for argument `inputs`, expected "
+                                 f"whole-number ids, got {ids.dtype.name} ids such as {bad}.")
+            ids = cast
+        if tf.executing_eagerly() and tf.size(ids) > 0:
+            low, high = int(tf.reduce_min(ids)), int(tf.reduce_max(ids))
+            if low < 0 or high >= self.alphabet_size:
+                raise ValueError(f"Received an invalid value for argument `inputs`, expected "
+                                 f"ids in [0, {self.alphabet_size}), got ids from {low} to "
+                                 f"{high}.")
+        return ids
+
+    def compute_output_shape(self, inputs_shape, state_shape=None):
         """(B, T) -> ((B, T, A) logits, (B, S) state)."""
-        batch, steps = tuple(input_shape)[:2]
+        batch, steps = tuple(inputs_shape)[:2]
         return (batch, steps, self.alphabet_size), (batch, self.state_size)
+
+    def summary(self, *args, **kwargs):
+        """Keras's summary of the model as one layer over (B, T) ids: its output shapes are
+        the window's, ((B, T, A) logits, (B, S) state), not the cell's one step
+        (`expand_nested=True` lists the cell inside)."""
+        ids, nodes = keras.Input((None,), dtype="int32", name="ids"), len(self._inbound_nodes)
+        try:
+            keras.Model(ids, self(ids), name=self.name).summary(*args, **kwargs)
+        finally:  # leave no node behind: a model holding this one shows its own shapes
+            del self._inbound_nodes[nodes:]
 
     # Keras's fit/evaluate: the model returns (logits, state); losses and metrics take
     # the logits. Each batch is an independent window from the zero state (see README).
@@ -106,13 +153,31 @@ class CharModel(keras.Model):
         measured 2.6x the whole text8_best step. Only while training: the train step passes
         `dropout_seed`, a (2,) integer tensor (the run's seed and its step), so the masks
         are a function of the step, with or without XLA (`tf_rnn.draws`), and a resumed run
-        draws the same ones. Evaluation, sampling and export pass none.
+        draws the same ones. Evaluation, sampling and export pass none; Keras's `fit`
+        gets its seed from `_dropout_seed`.
         """
         if dropout_seed is None or not self.dropout:
             return h
         shape = tf.concat([[1], tf.shape(h)[1:]], 0)  # (1, B, n)
         keep = draws.uniform(dropout_seed, shape) >= self.dropout  # the same under XLA
         return h * (tf.cast(keep, h.dtype) / (1.0 - self.dropout))
+
+    def _dropout_seed(self, training, dropout_seed):
+        """The `dropout_seed` of a call: the one given (the train step's), else, when Keras
+        calls with training=True (`fit`), (seed, optimizer.iterations): the masks of
+        `tf-rnn train`, a function of the step, drawn by `_dropped` alike. A model trained
+        inside another (e.g. a `keras.Sequential`) has no optimizer of its own: it draws
+        its step's seed at random (`tf.random`, reproducible under
+        `keras.utils.set_random_seed`). None (no dropout) otherwise.
+        """
+        if dropout_seed is not None or not training or not self.dropout:
+            return dropout_seed
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None:
+            step = tf.cast(optimizer.iterations, tf.int64)
+        else:
+            step = tf.random.uniform([], 0, 2**31 - 1, dtype=tf.int64)
+        return tf.stack([tf.constant(self.seed, tf.int64), step])
 
     def one_hot(self, ids):
         return tf.one_hot(ids, self.alphabet_size, dtype=self.compute_dtype)
@@ -134,7 +199,7 @@ class CharModel(keras.Model):
         return {"name": self.name, "alphabet_size": self.alphabet_size,
                 "num_nodes": self.num_nodes, "init": self.init,
                 "init_mean": self.init_mean, "init_stddev": self.init_stddev,
-                "init_gain": self.init_gain, "dropout": self.dropout}
+                "init_gain": self.init_gain, "dropout": self.dropout, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable("tf_rnn")
@@ -159,7 +224,9 @@ class Arch1Model(CharModel):
             dtype=self.dtype_policy))
         self.combine, self.activation = combine, activation
 
-    def call(self, inputs, state, dropout_seed=None):
+    def call(self, inputs, state=None, training=None, dropout_seed=None):
+        inputs, state = self._window(inputs, state)
+        dropout_seed = self._dropout_seed(training, dropout_seed)
         ids = tf.transpose(inputs)  # (T, B)
         if self.combine == "concat":
             return self._call_concat(ids, state, dropout_seed)
@@ -233,7 +300,8 @@ class Arch2Model(CharModel):
         """(B, 1): 1 where the stream has started (a non-zero state), else 0."""
         return tf.cast(tf.reduce_any(state != 0, axis=-1, keepdims=True), self.compute_dtype)
 
-    def call(self, inputs, state):
+    def call(self, inputs, state=None):
+        inputs, state = self._window(inputs, state)
         cell, A = self.cell, self.alphabet_size
         # Teacher-forced logits depend on (x_t, whether o_prev is one_hot(x_t) or zeros)
         # alone, so they are rows of a (2A, A) table: rows [0, A) fed back, [A, 2A) at
@@ -269,7 +337,9 @@ class ElmanModel(CharModel):
             kernel_initializer=kernel, recurrent_initializer=recurrent,
             dtype=self.dtype_policy))
 
-    def call(self, inputs, state, dropout_seed=None):
+    def call(self, inputs, state=None, training=None, dropout_seed=None):
+        inputs, state = self._window(inputs, state)
+        dropout_seed = self._dropout_seed(training, dropout_seed)
         cell = self.cell
         # x_t·W_xh for a one-hot x_t is a row of W_xh: a gather, not a matmul.
         p = _lookup(cell.W_xh + cell.b_h, tf.transpose(inputs))  # (T, B, n)
@@ -285,7 +355,7 @@ def build_model(config, alphabet_size, dtype=None):
     """The model named by `config.model`, with its initialisation, weights built."""
     kwargs = dict(init=config.init, init_mean=config.init_mean,
                   init_stddev=config.init_stddev, init_gain=config.init_gain,
-                  dropout=config.dropout, dtype=dtype)
+                  dropout=config.dropout, seed=config.seed, dtype=dtype)
     if config.model == "arch1":
         kwargs.update(combine=config.combine, activation=config.activation)
     if config.model == "arch2":
