@@ -1,17 +1,17 @@
 """Vocabularies: an ordered set of characters, a character's position its id.
 
-The lowest module of the data side (data imports it; it imports nothing of tf_rnn):
+The lowest module of the data side (data imports it; it imports only tf_rnn.files):
 `DataError`, raised by everything that reads data, is defined here with it. Both are
 also reachable as `tf_rnn.data.Vocabulary` and `tf_rnn.data.DataError`.
 """
 
 import json
-import os
 import pathlib
-import tempfile
 from collections import Counter
 
 import numpy as np
+
+from tf_rnn import files
 
 TEXT8_ALPHABET = " abcdefghijklmnopqrstuvwxyz"  # id 0 is the space
 
@@ -149,19 +149,8 @@ class Vocabulary:
         return cls(obj["chars"])
 
     def save(self, path) -> None:
-        """Writes the JSON atomically: a temp file in the same directory, fsync, rename."""
-        path = pathlib.Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(self.to_json().encode("utf-8"))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            pathlib.Path(tmp).unlink(missing_ok=True)
-            raise
+        """Writes the JSON atomically, with the umask's mode (`tf_rnn.files`)."""
+        files.atomic_write(path, self.to_json().encode("utf-8"))
 
     @classmethod
     def load(cls, path) -> "Vocabulary":

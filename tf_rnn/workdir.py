@@ -12,10 +12,10 @@ import os
 import pathlib
 import re
 import shutil
-import tempfile
 
 from tf_rnn import config as config_lib
 from tf_rnn import data as data_lib
+from tf_rnn import files
 
 
 class WorkdirError(ValueError):
@@ -58,30 +58,17 @@ def write_failed(what, path, err, needed=None, then=""):
 
 
 def atomic_write_text(path, text):
-    """Writes `text` to `path` through a temporary file and a rename.
-
-    A crash at any moment leaves either the old file or the new one, never a mix.
+    """Writes `text` to `path` atomically (`tf_rnn.files.atomic_write`).
 
     Raises:
       WriteFailed: the file could not be written (the old one is kept).
     """
     path = pathlib.Path(path)
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(err, OSError):
-            raise write_failed(path.name, path, err, len(text.encode("utf-8")),
-                               "The previous version of the file is kept.") from None
-        raise
+        files.atomic_write(path, text.encode("utf-8"))
+    except OSError as err:
+        raise write_failed(path.name, path, err, len(text.encode("utf-8")),
+                           "The previous version of the file is kept.") from None
 
 
 class Workdir:
