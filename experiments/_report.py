@@ -1,9 +1,10 @@
 """How the benchmarks report: JSON rows on stdout, Markdown tables and progress on stderr,
 and the process's peak resident memory."""
 
-import json
 import math
 import sys
+
+from tf_rnn import jsonl
 
 
 class Report:
@@ -19,7 +20,7 @@ class Report:
         row = {"name": name, "chars_per_sec": _round(chars_per_sec),
                **{k: _round(v) for k, v in fields.items()}}
         self.rows[name] = row
-        print(json.dumps(row), flush=True)
+        print(jsonl.dumps(row), flush=True)
         return row
 
     def table(self):

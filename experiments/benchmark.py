@@ -17,7 +17,6 @@ validation bits per character after equal wall-clock training (`experiments._qua
 """
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -26,6 +25,7 @@ import time
 import numpy as np
 
 from experiments._report import Report, _round, peak_rss_tracker
+from tf_rnn import jsonl
 
 ALPHABET = 27  # ' ' + a-z, text8's alphabet
 SPEED_CHARS = 1 << 20  # synthetic corpus of the speed rows: speed does not depend on text
@@ -364,7 +364,7 @@ def main(argv=None):
                "intra_op_threads": args.intra_op_threads or "default",
                "targets_met": {k: summary[k] >= v for k, v in TARGETS.items()
                                if summary.get(k) is not None}}
-    print(json.dumps({"summary": {k: _round(v) for k, v in summary.items()}}), flush=True)
+    print(jsonl.dumps({"summary": {k: _round(v) for k, v in summary.items()}}), flush=True)
     return 0
 
 

@@ -15,11 +15,12 @@ Two ways, one JSON line each, then a summary line:
 """
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
 import time
+
+from tf_rnn import jsonl
 
 
 def parse_args(argv=None):
@@ -98,7 +99,7 @@ def run(args):
                  "diag_ms": 1e3 * diag_sec, "step_ms": 1e3 * step_sec,
                  "overhead_pct": 100 * diag_sec / (every * step_sec)})
     for row in rows:
-        print(json.dumps(row))
+        print(jsonl.dumps(row))
     return {"preset": args.preset, "every": every, "loss_pct_interleaved":
             rows[0]["loss_pct"], "overhead_pct_amortised": rows[1]["overhead_pct"]}
 

@@ -13,8 +13,9 @@ stdout: one JSON line.
 """
 
 import argparse
-import json
 import sys
+
+from tf_rnn import jsonl
 
 
 def parse_args(argv=None):
@@ -70,7 +71,7 @@ def main(argv=None):
                                             for c in np.stack(cell_max, 1)[worst]],
         "worst_stream_starts": corpus.vocab.decode(streams[worst, :60]),
     }
-    print(json.dumps(result))
+    print(jsonl.dumps(result))
     return 0
 
 

@@ -19,6 +19,7 @@ import os
 import sys
 
 from experiments import _quality
+from tf_rnn import jsonl
 
 
 def parse_args(argv=None):
@@ -147,7 +148,7 @@ def _json_line(obj):
 
     from experiments._report import _round
 
-    return json.dumps({k: {kk: _round(vv) for kk, vv in v.items()} for k, v in obj.items()})
+    return jsonl.dumps({k: {kk: _round(vv) for kk, vv in v.items()} for k, v in obj.items()})
 
 
 if __name__ == "__main__":
