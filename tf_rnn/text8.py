@@ -18,6 +18,7 @@ import urllib.request
 
 from tqdm import tqdm
 
+from tf_rnn import files
 from tf_rnn.data import DataError, load_text
 
 TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
@@ -120,6 +121,7 @@ def download_text8(cache_dir, url=TEXT8_URL, expected_size=TEXT8_SIZE, sha256=TE
               f"downloading {url} again", file=sys.stderr)
         final.unlink()
     fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{filename}.", suffix=".part")
+    os.fchmod(fd, files.umask_mode())  # a shared cache: readable like any other file
     os.close(fd)
     tmp = pathlib.Path(tmp)
     try:
