@@ -5,10 +5,10 @@ command's figures. User errors print one line `tf-rnn: error: ...` and exit 2.
 """
 
 import argparse
-import json
 import sys
 
 import tf_rnn
+from tf_rnn import jsonl
 
 
 def _add_train(sub):
@@ -24,7 +24,8 @@ def add_run_arguments(p):
     from tf_rnn.config import STRATEGIES
 
     p.add_argument("--data", help="corpus: UTF-8 text or a zip holding one file "
-                   "(default: text8, downloaded into --cache-dir)")
+                   "(default: a resumed run's own corpus, recorded in its run.json; for "
+                   "a new run text8, downloaded into --cache-dir)")
     p.add_argument("--workdir", required=True, help="the run's directory")
     p.add_argument("--steps", type=int, help="train until this step")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -33,6 +34,9 @@ def add_run_arguments(p):
                    "field `strategy`): default (one device), mirrored (all local GPUs), "
                    "multiworker (the cluster in TF_CONFIG)")
     p.add_argument("--cache-dir", help="where text8.zip is cached (default ~/.cache/tf_rnn)")
+    p.add_argument("--allow-new-corpus", action="store_true", help="resume a run on "
+                   "another corpus than the one recorded in its run.json (refused "
+                   "without this flag)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (a log "
                    "line every log_every steps instead)")
     add_verbose_argument(p)
@@ -127,8 +131,9 @@ def cmd_train(args):
     config = resolve_config(args.preset, args.steps, args.set, args.workdir)
     if getattr(args, "strategy", None):
         config = config.replace(strategy=args.strategy)
-    return training.train(config, args.workdir, args.data, cache_dir=args.cache_dir,
-                          progress=not args.no_progress)
+    return training.train(config, args.workdir, args.data,
+                          allow_new_corpus=args.allow_new_corpus,
+                          cache_dir=args.cache_dir, progress=not args.no_progress)
 
 
 def cmd_eval(args):
@@ -208,34 +213,59 @@ def quiet_tensorflow(verbose=False):
 
 
 def run_and_report(fn, args, prog="tf-rnn"):
-    """Runs a command; prints its JSON result last on stdout, or one error line."""
+    """Runs a command; prints its JSON result last on stdout, or one error line.
+
+    Returns the exit status: 0, 2 for a user error (one line on stderr), the signal's
+    status for a training run stopped by SIGTERM / SIGINT, 130 for Ctrl-C elsewhere
+    (start-up included: no traceback while TensorFlow imports).
+    """
     from tf_rnn import logs
 
     verbose = logs.verbose_requested(getattr(args, "verbose", False))
     if verbose:
         tf_rnn.show_tensorflow_logs()
-    with logs.native_logs_filtered(verbose):
-        from tf_rnn.preemption import Preempted
-        from tf_rnn.training import TrainingDiverged
-
-        quiet_tensorflow(verbose)
-        try:
-            result = fn(args)
-        except (ValueError, TrainingDiverged, OSError) as e:
-            print(f"{prog}: error: {e}", file=sys.stderr)
-            return 2
-        except Preempted as e:  # SIGTERM / SIGINT in training: a checkpoint at its step
-            print(f"{prog}: {e}", file=sys.stderr)
-            return e.exit_code
-        except KeyboardInterrupt:
-            print(f"{prog}: interrupted; the last checkpoint is kept.", file=sys.stderr)
-            return 130
-    print(json.dumps(result))
+    try:
+        with logs.native_logs_filtered(verbose):
+            result = _run(fn, args, prog, verbose)
+    except KeyboardInterrupt:  # before the command started: nothing to keep or say
+        return 130
+    if isinstance(result, int):
+        return result
+    print(jsonl.dumps(result))
     return 0
 
 
+def _run(fn, args, prog, verbose):
+    """The command's result, or its exit status after printing why it failed."""
+    import tensorflow as tf
+
+    from tf_rnn.preemption import Preempted
+    from tf_rnn.training import TrainingDiverged
+
+    quiet_tensorflow(verbose)
+    try:
+        return fn(args)
+    except (ValueError, TrainingDiverged, OSError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except tf.errors.ResourceExhaustedError as e:  # past the up-front estimate
+        first = (str(e.message).strip().splitlines() or ["out of memory"])[0]
+        print(f"{prog}: error: out of memory: {first[:300]}. Use a smaller model or "
+              f"batch (--set num_nodes=..., --set batch_size=...).", file=sys.stderr)
+        return 2
+    except Preempted as e:  # SIGTERM / SIGINT in training: a checkpoint at its step
+        print(f"{prog}: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; the last checkpoint is kept.", file=sys.stderr)
+        return 130
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        return 130
     return run_and_report(COMMANDS[args.command], args)
 
 

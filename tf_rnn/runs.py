@@ -152,7 +152,7 @@ def run_info(data, corpus):
     return {"data": path, "sha256": data_lib.file_sha256(path)}
 
 
-def run_data(workdir, data=None):
+def run_data(workdir, data=None, doing="evaluating"):
     """The corpus `eval` reads: `data` if given, else the one recorded in run.json.
 
     Raises:
@@ -174,8 +174,47 @@ def run_data(workdir, data=None):
     digest = info.get("sha256")
     if digest and data_lib.file_sha256(recorded) != digest:
         _log(f"Note: {recorded} (recorded in {workdir.run_path}) has changed since the run "
-             f"was trained (SHA-256 differs); evaluating on it anyway.")
+             f"was trained (SHA-256 differs); {doing} on it anyway.")
     return recorded
+
+
+def training_data(workdir, data=None, allow_new_corpus=False):
+    """The corpus `train` reads: for a run that has a checkpoint, the one it trained on.
+
+    Without `data`, a resumed run continues on the corpus recorded in run.json (as
+    `eval` and `sample` read it), never on text8 by default. `data` naming another
+    corpus (another file's content, or a file for a text8 run) would go on training the
+    weights on other text: refused unless `allow_new_corpus`. The same file moved
+    elsewhere (same SHA-256) is the same corpus; a changed file at the recorded path
+    gets a note.
+
+    Raises:
+      WorkdirError: `data` is another corpus than the run's (naming both and their
+        SHA-256); DataError: the recorded corpus is gone.
+    """
+    workdir = Workdir(workdir)
+    info = workdir.load_run_info() if workdir.has_checkpoint() else {}
+    if not info:  # a new run (or one saved before run.json existed)
+        return data
+    recorded = info.get("data")
+    if data is None:
+        return run_data(workdir, doing="training")
+    path = os.path.abspath(os.path.expanduser(str(data)))
+    if path == recorded:
+        return run_data(workdir, doing="training")
+    if allow_new_corpus or not os.path.isfile(path):  # a missing file: load_corpus says so
+        return data
+    digest = data_lib.file_sha256(path)
+    saved = info.get("sha256")
+    if digest == saved:
+        return data
+    trained_on = recorded or "text8 (text8.zip)"
+    raise WorkdirError(
+        f"The run in {str(workdir.path)!r} was trained on {trained_on} (SHA-256 {saved}), "
+        f"but --data is {path} (SHA-256 {digest}): resuming would go on training its "
+        f"weights on another corpus. Nothing was changed. Leave out --data to continue on "
+        f"its own corpus, use a new --workdir for the new one, or pass "
+        f"--allow-new-corpus to continue on it anyway.")
 
 
 def _show(chars, limit=10):

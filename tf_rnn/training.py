@@ -23,8 +23,9 @@ from tf_rnn import preemption
 from tf_rnn import sampling
 from tf_rnn import steps as steps_lib
 from tf_rnn import summaries
+from tf_rnn import resources
 from tf_rnn.runs import (  # noqa: F401  (load_model, run_data: part of this API)
-    load_corpus_for, load_model, restore_newest, run_data, run_info)
+    load_corpus_for, load_model, restore_newest, run_data, run_info, training_data)
 from tf_rnn.workdir import Workdir, WorkdirError
 
 
@@ -92,10 +93,16 @@ def _log(message):
     tqdm.tqdm.write(message, file=sys.stderr)
 
 
-def train(config, workdir, data=None, **kwargs):
+def train(config, workdir, data=None, allow_new_corpus=False, **kwargs):
     """Trains (or resumes) the run in `workdir`, holding its lock; see `_train`.
 
+    A resumed run continues on the corpus recorded in its run.json when `data` is None;
+    `data` naming another corpus is refused unless `allow_new_corpus`
+    (`runs.training_data`).
+
     Raises:
+      WorkdirError: `data` is not the corpus the run was trained on.
+      ModelTooLarge: the model cannot fit in this machine's memory (`tf_rnn.resources`).
       WorkdirBusy: another live process trains (or exports) in `workdir`.
       Preempted: SIGTERM or SIGINT stopped the run after a checkpoint at its step.
       WriteFailed: a file of the run could not be written (a full disk); the previous
@@ -107,6 +114,7 @@ def train(config, workdir, data=None, **kwargs):
     strategy = distribute.strategy_for(config)  # cached: _train gets the same one
     # (after the strategy: MultiWorkerMirroredStrategy must come before any TF op)
     integrity.check_against_checkpoint(workdir, config, workdir.load_vocab())
+    data = training_data(workdir, data, allow_new_corpus)
     if not distribute.is_chief(strategy):  # writes nothing: the chief holds the lock
         return _train(config, workdir, data, **kwargs)
     with preemption.WorkdirLock(workdir.path, "training"):
@@ -139,6 +147,7 @@ def _train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
         raise data_lib.DataError(
             f"{corpus.source}: its training split (90%) is too short: {err}; use a longer "
             f"corpus, or lower --set batch_size / --set num_unrollings.") from None
+    resources.check_fits(config, corpus.vocab.size)  # before the model is built
     if config.deterministic:  # bitwise-reproducible kernels from here on (process-wide)
         tf.config.experimental.enable_op_determinism()
 
@@ -213,11 +222,15 @@ def _train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
                     dynamic_ncols=True, file=sys.stderr, desc="train")
     with writer.as_default(), bar, stop:
         while step < last:
-            t0 = time.perf_counter()
             window = cursors.next()
             measured = diag.measure(step + 1, last, window, state)  # before the update
+            # chars/s times the train step alone: not the data, diagnostics, validation,
+            # samples or saves (bool() waits for the step's result).
+            t0 = time.perf_counter()
             metrics, new_state = train_step(window[:, :-1], window[:, 1:], state)
-            if not bool(metrics["finite"]):
+            finite = bool(metrics["finite"])
+            elapsed = time.perf_counter() - t0
+            if not finite:
                 pending.discard()  # its steps are trained again from the checkpoint
                 step, state = _recover(run, cursors, config, step)
                 totals = _new_totals(run.log_totals.numpy())
@@ -226,15 +239,14 @@ def _train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
             state = new_state
             step += 1
             loss = float(metrics["loss"])
-            elapsed = time.perf_counter() - t0
             totals["loss"] += loss
             totals["grad_norm"] += float(metrics["grad_norm"])
             totals["clipped"] += int(metrics["clipped"])
             totals["n"] += 1
-            totals["time"] += elapsed
-            totals["timed"] += 1
             if warm:  # the first step of a process traces and compiles: not counted
                 run_chars, run_time = run_chars + window_chars, run_time + elapsed
+                totals["time"] += elapsed
+                totals["timed"] += 1
             else:
                 result["first_step_sec"] = elapsed  # mostly tracing and compiling
             warm = True
@@ -243,20 +255,24 @@ def _train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
             if step % config.log_every == 0 or step == last:
                 n = totals["n"]
                 mean_loss = totals["loss"] / n
-                cps = window_chars * totals["timed"] / max(totals["time"], 1e-9)
+                # None: the interval held only the first (compiling) step
+                cps = (window_chars * totals["timed"] / max(totals["time"], 1e-9)
+                       if totals["timed"] else None)
                 lr = steps_lib.current_learning_rate(run.optimizer)
                 pending.scalar("train/loss", mean_loss, step)
                 pending.scalar("train/bpc", mean_loss / steps_lib.LN2, step)
                 pending.scalar("train/learning_rate", lr, step)
                 pending.scalar("train/grad_norm", totals["grad_norm"] / n, step)
                 pending.scalar("train/clip_fraction", totals["clipped"] / n, step)
-                pending.scalar("train/chars_per_sec", cps, step)
+                if cps is not None:
+                    pending.scalar("train/chars_per_sec", cps, step)
+                shown = "-" if cps is None else f"{cps:,.0f}"
                 bar.set_postfix(loss=f"{mean_loss:.3f}", bpc=f"{mean_loss / steps_lib.LN2:.3f}",
-                                chars_s=f"{cps:,.0f}", refresh=False)
+                                chars_s=shown, refresh=False)
                 result.update(loss=mean_loss, train_bpc=mean_loss / steps_lib.LN2)
                 if not progress:  # no bar: one line per log_every steps (a log file's)
                     _log(f"step {step}/{last}: loss {mean_loss:.4f} bpc "
-                         f"{mean_loss / steps_lib.LN2:.4f} chars/s {cps:,.0f} lr {lr:.4g}")
+                         f"{mean_loss / steps_lib.LN2:.4f} chars/s {shown} lr {lr:.4g}")
                 totals = _new_totals()
             final = step == last  # the final figures too go in before the last save
             if (config.eval_every and step % config.eval_every == 0) or final:
