@@ -292,7 +292,10 @@ def test_ten_sigkills_at_random_moments_then_the_run_ends_bitwise_equal(
             k = rng.randint(restored + 1, STEPS - 1)
         else:  # anytime: it may never get further than its last step
             k = STEPS - 1
-        proc, marker = start(tmp_path, "pause" if mode == "anytime" else mode, k, argv)
+        # pause counts the windows of its own process: a resumed one starts at `restored`
+        # (counted from 0, a random delay let the run finish and write its last checkpoint)
+        hook_k = k - restored if mode in ("pause", "anytime") else k
+        proc, marker = start(tmp_path, "pause" if mode == "anytime" else mode, hook_k, argv)
         try:
             if mode == "anytime":  # a random moment, not a marker
                 deadline = time.monotonic() + rng.uniform(0.0, 10.0)
