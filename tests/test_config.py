@@ -1,5 +1,7 @@
 """Config: presets reproduce the seeds, validation names the field, --set parsing."""
 
+import types
+
 import pytest
 
 from tf_rnn import config
@@ -61,3 +63,190 @@ def test_with_overrides_rejects_bad_input(item, match):
 def test_json_round_trip():
     c = config.get_preset("text8_arch2").replace(seed=5)
     assert config.Config.from_json(c.to_json()) == c
+
+
+# Settings that do not apply are refused (issue 18, item 3). --------------------------
+
+# Every model, and each of Arch 1's combinations (their recurrent kernels differ in shape).
+MODEL_VARIANTS = {"arch1": {}, "arch1_sum": {"combine": "sum"},
+                  "arch1_mul": {"combine": "mul"}, "arch2": {"model": "arch2"},
+                  "elman": {"model": "elman"}}
+# A valid value other than the default, for each field some settings ignore.
+OTHER_VALUE = {"combine": "mul", "activation": "tanh", "feedback": "probs", "dropout": 0.2,
+               "init_mean": 0.0, "init_stddev": 0.2, "init_gain": 0.5, "epsilon": 1e-7}
+
+
+def test_other_value_covers_every_conditional_field():
+    assert set(OTHER_VALUE) == set(config.APPLIES_ONLY)
+    for name, value in OTHER_VALUE.items():
+        assert value != config.Config.__dataclass_fields__[name].default, name
+
+
+@pytest.mark.parametrize("name", sorted(config.APPLIES_ONLY))
+def test_a_field_is_refused_where_it_does_not_apply(name):
+    decider, used_by = config.APPLIES_ONLY[name]
+    choices = {"model": config.MODELS, "init": config.INITS,
+               "optimizer": config.OPTIMIZERS}[decider]
+    others = [v for v in choices if v not in used_by]
+    assert others, name  # a field some settings ignore
+    for value in used_by:  # where it applies, any valid value is taken
+        assert getattr(config.Config(**{decider: value, name: OTHER_VALUE[name]}), name) == \
+            OTHER_VALUE[name]
+    for value in others:
+        base = {decider: value}
+        config.Config(**base)  # the setting alone is fine...
+        with pytest.raises(ValueError) as raised:  # ...with the field it ignores, not
+            config.Config(**base, **{name: OTHER_VALUE[name]})
+        message = str(raised.value)
+        # Names the field and its value, the setting, and what to do instead.
+        assert f"{name}={OTHER_VALUE[name]!r}" in message and f"{decider}={value!r}" in message
+        assert f"at its default {config.Config.__dataclass_fields__[name].default!r}" in message
+        assert f"{decider} {used_by[0]!r}" in message
+
+
+def test_the_issue_commands_are_refused_with_the_keras_style_message():
+    arch2 = config.get_preset("text8_arch2")
+    with pytest.raises(ValueError, match=r"Received combine='mul' for model='arch2', which "
+                       r"does not use it: `combine` applies only to model 'arch1'\. Leave "
+                       r"`combine` at its default 'concat', or use model 'arch1'\."):
+        config.with_overrides(arch2, ["combine=mul"])
+    with pytest.raises(ValueError, match="Received activation='tanh' for model='arch2'"):
+        config.with_overrides(arch2, ["activation=tanh"])
+    with pytest.raises(ValueError, match=r"Received init='irnn' for model='arch2', which "
+                       r"cannot use it: .*Use one of \['seed', 'glorot', 'charrnn', "
+                       r"'uniform'\] with model 'arch2'\."):
+        config.with_overrides(arch2, ["init=irnn"])
+    # Arch 2's dropout refusal is the same rule.
+    with pytest.raises(ValueError, match="Received dropout=0.2 for model='arch2'"):
+        config.with_overrides(arch2, ["dropout=0.2"])
+
+
+def test_every_preset_validates_and_applies_all_it_sets():
+    for name, preset in config.PRESETS.items():
+        assert config.Config(**preset.to_dict()) == preset, name
+        assert config.Config.from_json(preset.to_json()) == preset, name
+
+
+def test_a_saved_config_with_defaults_or_an_ignored_value_still_loads():
+    # A config.json holds every field, the ignored ones at their defaults...
+    saved = config.get_preset("text8_arch2").to_dict()
+    assert config.Config.from_dict(saved) == config.get_preset("text8_arch2")
+    # ...or, written before such values were refused, a value the run never read.
+    older = dict(saved, combine="mul", activation="tanh", init_mean=0.3, epsilon=1e-3)
+    assert config.Config.from_dict(older) == \
+        config.get_preset("text8_arch2").replace(init_mean=0.3)  # init=seed reads init_mean
+    older = dict(config.get_preset("text8_arch1_tuned").to_dict(), init_gain=2.0,
+                 init_stddev=0.5, feedback="probs")
+    assert config.Config.from_dict(older) == config.get_preset("text8_arch1_tuned")
+    # What the model does read is still validated.
+    with pytest.raises(ValueError, match="`num_nodes`"):
+        config.Config.from_dict(dict(saved, num_nodes=0))
+
+
+def _model_fingerprint(cfg, alphabet=5):
+    """What a model built from `cfg` does: its initial weights, its training-mode outputs
+    over a window (dropout masks included) and three steps of generation."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from tf_rnn import models, steps
+
+    class _FirstStep:  # what dropout_kwargs reads of an optimizer
+        iterations = tf.constant(0)
+
+    keras.utils.set_random_seed(0)
+    model = models.build_model(cfg, alphabet)
+    ids = tf.constant(np.random.default_rng(0).integers(0, alphabet, (2, 6)))
+    state = model.zero_state(2)
+    outputs, _ = model(ids, state, **steps.dropout_kwargs(model, _FirstStep(), cfg.seed))
+    found = [v.numpy() for v in model.weights] + [outputs.numpy()]
+    for t in range(3):
+        logits, state = model.step(ids[:, t], state)
+        found.append(logits.numpy())
+    return found
+
+
+def _same_model(a, b):
+    return len(a) == len(b) and all(x.shape == y.shape and (x == y).all()
+                                    for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("init", config.INITS)
+@pytest.mark.parametrize("variant", MODEL_VARIANTS)
+def test_every_model_field_a_model_ignores_is_refused(variant, init):
+    """Change one model field: either the model built does something else, or Config
+    refuses the change (a model that raises on it counts as ignoring it unannounced)."""
+    try:
+        base = config.Config(num_nodes=8, init=init, **MODEL_VARIANTS[variant])
+    except ValueError:
+        return  # a refused pair: the next test checks that refusal
+    reference = _model_fingerprint(base)
+    ignored = []
+    for name in ("combine", "activation", "feedback", "dropout", "init_mean", "init_stddev",
+                 "init_gain"):
+        value = OTHER_VALUE[name]
+        if value == getattr(base, name):  # arch1_mul: change to the sum instead
+            value = "sum"
+        try:
+            changed = base.replace(**{name: value})
+        except ValueError:
+            continue  # refused up front
+        try:
+            if _same_model(reference, _model_fingerprint(changed)):
+                ignored.append(name)
+        except ValueError as e:
+            ignored.append(f"{name} (the model refuses it: {e})")
+    assert ignored == [], f"{variant} with init={init!r} ignores {ignored}, yet Config " \
+        f"accepts them"
+
+
+def _one_train_step(settings):
+    """Builds the model of `settings` (bypassing Config's checks) and trains one step.
+
+    Returns:
+      None when the step ran, with a finite loss and moved weights; else what failed.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from tf_rnn import models, steps
+
+    cfg = types.SimpleNamespace(**{**config.Config().to_dict(), **settings})
+    keras.utils.set_random_seed(0)
+    try:
+        model = models.build_model(cfg, 5)
+        train_step = steps.make_train_step(model, steps.make_optimizer(cfg), cfg.clip_norm)
+        before = [v.numpy() for v in model.trainable_variables]
+        ids = tf.constant(np.random.default_rng(0).integers(0, 5, (2, 5)))
+        metrics, _ = train_step(ids[:, :-1], ids[:, 1:], model.zero_state(2))
+    except Exception as e:  # noqa: BLE001 -- any failure counts
+        return f"{type(e).__name__}: {e}"
+    if not (bool(metrics["finite"]) and np.isfinite(float(metrics["loss"]))):
+        return f"non-finite loss {float(metrics['loss'])}"
+    if all(np.array_equal(b, v.numpy()) for b, v in zip(before, model.trainable_variables)):
+        return "no weight moved"
+    return None
+
+
+@pytest.mark.slow  # 24 traced train steps, ~1.5 s each
+@pytest.mark.parametrize("variant", MODEL_VARIANTS)
+@pytest.mark.parametrize("init", config.INITS)
+def test_every_model_and_init_trains_or_is_refused_up_front(variant, init):
+    """Each pair builds and takes one train step, or Config refuses it, and only then."""
+    model_name = MODEL_VARIANTS[variant].get("model", "arch1")
+    # alphabet 5 < num_nodes 8: the kernels from the characters are flatter than the
+    # recurrent one (RecurrentIdentity needs rows >= cols).
+    settings = dict(MODEL_VARIANTS[variant], init=init, num_nodes=8, batch_size=2,
+                    num_unrollings=4, optimizer="adam", learning_rate=0.01)
+    failure = _one_train_step(settings)
+    try:
+        config.Config(**settings)
+    except ValueError as e:
+        assert f"Received init={init!r} for model={model_name!r}, which cannot use it" \
+            in str(e)
+        assert failure is not None, "refused, yet the pair trains"
+        return
+    assert failure is None, f"model {model_name!r} with init={init!r} is accepted by " \
+        f"Config but does not train: {failure}"

@@ -26,55 +26,101 @@ SHAPE_FIELDS = ("model", "combine", "num_nodes", "vocab", "normalize", "batch_si
                 "optimizer")
 
 
+# Fields read only under some settings: field -> (the field that decides, the values of
+# it under which the field is read). Elsewhere a value other than the field's default
+# is refused: the run would ignore it, yet config.json would record it as if it had
+# shaped the run. The default passes everywhere, so the config.json of an older run
+# (each holds every field) still loads.
+APPLIES_ONLY = {
+    "combine": ("model", ("arch1",)),
+    "activation": ("model", ("arch1",)),
+    "feedback": ("model", ("arch2",)),
+    "dropout": ("model", ("arch1", "elman")),  # Arch 2's window has no hidden layer to drop
+    "init_mean": ("init", ("seed",)),
+    "init_stddev": ("init", ("seed",)),
+    "init_gain": ("init", ("irnn",)),
+    "epsilon": ("optimizer", ("adadelta", "adagrad", "adam")),  # Keras SGD has none
+}
+
+# (model, init) pairs that cannot work, and why; every other pair builds and trains
+# (tests/test_config.py builds each one).
+REFUSED_INITS = {
+    ("arch2", "irnn"): "Arch 2's fed-back kernel W maps the previous output (one unit per "
+                       "character) to the hidden units: it is no recurrent square matrix "
+                       "to start at the identity",
+}
+
+
+def _field(default, help):
+    """A dataclass field with its one-line description (`tf-rnn train --help` shows it)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Every setting of a training run. Defaults are the Arch 1 seed settings."""
 
     # Model.
-    model: str = "arch1"  # arch1 (hidden feedback) | arch2 (output feedback) | elman (S3)
-    num_nodes: int = 100  # n: Arch 1 state is 2n wide, Arch 2 hidden 2n, Elman hidden n
-    combine: str = "concat"  # Arch 1: concat(x·U, h·W) | sum x·U + h·W | mul (multiplicative)
-    activation: str = "relu"  # Arch 1's non-linearity: relu (the seed's) | tanh
-    feedback: str = "sample"  # Arch 2 free-running feedback: sampled one-hot | softmax probs
-    init: str = "seed"  # seed: truncated normal(mean, stddev) | glorot | irnn | charrnn | uniform
-    init_mean: float = -0.1  # the seed's tf.truncated_normal(shape, -0.1, 0.1): mean -0.1
-    init_stddev: float = 0.1
-    init_gain: float = 1.0  # irnn: the recurrent kernel starts as init_gain·I
-    dropout: float = 0.0  # training only: drop this fraction of the hidden units the output
-    # layer reads (the non-recurrent connection; Zaremba et al. 2014); arch1 and elman
+    model: str = _field("arch1", "arch1 (hidden feedback) | arch2 (output feedback) | "
+                        "elman (S3)")
+    num_nodes: int = _field(100, "n: Arch 1 state is 2n wide (n for sum/mul), Arch 2 "
+                            "hidden 2n, Elman hidden n")
+    combine: str = _field("concat", "arch1: concat(x·U, h·W) | sum x·U + h·W | mul "
+                          "(multiplicative integration)")
+    activation: str = _field("relu", "arch1's non-linearity: relu (the seed's) | tanh")
+    feedback: str = _field("sample", "arch2's free-running feedback: the sampled one-hot | "
+                           "probs (the softmax)")
+    init: str = _field("seed", "seed: truncated normal(init_mean, init_stddev) | glorot | "
+                       "irnn | charrnn | uniform")
+    init_mean: float = _field(-0.1, "init=seed: the mean (the seed's "
+                              "tf.truncated_normal(shape, -0.1, 0.1))")
+    init_stddev: float = _field(0.1, "init=seed: the standard deviation")
+    init_gain: float = _field(1.0, "init=irnn: the recurrent kernel starts as init_gain·I")
+    dropout: float = _field(0.0, "arch1, elman: drop this fraction of the units the output "
+                            "layer reads, in training (Zaremba et al. 2014)")
     # Data.
-    vocab: str = "text8"  # text8: ' '+a-z | corpus: sorted distinct characters of the corpus
-    normalize: bool = False  # apply text8 normalisation to a --data corpus
-    unknown: str = "error"  # characters outside the vocabulary: error | space
-    batch_size: int = 32
-    num_unrollings: int = 40  # truncated-BPTT window length
+    vocab: str = _field("text8", "text8: ' '+a-z | corpus: the corpus's sorted distinct "
+                        "characters")
+    normalize: bool = _field(False, "apply text8 normalisation to a --data corpus")
+    unknown: str = _field("error", "characters outside the vocabulary: error | space")
+    batch_size: int = _field(32, "parallel streams of training text")
+    num_unrollings: int = _field(40, "truncated-BPTT window length")
     # Optimisation.
-    optimizer: str = "adadelta"
-    learning_rate: float = 2.5
-    decay_steps: int = 80000  # ExponentialDecay, staircase
-    decay_rate: float = 0.75  # 1.0 disables the decay
-    epsilon: float = 1e-8  # optimizer epsilon (TF1's Adadelta / the S3 Adagrad used 1e-8)
-    clip_norm: float = 1.25  # global-norm clipping; 0 disables
-    clip_value: float = 0.0  # element-wise clipping to [-v, v]; 0 disables
+    optimizer: str = _field("adadelta", "adadelta | sgd | adagrad | adam")
+    learning_rate: float = _field(2.5, "initial learning rate")
+    decay_steps: int = _field(80000, "the rate is multiplied by decay_rate every decay_steps "
+                              "(staircase)")
+    decay_rate: float = _field(0.75, "1.0 disables the decay")
+    epsilon: float = _field(1e-8, "adadelta, adagrad, adam: the optimizer's epsilon (the "
+                            "seeds' 1e-8)")
+    clip_norm: float = _field(1.25, "global-norm gradient clipping; 0 disables")
+    clip_value: float = _field(0.0, "element-wise gradient clipping to [-v, v]; 0 disables")
     # Length and bookkeeping of the run.
-    steps: int = 800001
-    epochs: float = 0.0  # > 0: run this many passes over the training split instead of `steps`
-    log_every: int = 100
-    eval_every: int = 1000  # 0 disables periodic validation
-    eval_batch_size: int = 32  # parallel streams used to score a split
-    eval_chars: int = 0  # 0: the whole split; else only its first eval_chars characters
-    sample_every: int = 1000  # 0 disables periodic samples
-    diag_every: int = -1  # tf_rnn.diagnostics every N steps; -1: with each validation; 0: off
-    sample_length: int = 100
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    seed: int = 0
-    jit_compile: bool = True  # XLA-compile the train step (without, where XLA cannot)
-    deterministic: bool = False  # tf.config.experimental.enable_op_determinism() first
-    strategy: str = "default"  # tf.distribute: default | mirrored | multiworker (TF_CONFIG)
+    steps: int = _field(800001, "train until this step")
+    epochs: float = _field(0.0, "> 0: this many passes over the training split instead of "
+                           "steps")
+    log_every: int = _field(100, "log the training figures every N steps")
+    eval_every: int = _field(1000, "validate every N steps; 0 disables")
+    eval_batch_size: int = _field(32, "parallel streams used to score a split")
+    eval_chars: int = _field(0, "0: score the whole split; else its first eval_chars "
+                             "characters")
+    sample_every: int = _field(1000, "write a sample every N steps; 0 disables")
+    diag_every: int = _field(-1, "tf_rnn.diagnostics every N steps; -1: with each "
+                             "validation; 0: off")
+    sample_length: int = _field(100, "characters of each periodic sample")
+    checkpoint_every: int = _field(1000, "save a checkpoint every N steps")
+    keep_checkpoints: int = _field(3, "checkpoints kept in the work directory")
+    seed: int = _field(0, "seeds the weights, the periodic samples and the dropout masks")
+    jit_compile: bool = _field(True, "XLA-compile the train step (without, where XLA "
+                               "cannot)")
+    deterministic: bool = _field(False, "tf.config.experimental.enable_op_determinism() "
+                                 "first")
+    strategy: str = _field("default", "tf.distribute: default | mirrored | multiworker "
+                           "(TF_CONFIG)")
     # Divergence guard.
-    max_recoveries: int = 3  # restores from the last good checkpoint before giving up
-    recovery_lr_factor: float = 0.5  # learning-rate multiplier applied at each restore
+    max_recoveries: int = _field(3, "restores of the last good checkpoint before giving up")
+    recovery_lr_factor: float = _field(0.5, "learning-rate multiplier applied at each "
+                                       "restore")
 
     def __post_init__(self):
         _check_choice("model", self.model, MODELS)
@@ -108,10 +154,7 @@ class Config:
             _check(name, getattr(self, name), lambda v: v >= 0, "a non-negative number")
         _check("init_mean", self.init_mean, math.isfinite, "a finite number")
         _check("dropout", self.dropout, lambda v: 0 <= v < 1, "a number in [0, 1)")
-        if self.dropout > 0 and self.model == "arch2":
-            raise ValueError(
-                "Received dropout > 0 for model 'arch2': its teacher-forced window has no "
-                "recurrent hidden layer to drop from; dropout is for arch1 and elman.")
+        _check_applies(self)
 
     def replace(self, **changes) -> "Config":
         """A copy with `changes` applied (and validated)."""
@@ -128,11 +171,42 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Config":
+        """The Config of a saved `to_dict()` (a run's config.json), validated.
+
+        A field that its run did not read (`APPLIES_ONLY`) loads at its default whatever
+        was saved: runs written before such values were refused may hold one
+        (`"combine": "mul"` in an Arch 2 run), and it never shaped their weights.
+        """
+        values = dict(values)
+        defaults = cls.__dataclass_fields__
+        for name, (decider, used_by) in APPLIES_ONLY.items():
+            if name in values and values.get(decider, defaults[decider].default) not in used_by:
+                values[name] = defaults[name].default
         return cls().replace(**values)
 
     @classmethod
     def from_json(cls, text: str) -> "Config":
         return cls.from_dict(json.loads(text))
+
+
+def _check_applies(config):
+    """Refuses a setting that `config` would ignore, and a (model, init) that cannot work."""
+    why = REFUSED_INITS.get((config.model, config.init))
+    if why:
+        usable = [i for i in INITS if (config.model, i) not in REFUSED_INITS]
+        raise ValueError(
+            f"Received init={config.init!r} for model={config.model!r}, which cannot use "
+            f"it: {why}. Use one of {usable} with model {config.model!r}.")
+    defaults = Config.__dataclass_fields__
+    for name, (decider, values) in APPLIES_ONLY.items():
+        value, default = getattr(config, name), defaults[name].default
+        if value != default and getattr(config, decider) not in values:
+            names = ", ".join(map(repr, values[:-1])) + " or " * (len(values) > 1)
+            only = f"{decider} {names}{values[-1]!r}"
+            raise ValueError(
+                f"Received {name}={value!r} for {decider}={getattr(config, decider)!r}, "
+                f"which does not use it: `{name}` applies only to {only}. Leave `{name}` "
+                f"at its default {default!r}, or use {only}.")
 
 
 def _check(name, value, ok, expected, integer=False):
