@@ -201,6 +201,9 @@ def test_invalid_arguments_are_named():
         models.Arch2Model(27, 5, feedback="argmax")
     with pytest.raises(ValueError, match="activation"):
         cells.ElmanCell(2, 3, 1, activation="softsign")
+    for bad in ("1", 1.0, True):
+        with pytest.raises(ValueError, match="argument `seed`, expected an integer"):
+            models.ElmanModel(27, 5, seed=bad)
 
 
 def test_arch2_free_running_feedback_modes():
