@@ -27,8 +27,10 @@ def test_text8_presets_are_the_seed_settings():
 
 
 def test_unknown_preset_lists_the_presets():
-    with pytest.raises(ValueError, match="text8_arch1"):
+    with pytest.raises(ValueError, match="Unknown preset 'text9'; available presets: ") as e:
         config.get_preset("text9")
+    assert str(e.value).endswith(f"{sorted(config.PRESETS)}.")
+    assert len(config.PRESETS) == 6  # the README's error table quotes all six
 
 
 @pytest.mark.parametrize("field,value,match", [

@@ -12,9 +12,10 @@ from tf_rnn import jsonl
 
 
 def _add_train(sub):
-    p = sub.add_parser("train", help="train a model (resumes a run found in --workdir)")
-    p.add_argument("--preset", help="preset name (default: the work directory's saved "
-                   "config, else text8_arch1)")
+    p = sub.add_parser("train", help="train a model (resumes a run found in --workdir)",
+                       epilog=_train_epilog())
+    p.add_argument("--preset", help="preset name, listed below (default: the work "
+                   "directory's saved config, else text8_arch1)")
     add_run_arguments(p)
     return p
 
@@ -33,7 +34,7 @@ def add_run_arguments(p):
     p.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy (config "
                    "field `strategy`): default (one device), mirrored (all local GPUs), "
                    "multiworker (the cluster in TF_CONFIG)")
-    p.add_argument("--cache-dir", help="where text8.zip is cached (default ~/.cache/tf_rnn)")
+    p.add_argument("--cache-dir", help=_CACHE_DIR_HELP)
     p.add_argument("--allow-new-corpus", action="store_true", help="resume a run on "
                    "another corpus than the one recorded in its run.json (refused "
                    "without this flag)")
@@ -50,13 +51,14 @@ def add_verbose_argument(p):
 
 def _add_eval(sub):
     p = sub.add_parser("eval", help="bits per character of the latest checkpoint")
-    p.add_argument("--workdir", required=True)
+    p.add_argument("--workdir", required=True, help="the run's directory (its latest "
+                   "checkpoint is scored)")
     p.add_argument("--data", help="corpus (default: the one the run trained on)")
     p.add_argument("--split", default="valid", choices=("train", "valid", "test", "all"),
                    help="all: the whole corpus as one text")
     p.add_argument("--batch-size", type=int, help="parallel streams (default: the "
                    "config's eval_batch_size)")
-    p.add_argument("--cache-dir")
+    p.add_argument("--cache-dir", help=_CACHE_DIR_HELP)
     add_verbose_argument(p)
     return p
 
@@ -80,7 +82,8 @@ def _add_sample(sub):
 
 def _add_export(sub):
     p = sub.add_parser("export", help="write the latest checkpoint as a SavedModel")
-    p.add_argument("--workdir", required=True)
+    p.add_argument("--workdir", required=True, help="the run's directory (its latest "
+                   "checkpoint is exported)")
     p.add_argument("--out", help="export directory (default: WORKDIR/export)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a non-empty export directory (atomically)")
@@ -91,23 +94,71 @@ def _add_export(sub):
 def _add_diagnose(sub):
     p = sub.add_parser("diagnose", help="gradient flow through time, unit activity and "
                        "recurrent spectrum of the latest checkpoint (tf_rnn.diagnostics)")
-    p.add_argument("--workdir", required=True)
+    p.add_argument("--workdir", required=True, help="the run's directory (its latest "
+                   "checkpoint is measured)")
     p.add_argument("--data", help="corpus (default: the one the run trained on)")
     p.add_argument("--windows", type=int, default=4, help="validation windows measured")
     p.add_argument("--plot", metavar="FILE.png", help="draw gradient vs lag and unit "
                    "activity (needs matplotlib: the `plot` extra)")
-    p.add_argument("--cache-dir")
+    p.add_argument("--cache-dir", help=_CACHE_DIR_HELP)
     return p
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
+                    argparse.RawDescriptionHelpFormatter):
+    """Each option's default after its help; epilogs (train's tables) kept as written.
+
+    No "(default: ...)" where there is nothing to say (None, off, empty) or where the
+    help already tells what the default is.
+    """
+
+    def _get_help_string(self, action):
+        help = action.help or ""
+        if (action.default is None or action.default is False or action.default in ("", [])
+                or "default" in help):
+            return help
+        return super()._get_help_string(action)
+
+
+_CACHE_DIR_HELP = ("where text8.zip is cached (default: $TF_RNN_CACHE, else "
+                   "~/.cache/tf_rnn)")
+
+
+def _train_epilog():
+    """The presets and every `--set` key with its default and description (config.py's)."""
+    import dataclasses
+    import textwrap
+
+    from tf_rnn import config as config_lib
+
+    defaults = config_lib.Config()
+    lines = ["presets (--preset NAME) and the fields each sets apart from the defaults:"]
+    for name, preset in config_lib.PRESETS.items():
+        changed = " ".join(f"{f}={v}" for f, v in preset.to_dict().items()
+                           if v != getattr(defaults, f)) or "(the defaults)"
+        lines += textwrap.wrap(changed, 79, initial_indent=f"  {name:<19}",
+                               subsequent_indent=" " * 21, break_on_hyphens=False)
+    lines += ["", "config fields (--set KEY=VALUE, repeatable): name, default, meaning"]
+    for field in dataclasses.fields(config_lib.Config):
+        head = f"  {field.name:<19}{field.default!s:<10} "
+        lines += textwrap.wrap(field.metadata["help"], 79, initial_indent=head,
+                               subsequent_indent=" " * len(head), break_on_hyphens=False)
+    return "\n".join(lines)
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="tf-rnn", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="tf-rnn", description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {tf_rnn.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_eval(sub)
     _add_sample(sub)
     _add_export(sub)
     _add_diagnose(sub)
+    for command in sub.choices.values():
+        command.formatter_class = HelpFormatter
     return parser
 
 

@@ -76,8 +76,8 @@ class Config:
                               "tf.truncated_normal(shape, -0.1, 0.1))")
     init_stddev: float = _field(0.1, "init=seed: the standard deviation")
     init_gain: float = _field(1.0, "init=irnn: the recurrent kernel starts as init_gain·I")
-    dropout: float = _field(0.0, "arch1, elman: drop this fraction of the units the output "
-                            "layer reads, in training (Zaremba et al. 2014)")
+    dropout: float = _field(0.0, "arch1, elman: in training, drop this fraction of the "
+                            "units the output layer reads")
     # Data.
     vocab: str = _field("text8", "text8: ' '+a-z | corpus: the corpus's sorted distinct "
                         "characters")
