@@ -1,7 +1,7 @@
 """A served model under load: one SavedModel export called from many threads at once.
 
     python -m experiments.serve_benchmark [--export DIR] [--threads 16] [--requests 2000]
-                                          [--seed 0] [--max-batch 64]
+                                          [--seed 0] [--max-batch 64] [--verbose]
 
 Without --export, a small Arch 1 run is trained on generated text and exported in a
 temporary directory. The requests mix `generate` (seeded), `score` and `step`, with
@@ -161,13 +161,19 @@ def main(argv=None):
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own "
+                        "log lines (also: TF_RNN_VERBOSE=1)")
     args = parser.parse_args(argv)
     from tf_rnn import cli
+    from tf_rnn import logs
 
-    cli.quiet_tensorflow()
-    with tempfile.TemporaryDirectory() as root:
-        export_dir = args.export or _tiny_export(root)
-        rows = run_load(export_dir, args.threads, args.requests, args.seed, args.max_batch)
+    # TensorFlow's native log lines (start-up, oneDNN) are dropped as in the CLI.
+    with logs.native_logs_filtered(args.verbose):
+        cli.quiet_tensorflow(logs.verbose_requested(args.verbose))
+        with tempfile.TemporaryDirectory() as root:
+            export_dir = args.export or _tiny_export(root)
+            rows = run_load(export_dir, args.threads, args.requests, args.seed,
+                            args.max_batch)
     for row in rows:
         print(json.dumps(row), flush=True)
     return 0 if rows[0]["errors"] == 0 and rows[0]["mismatches"] == 0 else 1

@@ -76,6 +76,10 @@ def _add_sample(sub):
     p.add_argument("--top-k", type=int, default=0, help="> 0: sample among the k best")
     p.add_argument("--seed", type=int, help="makes the sample reproducible")
     p.add_argument("--num-streams", type=int, default=1, help="independent samples")
+    p.add_argument("--out", metavar="FILE", help="write the text to FILE (atomically); "
+                   "the JSON line then gives its path and length, not the text")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (shown "
+                   "on stderr for samples longer than one chunk, 20 000 characters)")
     add_verbose_argument(p)
     return p
 
@@ -208,14 +212,24 @@ def cmd_eval(args):
 
 
 def cmd_sample(args):
+    """JSON: `text` (or `texts`, one per stream, with --num-streams > 1) and the
+    settings; with --out, `out` and `chars` (the file's characters) instead of the text."""
+    import time
+
+    from tf_rnn import sampling
+
+    if args.out and args.num_streams != 1:
+        raise ValueError(f"--out writes one stream, got --num-streams {args.num_streams} "
+                         f"(drop --out to get the streams in the JSON line).")
+    progress = not args.no_progress and args.length > sampling.SAMPLE_CHUNK
+    t0 = time.perf_counter()
     if args.export:
         from tf_rnn import export
 
         texts = export.sample_from_export(args.export, args.prime, args.length,
                                           args.temperature, args.top_k, args.seed,
-                                          args.num_streams)
+                                          args.num_streams, progress=progress)
     else:
-        from tf_rnn import sampling
         from tf_rnn import training
 
         model, vocab, _ = training.load_model(args.workdir)
@@ -224,9 +238,19 @@ def cmd_sample(args):
             raise ValueError(f"--prime {args.prime!r} has character(s) outside the model's "
                              f"vocabulary {vocab.chars!r}: {', '.join(map(repr, unknown))}.")
         texts = sampling.sample(model, vocab, args.prime, args.length, args.temperature,
-                                args.top_k, args.seed, args.num_streams)
-    return {"text": texts[0], "texts": texts, "prime": args.prime, "length": args.length,
-            "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed}
+                                args.top_k, args.seed, args.num_streams, progress=progress)
+    seconds = time.perf_counter() - t0
+    settings = {"prime": args.prime, "length": args.length,
+                "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed}
+    if args.out:
+        from tf_rnn.workdir import atomic_write_text
+
+        atomic_write_text(args.out, texts[0])
+        return {"out": str(args.out), "chars": len(texts[0]), **settings,
+                "seconds": round(seconds, 3),  # load, compile and generation
+                "chars_per_sec": round(args.length / max(seconds, 1e-9), 1)}
+    return {"texts" if args.num_streams > 1 else "text":
+            texts if args.num_streams > 1 else texts[0], **settings}
 
 
 def cmd_export(args):

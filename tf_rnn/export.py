@@ -34,19 +34,26 @@ import math
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 
 import numpy as np
 import tensorflow as tf
+import tqdm
 
+from tf_rnn import logs
 from tf_rnn import preemption
 from tf_rnn import sampling
+from tf_rnn import steps
 from tf_rnn import training
 from tf_rnn.workdir import Workdir, atomic_write_text, write_failed
 
 VOCAB_ASSET = "vocab.txt"
 METADATA = os.path.join("assets.extra", "tf_rnn.json")
-SIGNATURES = ("step", "step_text", "zero_state", "generate", "score")
+SIGNATURES = ("step", "step_text", "zero_state", "generate", "generate_more", "score")
+# Characters per stream of one call of the (XLA) sampling loop: one compilation per
+# batch size serves every length; longer texts run several calls carrying the state.
+GENERATE_CHUNK = 4096
 SCORE_WINDOW = 256  # characters scored per compiled window; the state carries across
 _LN2 = math.log(2.0)
 
@@ -65,9 +72,12 @@ class CharModelExport(tf.Module):
         (tf.saved_model.save copies it into the export's assets/).
       unknown: "error" or "space": what strings with characters outside the
         vocabulary do (see the module docstring).
+      jit_compile: XLA-compile the sampling loop of `generate` / `generate_more` (if
+        XLA cannot compile it, it is exported without, and stderr says so). False for
+        a server without XLA (TF Serving builds may lack it, serving#2214).
     """
 
-    def __init__(self, model, vocab, asset_dir, unknown="error"):
+    def __init__(self, model, vocab, asset_dir, unknown="error", jit_compile=True):
         super().__init__(name="tf_rnn_export")
         if unknown not in ("error", "space"):
             raise ValueError(f"Received an invalid value for argument `unknown`, expected "
@@ -76,11 +86,11 @@ class CharModelExport(tf.Module):
             raise ValueError("unknown='space' needs ' ' in the vocabulary.")
         # The Keras model is deliberately not a tracked child: the export saves its
         # variables (below) and the traced functions, not a Keras object to revive.
-        # The sampler is not XLA-compiled: TF Serving may not have XLA (serving#2214).
-        # A lambda, not the tf.function itself, so that it is not saved as an attribute.
-        generator = sampling.make_generator(model.step, jit_compile=False)
         object.__setattr__(self, "_model", model)
-        object.__setattr__(self, "_generator", lambda *args: generator(*args))
+        # A plain attribute, not a tracked tf.function: only the served functions
+        # that call it are saved.
+        object.__setattr__(self, "_generator", _sampler(model, jit_compile))
+        self.xla = self._generator.uses_xla()
         self.model_variables = [v.value for v in model.variables]  # the tf.Variables
         self._alphabet_size = vocab.size
         self._space_id = vocab.chars.index(" ") if unknown == "space" else -1
@@ -104,9 +114,12 @@ class CharModelExport(tf.Module):
             tf.TensorSpec([None], tf.int32, name="ids"), state])
         self.step_text = tf.function(self._step_text, input_signature=[
             strings("chars"), state])
+        sampler = [scalar(tf.int32, "length"), scalar(tf.float32, "temperature"),
+                   scalar(tf.int32, "top_k"), scalar(tf.int64, "seed")]
         self.generate = tf.function(self._generate, input_signature=[
-            strings("prime"), scalar(tf.int32, "length"), scalar(tf.float32, "temperature"),
-            scalar(tf.int32, "top_k"), scalar(tf.int64, "seed")])
+            strings("prime"), *sampler])
+        self.generate_more = tf.function(self._generate_more, input_signature=[
+            strings("last"), state, *sampler, scalar(tf.int32, "start")])
         self.score = tf.function(self._score, input_signature=[strings("text")])
         self.vocabulary = tf.function(self._vocabulary, input_signature=[])
 
@@ -188,13 +201,50 @@ class CharModelExport(tf.Module):
         _, state = tf.while_loop(lambda t, _: t < width - 1, prime_one,
                                  (tf.constant(0), model.zero_state(batch)))
         last = tf.gather(padded, lengths - 1, batch_dims=1)  # (B,)
-        new_ids = tf.cond(  # the generator cannot stack an empty TensorArray
-            length > 0,
-            lambda: self._generator(last, state, length, temperature, top_k, seed)[0],
-            lambda: tf.zeros([batch, 0], tf.int32))  # (B, length)
+        new_ids, state = self._sample(last, state, length, temperature, top_k, seed,
+                                      tf.constant(0))
         generated = self.decode(new_ids)
         primes = self.decode(tf.RaggedTensor.from_tensor(padded, lengths=lengths))
-        return {"text": tf.strings.join([primes, generated]), "generated": generated}
+        return {"text": tf.strings.join([primes, generated]), "generated": generated,
+                "state": state}
+
+    def _generate_more(self, last, state, length, temperature, top_k, seed, start):
+        """last (B,) one character each, state (B, S), scalars, start ()
+        -> {"generated": (B,) strings, "state": (B, S)}: continues `generate`."""
+        tf.debugging.assert_non_negative(length, message="generate: length must be >= 0")
+        tf.debugging.assert_non_negative(start, message="generate: start must be >= 0")
+        seed = tf.cast(tf.math.floormod(seed, 2**31 - 1), tf.int32)
+        ids = self.encode(last)
+        check = tf.debugging.assert_equal(
+            ids.row_lengths(), tf.ones_like(ids.row_lengths()),
+            message="generate_more: each `last` must be exactly one character")
+        with tf.control_dependencies([check]):
+            new_ids, state = self._sample(tf.identity(ids.flat_values), state, length,
+                                          temperature, top_k, seed, start)
+        return {"generated": self.decode(new_ids), "state": state}
+
+    def _sample(self, last, state, length, temperature, top_k, seed, start):
+        """(B, length) ids generated after `last` from `state`, GENERATE_CHUNK per call
+        of the compiled loop, and the final state (to feed the last id with)."""
+        batch = tf.shape(last)[0]
+        chunks = (length + GENERATE_CHUNK - 1) // GENERATE_CHUNK
+
+        def one_chunk(c, last, state, out):
+            n = tf.minimum(GENERATE_CHUNK, length - c * GENERATE_CHUNK)
+            ids, state = self._generator(last, state, n, temperature, top_k, seed,
+                                         start + c * GENERATE_CHUNK)  # (B, n)
+            padded = tf.pad(ids, [[0, 0], [0, GENERATE_CHUNK - n]])  # (B, CHUNK)
+            return c + 1, ids[:, -1], state, out.write(c, padded)
+
+        def run():
+            out = tf.TensorArray(tf.int32, size=chunks, element_shape=[None, GENERATE_CHUNK])
+            _, _, new_state, out = tf.while_loop(
+                lambda c, *_: c < chunks, one_chunk, (tf.constant(0), last, state, out))
+            ids = tf.reshape(tf.transpose(out.stack(), [1, 0, 2]), [batch, -1])
+            return ids[:, :length], new_state
+
+        # An empty TensorArray cannot be stacked: length 0 generates nothing.
+        return tf.cond(length > 0, run, lambda: (tf.zeros([batch, 0], tf.int32), state))
 
     def _score(self, text):
         """text (B,) -> {"bpc": (B,) float32, "num_predictions": (B,) int32}."""
@@ -223,6 +273,24 @@ class CharModelExport(tf.Module):
         count = tf.maximum(lengths - 1, 0)
         bpc = nats / tf.cast(count, tf.float64) / _LN2  # NaN (0/0) below 2 characters
         return {"bpc": tf.cast(bpc, tf.float32), "num_predictions": count}
+
+
+def _sampler(model, jit_compile):
+    """The export's sampling loop: XLA-compiled if asked and XLA compiles it.
+
+    Returns `sampling.make_generator`'s function (capacity GENERATE_CHUNK), with
+    `.uses_xla()`. The first call (here, on one stream) decides: a model step that XLA
+    cannot compile is exported with the plain loop.
+    """
+    plain = sampling.make_generator(model.step, jit_compile=False, capacity=GENERATE_CHUNK)
+    if not jit_compile:
+        plain.uses_xla = lambda: False
+        return plain
+    compiled = sampling.make_generator(model.step, capacity=GENERATE_CHUNK)
+    generator = steps.XlaOrFallback(compiled, plain, "the export's sampler")
+    generator(tf.zeros([1], tf.int32), model.zero_state(1), 2, tf.constant(1.0),
+              tf.constant(0), tf.constant(0), 0)
+    return generator
 
 
 def default_export_dir(workdir):
@@ -268,7 +336,7 @@ def _replace_dir(staging, out):
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def export(workdir, out=None, overwrite=False, unknown=None):
+def export(workdir, out=None, overwrite=False, unknown=None, jit_compile=True):
     """Writes the latest checkpoint of `workdir` as a SavedModel in `out`.
 
     The export is written beside `out` and renamed into place, so a crash leaves the
@@ -282,10 +350,11 @@ def export(workdir, out=None, overwrite=False, unknown=None):
         directory of other files is never replaced).
       unknown: "error" | "space" for characters outside the vocabulary in string
         inputs (default: the run's config.unknown).
+      jit_compile: XLA-compile `generate`'s sampling loop (see `CharModelExport`).
 
     Returns:
       {"export_dir", "model", "step", "checkpoint", "alphabet_size", "state_size",
-       "signatures"}.
+       "signatures", "generate_xla"}.
 
     Raises:
       ExportError: `out` is a file, holds `workdir`, is non-empty without
@@ -300,10 +369,10 @@ def export(workdir, out=None, overwrite=False, unknown=None):
     lock = (preemption.WorkdirLock(run_dir, "an export into it")
             if overwrite and run_dir in out.parents else contextlib.nullcontext())
     with lock:
-        return _export(workdir, out, unknown)
+        return _export(workdir, out, unknown, jit_compile)
 
 
-def _export(workdir, out, unknown):
+def _export(workdir, out, unknown, jit_compile):
     model, vocab, config = training.load_model(workdir)
     checkpoint = tf.train.latest_checkpoint(str(Workdir(workdir).checkpoint_dir))
     step = int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
@@ -315,7 +384,9 @@ def _export(workdir, out, unknown):
                                             dir=out.parent))
     try:
         with tempfile.TemporaryDirectory() as asset_dir:
-            module = CharModelExport(model, vocab, asset_dir, unknown or config.unknown)
+            module = CharModelExport(model, vocab, asset_dir, unknown or config.unknown,
+                                     jit_compile)
+            info["generate_xla"] = module.xla
             tf.saved_model.save(module, str(staging), signatures=module.signatures())
         meta = {**info, "vocab": vocab.chars, "unknown": unknown or config.unknown,
                 "config": config.to_dict()}
@@ -334,24 +405,57 @@ def _export(workdir, out, unknown):
 
 
 def sample_from_export(export_dir, prime="", length=100, temperature=1.0, top_k=0,
-                       seed=None, num_streams=1):
+                       seed=None, num_streams=1, chunk_size=sampling.SAMPLE_CHUNK,
+                       progress=False):
     """`num_streams` texts (prime + `length` generated characters) from an export.
 
     Needs only the export directory: the checkpoint and the work directory are not read.
+    Generates `chunk_size` characters per call (`generate`, then `generate_more`
+    carrying the state; the text does not depend on `chunk_size`), with a tqdm bar on
+    stderr if `progress`. An export without `generate_more` (written before it
+    existed) answers in one call.
     """
     sampling.check_sample_arguments(length, num_streams, temperature, top_k, prime)
+    if chunk_size <= 0:
+        raise ValueError(f"Received an invalid value for argument `chunk_size`, expected "
+                         f"a positive integer, got {chunk_size!r}.")
     path = pathlib.Path(export_dir).expanduser()
     if not (path / "saved_model.pb").is_file():
         raise ExportError(f"No SavedModel in {str(path)!r} (write one with `tf-rnn export`).")
     seed = int(np.random.SeedSequence(seed).generate_state(1)[0] >> 1) if seed is None \
         else int(seed)
-    loaded = tf.saved_model.load(str(path))
+    # Loading and the first calls print TensorFlow's native log lines (the CLI filters
+    # them already; a library caller gets the same quiet).
+    with logs.native_logs_filtered():
+        loaded = tf.saved_model.load(str(path))
+        if not hasattr(loaded, "generate_more"):
+            chunk_size = max(length, 1)
+        with tqdm.tqdm(total=length * num_streams, disable=not progress, unit="char",
+                       unit_scale=True, file=sys.stderr, desc="sample", leave=False) as bar:
+            return _generate_in_chunks(loaded, [prime] * num_streams, length, chunk_size,
+                                       (tf.constant(float(temperature)),
+                                        tf.constant(int(top_k)),
+                                        tf.constant(seed, tf.int64)), bar)
+
+
+def _generate_in_chunks(loaded, primes, length, chunk_size, args, bar):
+    """`generate` for the first chunk, `generate_more` for the others; the texts."""
+    first = min(length, chunk_size)
     try:
-        result = loaded.generate(tf.constant([prime] * num_streams), tf.constant(length),
-                                 tf.constant(float(temperature)), tf.constant(int(top_k)),
-                                 tf.constant(seed, tf.int64))
+        result = loaded.generate(tf.constant(primes), tf.constant(first), *args)
     except tf.errors.InvalidArgumentError as e:
         lines = [line.strip() for line in e.message.splitlines() if "assertion failed" in line]
         reason = lines[0] if lines else e.message.strip().splitlines()[-1]
-        raise ExportError(f"The export rejected the prime {prime!r}: {reason}") from None
-    return [t.decode("utf-8") for t in result["text"].numpy()]
+        raise ExportError(f"The export rejected the prime {primes[0]!r}: {reason}") from None
+    pieces = [[t.decode("utf-8")] for t in result["text"].numpy()]
+    bar.update(first * len(primes))
+    state = result.get("state")
+    for start in range(first, length, chunk_size):
+        n = min(chunk_size, length - start)
+        result = loaded.generate_more(tf.constant([p[-1][-1] for p in pieces]), state,
+                                      tf.constant(n), *args, tf.constant(start))
+        state = result["state"]
+        for piece, text in zip(pieces, result["generated"].numpy()):
+            piece.append(text.decode("utf-8"))
+        bar.update(n * len(primes))
+    return ["".join(piece) for piece in pieces]
