@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import cells, models
+from tf_rnn import cells, models, sequence
 
 A, N = 27, 8
 MODELS = [models.Arch1Model, models.Arch2Model, models.ElmanModel]
@@ -54,18 +54,21 @@ def _summary(model, **kwargs):
     return lines.getvalue()
 
 
+def _row(text, name):
+    return next((line for line in text.splitlines() if f"({name})" in line), "")
+
+
 def test_summary_shows_the_windows_output_shapes():
     model = models.Arch1Model(A, N)
+    sequential = keras.Sequential([keras.Input((9,), dtype="int32"), model])
     text = _summary(model)
-    row = next(line for line in text.splitlines() if "Arch1Model" in line)
+    row = _row(text, "Arch1Model")
     assert "(None, None, 27)" in row and f"{model.count_params():,}" in row, text  # (B, T, A)
     assert "(None, 16)" in text, text  # the (B, 2n) state, wrapped to the next line
     assert "(None, 27)" not in text, text  # not the cell's one step
     assert model.compute_output_shape((None, 40)) == ((None, 40, A), (None, 2 * N))
-    # The summary leaves no node behind: a Sequential holding the model shows its T.
-    sequential = keras.Sequential([keras.Input((9,), dtype="int32"), model])
-    row = next(line for line in _summary(sequential).splitlines() if "Arch1Model" in line)
-    assert "(None, 9, 27)" in row, row
+    # The summary leaves no node behind: the Sequential holding the model shows its T.
+    assert "(None, 9, 27)" in _row(_summary(sequential), "Arch1Model"), _summary(sequential)
 
 
 @pytest.mark.parametrize("model_class", MODELS)
@@ -84,6 +87,16 @@ def test_functional_and_sequential_models_give_the_models_outputs(model_class):
             np.testing.assert_array_equal(got.numpy(), want)
     for got, want in zip(sequential.predict(x, verbose=0), expected):
         np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_the_toy_tasks_model_in_the_functional_api():
+    model = sequence.ElmanSequenceModel(2, 4, 1, members=3)
+    inputs = keras.Input((None, 2))
+    functional = keras.Model(inputs, model(inputs))  # no state: zeros of the symbolic batch
+    assert [tuple(t.shape) for t in functional.outputs] == [(None, None, 3), (None, 12)]
+    x = np.random.default_rng(6).integers(0, 2, (5, 7, 2)).astype(np.float32)
+    for got, want in zip(functional(x), model(x, model.zero_state(5))):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
 
 
 @pytest.mark.parametrize("model_class", MODELS)

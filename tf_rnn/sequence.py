@@ -111,10 +111,15 @@ class ElmanSequenceModel(keras.Model):
         c = self.cell
         return (c.W_xh, c.W_hh * self._mask_hh, c.b_h, c.W_hy * self._mask_hy, c.b_y)
 
-    def call(self, inputs, state):
-        """inputs (B, T, I), state (B, K·n) -> logits (B, T, K·O), last state (B, K·n)."""
+    def call(self, inputs, state=None):
+        """inputs (B, T, I), state (B, K·n) -> logits (B, T, K·O), last state (B, K·n).
+
+        No state means the zero state, with the batch size read from the tensor (so a
+        `keras.Input` of unknown batch works too)."""
         w_xh, w_hh, b_h, w_hy, b_y = self.weights_masked()
         x = tf.transpose(tf.cast(inputs, self.compute_dtype), [1, 0, 2])  # (T, B, I)
+        if state is None:
+            state = self.zero_state(tf.shape(x)[1])
         p = models.matmul_last_axis(x, w_xh) + b_h  # (T, B, Kn)
         h = kernels.recurrence(p, state, w_hh, self.activation)  # (T, B, Kn)
         logits = models.matmul_last_axis(h, w_hy) + b_y  # (T, B, KO)
