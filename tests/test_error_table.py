@@ -276,6 +276,11 @@ def _sample_settings(s):
             for flags in (["--temperature", "nan"], ["--top-k", -3], ["--length", 0])]
 
 
+def _out_with_streams(s):
+    return [s.cli("sample", "--workdir", s.run(), "--out", s.tmp / "sample.txt",
+                  "--num-streams", 2)]
+
+
 def _set(*assignments, preset="text8_arch1"):
     def produce(s):
         flags = [a for assignment in assignments for a in ("--set", assignment)]
@@ -396,6 +401,7 @@ PRODUCERS = {
     "memory ran out anyway (a GPU, or the estimate was low)": _out_of_memory,
     "`--steps` below the run's step": _steps_below,
     "`sample --temperature nan`, `--top-k -3`, `--length 0` with no prime": _sample_settings,
+    "`sample --out FILE` with `--num-streams` above 1": _out_with_streams,
     "text8 download of the wrong size / digest": _wrong_download,
     "unknown preset": _preset,
     "`--set` unknown key": _set("batchsize=4"),
