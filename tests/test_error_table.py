@@ -9,7 +9,6 @@ rest is literal. A row without a producer here fails, and so does a producer who
 is gone: a new row gets its producer, a changed message gets the README fixed.
 """
 
-import fcntl
 import json
 import os
 import pathlib
