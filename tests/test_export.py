@@ -328,6 +328,14 @@ for kind, s in spec.items():
         return [t.decode("utf-8") for t in out["text"].numpy()]
     r["gen_7"] = [gen(s["primes7"], 42), gen(s["primes7"], 42), gen(s["primes7"], 43)]
     r["gen_1"] = gen(s["primes7"][:1], 42)
+    head = m.generate(tf.constant(s["primes7"]), tf.constant(15), tf.constant(1.0),
+                      tf.constant(0), tf.constant(42, tf.int64))  # then 25 more: gen_7[0]
+    more = m.signatures["generate_more"](
+        last=tf.constant([t.decode("utf-8")[-1] for t in head["text"].numpy()]),
+        state=head["state"], length=tf.constant(25), temperature=tf.constant(1.0),
+        top_k=tf.constant(0), seed=tf.constant(42, tf.int64), start=tf.constant(15))
+    r["gen_more"] = [a.decode("utf-8") + b.decode("utf-8") for a, b in
+                     zip(head["text"].numpy(), more["generated"].numpy())]
     results[kind] = r
 assert sys.modules.get("tf_rnn") is None and sys.modules.get("keras") is None
 json.dump(results, open(sys.argv[2], "w"))
@@ -343,9 +351,11 @@ def test_fresh_process_without_tf_rnn(runs, tmp_path, capsys):
                       "primes7": [run.text[i:i + 1 + i % 4] for i in range(6)] + [""]}
     (tmp_path / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "0"  # TensorFlow's own line says XLA compiled
     proc = subprocess.run([sys.executable, "-c", FRESH, "spec.json", "out.json"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Compiled cluster using XLA" in proc.stderr  # generate's loop, loaded
     results = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
     for kind, run in runs.items():
         r = results[kind]
@@ -364,6 +374,7 @@ def test_fresh_process_without_tf_rnn(runs, tmp_path, capsys):
         assert same == again != other and len(same) == 7
         assert same == _generate(run.loaded, spec[kind]["primes7"], 40, seed=42)
         assert len(r["gen_1"]) == 1 and r["gen_1"][0].startswith(spec[kind]["primes7"][0])
+        assert r["gen_more"] == same  # generate + generate_more: the one-call text
 
 
 @pytest.mark.slow

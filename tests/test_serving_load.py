@@ -2,10 +2,14 @@
 every answer bitwise equal to the single-threaded one (experiments/serve_benchmark.py)."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from experiments import serve_benchmark
+from tf_rnn import logs
 
 
 @pytest.fixture(scope="module")
@@ -42,3 +46,19 @@ def test_the_module_prints_one_json_row_per_line(export_dir, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert code == 0 and [r["kind"] for r in rows][0] == "serve_load"
     assert rows[0]["requests"] == 30 and rows[0]["threads"] == 4 and len(rows) == 4
+
+
+@pytest.mark.slow
+def test_the_real_command_prints_no_tensorflow_log_lines(export_dir):
+    """Loading the export and serving it must not print TensorFlow's native log lines
+    (`I0000 ... oneDNN custom operations are on`, `E0000 ... DT_INT32 ...`)."""
+    env = {k: v for k, v in os.environ.items() if k not in (logs.VERBOSE_ENV,
+                                                            "TF_CPP_MIN_LOG_LEVEL")}
+    proc = subprocess.run([sys.executable, "-m", "experiments.serve_benchmark", "--export",
+                           str(export_dir), "--threads", "2", "--requests", "12"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.splitlines()[0])["requests"] == 12
+    native = [line for line in proc.stderr.splitlines()
+              if logs.is_native_log_line(line.encode()) or "oneDNN" in line]
+    assert native == [] and proc.stderr.strip() == ""
