@@ -2,6 +2,7 @@
 
 import json
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -200,6 +201,27 @@ def test_the_seed_init_starts_with_dead_recurrent_units_glorot_does_not():
     assert not seed["grad_by_lag_last"][2:].any() and glorot["grad_by_lag_last"][5] > 0
 
 
+@pytest.mark.parametrize("kind,scale", [("elman", 1.0), ("arch1", np.inf)])
+def test_a_diverged_model_gives_none_with_the_reason_and_no_warning(kind, scale):
+    model = models.build_model(config_lib.Config(model=kind, num_nodes=5, init="glorot"),
+                               A)  # float32: 1e38 x 1e38 overflows
+    recurrent = model.cell.W_hh if kind == "elman" else model.cell.W
+    for v in model.trainable_variables:  # elman: finite weights whose products overflow
+        v.assign(v * 1e38)
+    recurrent.assign(recurrent * scale)
+    ids = np.random.default_rng(0).integers(0, A, 3 * T + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # e.g. inf / inf in a ratio
+        figures = diagnostics.measure_text(model, ids, 3, T, 1)
+    json.dumps(figures, allow_nan=False)  # raises on NaN or Infinity
+    assert figures["loss"] is None and figures["nonfinite"]["loss"] in ("nan", "inf")
+    assert figures["grad_ratio"] is None and "grad_ratio" in figures["nonfinite"]
+    if scale == np.inf:  # TensorFlow's Eig cannot take it: no spectrum, and why
+        assert figures["spectral_radius"] is None
+        assert "non-finite weights" in figures["nonfinite"]["spectral_radius"]
+    assert any(line.startswith("not finite") for line in diagnostics.table(figures))
+
+
 def _events(events_dir):
     from tensorboard.backend.event_processing import event_accumulator
 
@@ -233,6 +255,22 @@ def test_training_writes_diagnostics_resumes_exports_and_diagnoses(tmp_path, cap
     profile = tf.make_ndarray(acc.Tensors("diag/grad_by_lag")[-1].tensor_proto)
     assert profile.shape == (10, 3) and (profile[:, 2] > 0).all()
     assert acc.SummaryMetadata("diag/grad_by_lag").plugin_data.plugin_name == "histograms"
+    # Every chart says what it is; the profile's scale shows in log10 scalars per lag.
+    from tf_rnn import summaries
+
+    for tag in tags:
+        assert acc.SummaryMetadata(tag).summary_description == summaries.describe(tag) != ""
+    assert {f"diag/grad_by_lag/lag_{k:03d}" for k in (0, 1, 2, 5, 9)} <= tags
+    lag5 = tf.make_ndarray(acc.Tensors("diag/grad_by_lag_last/lag_005")[-1].tensor_proto)
+    last = tf.make_ndarray(acc.Tensors("diag/grad_by_lag_last")[-1].tensor_proto)
+    assert float(lag5) == pytest.approx(np.log10(last[5, 2]) if last[5, 2] > 0
+                                        else diagnostics.LOG10_ZERO, abs=1e-5)
+    # `tensorboard --logdir WORKDIR` (the README's) finds the run, named "events".
+    from tensorboard.backend.event_processing import plugin_event_multiplexer
+
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(tmp_path / "run"))
+    assert list(multiplexer.Runs()) == ["events"]
     model = training.load_model(tmp_path / "run")[0]
     # diag_every=-1 follows eval_every; 0 measures nothing.
     window = np.zeros((4, 11), np.int64)
@@ -249,7 +287,15 @@ def test_training_writes_diagnostics_resumes_exports_and_diagnoses(tmp_path, cap
     from tf_rnn import cli
 
     argv = ["diagnose", "--workdir", str(tmp_path / "run"), "--windows", "2"]
+    from tf_rnn import plots
+
+    drawn = []
+    draw = plots.diagnostics_figure
+    monkeypatch.setattr(plots, "diagnostics_figure",
+                        lambda path, runs, title: drawn.append(list(runs)) or draw(path, runs,
+                                                                                   title))
     code = cli.main([*argv, "--plot", str(tmp_path / "d.png")])
+    assert drawn == [["arch1 concat, relu, init seed"]]  # named from the run's config
     lines = capsys.readouterr().out.strip().splitlines()
     result = json.loads(lines[-1])
     assert code == 0 and result["windows"] == 2 and len(result["grad_by_lag"]) == 10
@@ -261,3 +307,22 @@ def test_training_writes_diagnostics_resumes_exports_and_diagnoses(tmp_path, cap
     err = capsys.readouterr().err
     assert code == 2 and "`plot` extra" in err and "Traceback" not in err
     assert not (tmp_path / "e.png").exists()
+    monkeypatch.delitem(sys.modules, "matplotlib")
+
+    # A diverged checkpoint: the JSON line is strict JSON, the figures None with the
+    # reason, and no RuntimeWarning on the way.
+    from tf_rnn.workdir import Workdir
+
+    run = training.Run(cfg, model.alphabet_size, Workdir(tmp_path / "run"))
+    run.restore()
+    run.model.cell.W.assign(run.model.cell.W * np.inf)  # inf (and nan where W was 0)
+    run.save(18, run.cursors, run.state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(lines[-1], parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert result["checkpoint"].endswith("ckpt-18") and result["loss"] is None
+    assert result["spectral_radius"] is None and result["sigma_max"] is None
+    assert "non-finite weights" in result["nonfinite"]["spectral_radius"]
+    assert any(line.startswith("not finite") for line in lines[:-1])

@@ -22,7 +22,13 @@ and the toy tasks' `ElmanSequenceModel`. The probes and the gradients are one
 `write` puts a measurement in the training loop's pending summaries (TensorBoard):
 scalars under `diag/`, the per-lag profile as a histogram-plugin entry whose buckets
 are the lags (TensorBoard's histogram dashboard then shows the profile over
-training), and one histogram per weight matrix under `weights/`.
+training, on a linear scale), the same profile's log10 at a few lags as scalars
+(`diag/grad_by_lag/lag_005`: its orders of magnitude over training), and one
+histogram per weight matrix under `weights/`.
+
+A diverged model has non-finite weights or gradients: its figures are NaN or
+infinite, which `measure_text` (and so `tf-rnn diagnose`) reports as None with a
+`"nonfinite"` field naming each such figure and why.
 """
 
 import numpy as np
@@ -100,10 +106,12 @@ def spectrum(matrix):
     if matrix.ndim != 2:
         raise ValueError(f"Received an invalid value for argument `matrix`, expected a 2-D "
                          f"array, got shape {matrix.shape}.")
+    square = matrix.shape[0] == matrix.shape[1]
+    if not np.isfinite(matrix).all():  # a diverged model: TensorFlow's Eig would raise
+        return {"sigma_max": float("nan"), "spectral_radius": float("nan") if square else None}
     # TensorFlow's own kernels, not NumPy's: beside a training TensorFlow, NumPy's BLAS
     # threads fought it for the cores (a 100 x 100 SVD took 0.6 s instead of ~1 ms).
     sigma = float(tf.linalg.svd(matrix, compute_uv=False)[0])
-    square = matrix.shape[0] == matrix.shape[1]
     radius = float(tf.reduce_max(tf.abs(tf.linalg.eigvals(matrix)))) if square else None
     return {"sigma_max": sigma, "spectral_radius": radius}
 
@@ -122,7 +130,8 @@ def activity(hidden, activation, recurrent=None):
       relu: {"active_fraction": mean of h > 0, "dead_fraction": fraction of units
       never active, "unit_rate": (S,) each unit's active fraction}; tanh/sigmoid:
       {"saturated_fraction", "stuck_fraction": units saturated at every step and row,
-      "unit_rate": (S,) each unit's saturated fraction}.
+      "unit_rate": (S,) each unit's saturated fraction}; with `recurrent`, the same
+      figures of those units as "recurrent_..." ("recurrent_unit_rate": (R,)).
     """
     h = np.asarray(hidden)
     if h.ndim != 3:
@@ -144,7 +153,7 @@ def activity(hidden, activation, recurrent=None):
     out = {names[0]: float(on.mean()), names[1]: float(stuck.mean()), "unit_rate": rate}
     if recurrent is not None:
         part = activity(h[..., recurrent], activation)
-        out.update({f"recurrent_{k}": v for k, v in part.items() if k != "unit_rate"})
+        out.update({f"recurrent_{k}": v for k, v in part.items()})
     return out
 
 
@@ -247,7 +256,28 @@ def make_measure(model, loss_fn=steps_lib.lm_loss):
 
 
 def _ratio(profile):
-    return float(profile[-1] / profile[0]) if profile[0] > 0 else float("nan")
+    """Lag T-1 over lag 0; NaN where that is no number (lag 0 zero or not finite, which
+    a diverged model gives: dividing would warn "invalid value" and give NaN anyway)."""
+    first, last = float(profile[0]), float(profile[-1])
+    if not (first > 0 and np.isfinite(first) and not np.isnan(last)):
+        return float("nan")
+    return last / first
+
+
+def table_lags(steps):
+    """The lags shown of a profile over `steps` lags: 0, 1, 2, 5, 10, 20, 50, ... and
+    the last (a few, on a log-like grid, so that a long window stays readable)."""
+    grid = {0, steps - 1}
+    for decade in (1, 10, 100, 1000):
+        grid |= {decade, 2 * decade, 5 * decade}
+    return sorted(k for k in grid if 0 <= k < steps)
+
+
+LOG10_ZERO = -30.0  # what the log10 scalars write for an exact zero (float32 norms > 1e-30)
+
+
+def _log10(value):
+    return float(np.log10(value)) if value > 0 else LOG10_ZERO
 
 
 # Scalars written under diag/: every number of a measurement but the profiles.
@@ -269,6 +299,13 @@ def write(pending, figures, model, step):
         pending.scalar(f"diag/grad_norm/{name}", norm, step)
     pending.profile("diag/grad_by_lag", flow, step)
     pending.profile("diag/grad_by_lag_last", figures["grad_by_lag_last"], step)
+    # The histogram dashboard draws those profiles on a linear scale, where every lag
+    # past the first few looks like zero; their log10 at a few lags shows the scale.
+    for key in ("grad_by_lag", "grad_by_lag_last"):
+        for k in table_lags(len(flow)):
+            value = figures[key][k]
+            if np.isfinite(value):  # a NaN norm has no log; diag/loss already says why
+                pending.scalar(f"diag/{key}/lag_{k:03d}", _log10(value), step)
     pending.histogram("diag/unit_rate", figures["unit_rate"], step)
     for v in model.trainable_variables:
         pending.histogram(f"weights/{v.name}", v.numpy(), step)
@@ -339,9 +376,17 @@ def diagnose(workdir, data=None, windows=4, plot=None, cache_dir=None, out=print
         from tf_rnn import plots
 
         figures["plot"] = plots.diagnostics_figure(
-            plot, {f"{config.model} {config.init}": figures},
+            plot, {model_label(config): figures},
             title=f"{workdir.path.name}: {figures['checkpoint'].rsplit('/', 1)[-1]}")
     return figures
+
+
+def model_label(config):
+    """A run's model in a few words, from its config: "arch1 mul, tanh, init glorot"."""
+    if config.model == "arch1":
+        return f"arch1 {config.combine}, {config.activation}, init {config.init}"
+    what = {"arch2": "arch2 (output feedback, tanh)", "elman": "elman (tanh)"}
+    return f"{what.get(config.model, config.model)}, init {config.init}"
 
 
 def measure_text(model, ids, batch_size, num_unrollings, windows=4):
@@ -349,6 +394,11 @@ def measure_text(model, ids, batch_size, num_unrollings, windows=4):
 
     The text is cut into `batch_size` streams, each starting from the zero state and
     carrying it across consecutive windows of `num_unrollings` characters.
+
+    Returns:
+      The figures of `make_measure`, JSON-ready: lists for the profiles, and None for
+      a figure that is not finite (a diverged model), with "nonfinite" then naming each
+      such figure and why ({"loss": "nan", "grad_by_lag": "nan at 40 of 40 lags"}).
 
     Raises:
       ValueError: the text is shorter than one window.
@@ -365,7 +415,46 @@ def measure_text(model, ids, batch_size, num_unrollings, windows=4):
         window = streams[:, w * T:(w + 1) * T + 1]
         each.append(measure(window[:, :-1], window[:, 1:], state))
         _, state = model(window[:, :-1], state)
-    return {**_mean(each), "windows": windows}
+    return {**_finite_or_none(_mean(each)), "windows": windows}
+
+
+def _nonfinite_word(value):
+    return "nan" if np.isnan(value) else "inf" if value > 0 else "-inf"
+
+
+def _finite_or_none(figures):
+    """`figures` with every non-finite number None, and "nonfinite" saying which and why
+    (strict JSON has no NaN or Infinity: a diverged run's figures must still parse)."""
+    out, why = {}, {}
+    for key, value in figures.items():
+        if isinstance(value, float) and not np.isfinite(value):
+            out[key], why[key] = None, _nonfinite_word(value)
+        elif isinstance(value, dict):
+            out[key] = {}
+            for name, v in value.items():
+                finite = not isinstance(v, float) or np.isfinite(v)
+                out[key][name] = v if finite else None
+                if not finite:
+                    why[f"{key}.{name}"] = _nonfinite_word(v)
+        elif isinstance(value, list) and value and isinstance(value[0], float):
+            bad = [v for v in value if not np.isfinite(v)]
+            out[key] = [v if np.isfinite(v) else None for v in value]
+            if bad:
+                kinds = sorted({_nonfinite_word(v) for v in bad})
+                why[key] = f"{'/'.join(kinds)} at {len(bad)} of {len(value)} entries"
+        else:
+            out[key] = value
+    for key in ("sigma_max", "spectral_radius"):
+        if key in why:
+            why[key] += ": the recurrent matrix holds non-finite weights"
+    for key, profile in (("grad_ratio", "grad_by_lag"),
+                         ("grad_ratio_last", "grad_by_lag_last")):
+        if key in why:
+            why[key] += (f": {profile} is not finite" if profile in why
+                         else f": {profile} is 0 at lag 0")
+    if why:
+        out["nonfinite"] = why
+    return out
 
 
 def _mean(each):
@@ -386,16 +475,28 @@ def _mean(each):
 
 
 def table(figures):
-    """Lines of a plain-text table of a `diagnose` result."""
+    """Lines of a plain-text table of a `diagnose` result (None, a non-finite figure,
+    shows as what it was: nan, inf)."""
+    why = figures.get("nonfinite", {})
+
+    def cell(value, name, width):
+        text = (f"{value:.4g}" if value is not None
+                else why.get(name, "n/a").split()[0].rstrip(":"))  # "nan", "inf"
+        return f"{text:>{width}}"
+
     lines = [f"{'figure':<34}{'value':>12}"]
     for key in SCALARS:
-        if figures.get(key) is not None:
-            lines.append(f"{'diag/' + key:<34}{figures[key]:>12.4g}")
+        if figures.get(key) is not None or key in why:
+            lines.append(f"{'diag/' + key:<34}{cell(figures[key], key, 12)}")
     lines.append(f"{'recurrent units':<34}{figures['recurrent_units']:>12}")
     for name, norm in figures["grad_norms"].items():
-        lines.append(f"{'grad norm ' + name:<34}{norm:>12.4g}")
+        lines.append(f"{'grad norm ' + name:<34}{cell(norm, 'grad_norms.' + name, 12)}")
     flow, last = figures["grad_by_lag"], figures["grad_by_lag_last"]
     lines.append(f"{'lag k':<10}{'||dL/dh_T-k||':>16}{'||dL_T/dh_T-k||':>18}")
-    for k in sorted({0, 1, 2, 5, 10, 20, len(flow) - 1} & set(range(len(flow)))):
-        lines.append(f"{k:<10}{flow[k]:>16.4g}{last[k]:>18.4g}")
+    for k in table_lags(len(flow)):
+        lines.append(f"{k:<10}{cell(flow[k], 'grad_by_lag', 16)}"
+                     f"{cell(last[k], 'grad_by_lag_last', 18)}")
+    if why:
+        lines.append("not finite (None in the JSON line): " + ", ".join(
+            f"{key} ({reason})" for key, reason in why.items()))
     return lines

@@ -20,6 +20,7 @@ import tqdm
 from tf_rnn import cells as cells_lib
 from tf_rnn import kernels
 from tf_rnn import models
+from tf_rnn import summaries
 
 LOSSES = ("bce", "ce", "sse")
 
@@ -259,7 +260,8 @@ def fit(model, train_step, batches, steps, *, check=None, check_every=0, log_eve
                                     file=sys.stderr)
                 if writer is not None:
                     with writer.as_default():
-                        tf.summary.scalar("train/loss", loss, step=done)
+                        tf.summary.scalar("train/loss", loss, step=done,
+                                          description=summaries.describe("train/loss"))
             if check is not None and ((check_every and done % check_every == 0)
                                       or done == steps):
                 solved = bool(check(done))

@@ -9,8 +9,12 @@ files never hold a step past the checkpoint about to be written. The one window 
 kill inside that save, is closed by `purge_after`, which a resumed run calls with the
 step it restored: it drops the later events from the files already written. The
 divergence guard, which rolls back within a process, just discards what is pending.
+
+Every summary carries a description (TensorBoard shows it beside the chart): they all
+come from one table, `DESCRIPTIONS`, looked up by `describe(tag)`.
 """
 
+import fnmatch
 import os
 import pathlib
 import tempfile
@@ -18,6 +22,85 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
+
+
+# tag (or fnmatch pattern) -> what a reader of the chart needs to know. The first match
+# wins, so exact tags come before the patterns that would also match them.
+DESCRIPTIONS = {
+    # tf-rnn train (tf_rnn.training) and the toy experiments (tf_rnn.sequence.fit)
+    "train/loss": "Training loss over the last logging interval. Character models: mean "
+                  "cross-entropy in nats per character; toy tasks (xor_elman, hello, "
+                  "binary_addition): the task's loss, mean over the K seeds.",
+    "train/bpc": "Training bits per character: train/loss / ln 2, over the last "
+                 "logging interval.",
+    "train/learning_rate": "The optimizer's learning rate at this step (schedule and "
+                           "any recovery scaling included).",
+    "train/grad_norm": "Global norm of the gradient before clipping, mean over the "
+                       "logging interval.",
+    "train/clip_fraction": "Share of the interval's steps whose gradient was clipped.",
+    "train/chars_per_sec": "Training speed: characters per second of the train step alone "
+                           "(validation, sampling, diagnostics and saves excluded).",
+    "train/steps": "Training steps done by this time (x axis: seconds of training).",
+    "valid/bpc": "Validation bits per character (cross-entropy / ln 2) of the model at "
+                 "this step.",
+    "samples/text": "Text sampled from the model at this step.",
+    # tf_rnn.diagnostics
+    "diag/loss": "Loss of the measured window (the window about to be trained).",
+    "diag/grad_ratio": "||dL/dh_{T-k}|| at the window's first step (k = T-1) over the last "
+                       "(k = 0), L the window's loss: < 1 the gradient fades going back.",
+    "diag/grad_ratio_last": "The same ratio for L_T, the last step's loss alone: how much of "
+                            "one prediction's error reaches the window's first step.",
+    "diag/grad_lag0": "||dL/dh_T||: the gradient of the window's loss reaching the last "
+                      "step's hidden state.",
+    "diag/grad_lag_last": "||dL/dh_1||: the gradient of the window's loss reaching the "
+                          "first step's hidden state.",
+    "diag/sigma_max": "Largest singular value of the recurrent matrix (> 1 allows growth, "
+                      "< 1 forces decay).",
+    "diag/spectral_radius": "Largest |eigenvalue| of the recurrent matrix (square ones).",
+    "diag/active_fraction": "relu: share of (step, row, unit) values with h > 0.",
+    "diag/dead_fraction": "relu: share of hidden units never active in the window.",
+    "diag/recurrent_active_fraction": "Arch 1 concat: active share over r, the state's "
+                                      "recurrent half (the units that feed back).",
+    "diag/recurrent_dead_fraction": "Arch 1 concat: share of r's units (the recurrent "
+                                    "half) never active in the window.",
+    "diag/saturated_fraction": "tanh: share of values with |h| > 0.99; sigmoid: outside "
+                               "[0.01, 0.99].",
+    "diag/stuck_fraction": "tanh/sigmoid: share of units saturated at every step and row.",
+    "diag/grad_norm/*": "Norm of this weight matrix's gradient, before clipping.",
+    "diag/grad_by_lag": "Histograms dashboard: bucket k (x axis) is lag k, its height "
+                        "||dL/dh_{T-k}|| (linear; the log10 figures are the scalars "
+                        "diag/grad_by_lag/lag_*).",
+    "diag/grad_by_lag_last": "Histograms dashboard: bucket k is lag k, its height "
+                             "||dL_T/dh_{T-k}||, L_T the last step's loss (linear; log10 "
+                             "in diag/grad_by_lag_last/lag_*).",
+    "diag/grad_by_lag/lag_*": "log10 ||dL/dh_{T-k}|| at the lag k in the tag's name: the "
+                              "window loss's gradient k steps before the window's end. "
+                              "-30 stands for exactly 0 (no gradient reaches that step).",
+    "diag/grad_by_lag_last/lag_*": "log10 ||dL_T/dh_{T-k}|| at the lag k in the tag's "
+                                   "name, L_T the last step's loss: how far back one "
+                                   "prediction's error reaches. -30 stands for exactly 0.",
+    "diag/unit_rate": "Each hidden unit's share of the window it is active (relu) or "
+                      "saturated (tanh, sigmoid).",
+    "weights/*": "Histogram of this weight matrix's entries.",
+    # experiments.xor_elman, experiments.binary_addition, experiments.hello
+    "sweep/offset": "The offset from the trained value at sweep point s (the x axis of "
+                    "the sweep/ charts is the point s, not the offset).",
+    "sweep/about": "What the sweep/ charts show and which seeds were swept.",
+    "sweep/*": "Cost (cross-entropy on the training streams) of one trained seed as one "
+               "context weight W_hh[i, j] moves by sweep/offset[s], the rest held fixed.",
+    "test/accuracy": "Per seed: share of the fresh test stream's bits predicted right.",
+    "exact/*": "Lowest share, over the seeds, of additions with every bit right.",
+    "samples_needed": "Per seed: training additions before it first got every pair right.",
+    "generated": "Per seed: the greedy continuation of the prime, and whether it is right.",
+}
+
+
+def describe(tag):
+    """The description of `tag` in `DESCRIPTIONS` ("" when it has none)."""
+    for pattern, text in DESCRIPTIONS.items():
+        if tag == pattern or fnmatch.fnmatchcase(tag, pattern):
+            return text
+    return ""
 
 
 class PendingSummaries:
@@ -67,17 +150,18 @@ class PendingSummaries:
         with writer.as_default():
             for kind, tag, value, step in self._items:
                 if kind == "scalar":
-                    tf.summary.scalar(tag, value, step=step)
+                    tf.summary.scalar(tag, value, step=step, description=describe(tag))
                 elif kind == "buckets":  # (k, 3) [left, right, count] rows
-                    tf.summary.write(tag, value, step=step, metadata=_HISTOGRAM_METADATA)
+                    tf.summary.write(tag, value, step=step, metadata=_histogram_metadata(tag))
                 else:
-                    tf.summary.text(tag, value, step=step)
+                    tf.summary.text(tag, value, step=step, description=describe(tag))
         writer.flush()
         self._items.clear()
 
 
-_HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name="",
-                                                                description="")
+def _histogram_metadata(tag):
+    return histogram_metadata.create_summary_metadata(display_name="",
+                                                      description=describe(tag))
 
 
 def purge_after(events_dir, step):
