@@ -8,9 +8,11 @@ summed over the bits (`--loss sse`: the seed's squared error), and the layers ha
 biases, starting at zero (`--no-bias`: the seed's bias-free network); with the seed's
 choices fewer runs learn within 10 000 samples, or generalise to 32 bits. Every 100
 samples it checks all 128 x 128 additions; at the end it also scores 10 000 random
-32-bit additions it never trained on.
+32-bit additions it never trained on. With the `plot` extra, --plot FILE.png draws
+each seed's loss and share of exact sums over all those additions at every check.
 
     python -m experiments.binary_addition [--samples 10000] [--seeds 1] [--workdir DIR]
+                                          [--plot FILE.png]
 """
 
 import argparse
@@ -39,6 +41,8 @@ def parse_args(argv=None):
                    help="test every this many samples for exactness on all pairs")
     p.add_argument("--print-every", type=int, default=1000, help="seed-style progress")
     _run.add_toy_arguments(p, "binary_addition")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the loss and exactness per "
+                   "seed over training (the `plot` extra)")
     return p.parse_args(argv)
 
 
@@ -58,8 +62,11 @@ def run(args):
     import tensorflow as tf
     import tqdm
 
-    from tf_rnn import cells, sequence, steps, tasks
+    from tf_rnn import cells, plots, sequence, steps, summaries, tasks
     from tf_rnn.workdir import Workdir
+
+    if args.plot:
+        plots.require_matplotlib()  # a missing extra fails before training
 
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -74,12 +81,18 @@ def run(args):
     inputs, targets = (tf.constant(t) for t in tasks.addition_task(a, b, args.bits))
     pairs = tasks.addition_task(*tasks.all_addend_pairs(args.bits), args.bits)
     exact_check, first = tasks.first_exact_check(model, *pairs, seed=args.seed)
+    history = []  # (samples, (K,) loss, (K,) exact share) over all pairs, for the picture
 
     def check(done):
         if args.print_every and done % args.print_every == 0:
             tqdm.tqdm.write(_show(model, tasks, int(a[done - 1]), int(b[done - 1]),
                                   args.bits), file=sys.stderr)
         exact_check(done)
+        if args.plot:
+            out = tasks.predict(model, pairs[0])  # (N, bits, K, 1)
+            loss = sequence.per_member_loss(args.loss, tf.constant(out[..., 0]), pairs[1],
+                                            reduce_time="sum")
+            history.append((done, loss.numpy(), tasks.exact_fraction(out, pairs[1])))
         return False  # train on all the samples, as the seed does
 
     workdir = Workdir(args.workdir).create()
@@ -94,11 +107,14 @@ def run(args):
     exact_long = tasks.exact_fraction(tasks.predict(model, test[0]), test[1])  # (K,)
     needed = [int(f) if f >= 0 else None for f in first]
     with writer.as_default():
-        tf.summary.text("samples_needed", ", ".join(map(str, needed)), step=fit["steps"])
-        tf.summary.scalar(f"exact/{args.bits}bit_min", exact.min(), step=fit["steps"])
-        tf.summary.scalar(f"exact/{args.test_bits}bit_min", exact_long.min(),
-                          step=fit["steps"])
+        tf.summary.text("samples_needed", ", ".join(map(str, needed)), step=fit["steps"],
+                        description=summaries.describe("samples_needed"))
+        for bits, share in ((args.bits, exact), (args.test_bits, exact_long)):
+            tf.summary.scalar(f"exact/{bits}bit_min", share.min(), step=fit["steps"],
+                              description=summaries.describe(f"exact/{bits}bit_min"))
     writer.flush()
+    if args.plot:
+        _plot(args, history, needed)
     model.save(workdir.path / "model.keras")  # all K seeds; keras.saving.load_model reads it
     print(f"samples needed per seed: {needed}", file=sys.stderr)
     return {"samples_needed": None if None in needed else max(needed),
@@ -106,8 +122,25 @@ def run(args):
             "seeds": args.seeds, "converged": int((first >= 0).sum()),
             "samples_needed_each": needed, "samples_trained": fit["steps"],
             "bits": args.bits, "test_bits": args.test_bits, "loss": args.loss,
-            "bias": not args.no_bias,
+            "bias": not args.no_bias, "plot": args.plot,
             "train_loss": fit["loss"], "workdir": str(workdir.path)}
+
+
+def _plot(args, history, needed):
+    from tf_rnn import plots
+
+    samples = np.array([s for s, _, _ in history])
+    losses, exact = (np.stack([h[i] for h in history], 1) for i in (1, 2))  # (K, N) each
+    labels = [f"seed {k}: " + (f"exact after {n} samples" if n is not None else
+                               "never all exact") for k, n in enumerate(needed)]
+    pairs = 2 ** (args.bits - 1)
+    plots.addition_figure(
+        args.plot, samples, dict(zip(labels, losses)), dict(zip(labels, exact)),
+        dict(zip(labels, needed)), title=(
+            f"S6 binary addition (--seed {args.seed}): {args.seeds} networks of "
+            f"{args.hidden} sigmoid units, SGD {args.lr:g}, {args.loss} loss"
+            f"{', no biases' if args.no_bias else ''}; checked every {args.check_every} "
+            f"samples on all {pairs} x {pairs} {args.bits}-bit additions"))
 
 
 def main(argv=None):

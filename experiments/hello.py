@@ -4,13 +4,18 @@ One-hot symbols, 10 sigmoid hidden units with context units, softmax over the
 symbols; trained full-batch with true BPTT on one string ('hell' -> 'ello'), K seeds
 side by side. A seed succeeds when its teacher-forced predictions are the string's
 next symbols AND, from the prime (its first symbol), the project's sampler
-(greedy) regenerates the whole string.
+(greedy) regenerates the whole string. With the `plot` extra, --plot FILE.png draws
+each seed's loss over training and the probability each gives the right next symbol
+at the end (after 'l' comes 'l' once and 'o' once: only the context can tell).
 
     python -m experiments.hello [--text "hello"] [--alphabet "etaoinshrd "] [--seeds 20]
+                                [--plot FILE.png]
 """
 
 import argparse
 import sys
+
+import numpy as np
 
 from experiments import _run
 from tf_rnn import cli
@@ -28,7 +33,17 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=1000, help="full-batch updates")
     p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate")
     _run.add_toy_arguments(p, "hello")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="draw the loss per seed and the final predictions (the `plot` extra)")
     return p.parse_args(argv)
+
+
+def per_seed_loss(logits, targets):
+    """Each seed's cross-entropy (nats per symbol): logits (N, T, K, A) of
+    `tasks.predict`, one-hot targets (N, T, A) -> (K,)."""
+    z = logits - logits.max(-1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    return -(np.asarray(targets)[:, :, None, :] * log_p).sum(-1).mean(axis=(0, 1))
 
 
 def run(args):
@@ -36,8 +51,11 @@ def run(args):
     import keras
     import tensorflow as tf
 
-    from tf_rnn import sequence, steps, tasks
+    from tf_rnn import plots, sequence, steps, summaries, tasks
     from tf_rnn.workdir import Workdir
+
+    if args.plot:
+        plots.require_matplotlib()  # a missing extra fails before training
 
     prime = args.text[:1] if args.prime is None else args.prime
     if not args.text.startswith(prime) or len(prime) >= len(args.text):
@@ -52,7 +70,14 @@ def run(args):
                                        loss_fn=sequence.make_loss("ce"), **settings)
     workdir = Workdir(args.workdir).create()
     writer = tf.summary.create_file_writer(str(workdir.events_dir))
+    history = []  # (step, (K,) loss per seed), for the picture
+
+    def record(done):
+        history.append((done, per_seed_loss(tasks.predict(model, inputs), targets)))
+        return False  # train all the steps
+
     fit = sequence.fit(model, train_step, (inputs, targets), args.steps, writer=writer,
+                       check=record if args.plot else None, check_every=10,
                        progress=not args.no_progress, desc="hello")
 
     predicted = tasks.predict(model, inputs)[0].argmax(-1).T  # (K, L-1)
@@ -62,16 +87,38 @@ def run(args):
     with writer.as_default():
         tf.summary.text("generated", "\n\n".join(
             f"seed {k}: {g!r} ({'ok' if good else 'wrong'})"
-            for k, (g, good) in enumerate(zip(generated, ok))), step=fit["steps"])
+            for k, (g, good) in enumerate(zip(generated, ok))), step=fit["steps"],
+            description=summaries.describe("generated"))
     writer.flush()
+    if args.plot:
+        _plot(args, history, tasks.predict(model, inputs)[0], targets[0], generated, ok,
+              prime)
     model.save(workdir.path / "model.keras")  # all K seeds; keras.saving.load_model reads it
     print(f"{sum(ok)}/{args.seeds} seeds regenerate {args.text!r} from {prime!r}",
           file=sys.stderr)
     return {"seeds": args.seeds, "succeeded": int(sum(ok)), "generated": generated,
             "text": args.text, "alphabet": vocab.chars, "prime": prime,
             "teacher_forced_ok": int(sum(f == args.text[1:] for f in forced)),
-            "steps": fit["steps"], "train_loss": fit["loss"],
+            "steps": fit["steps"], "train_loss": fit["loss"], "plot": args.plot,
             "workdir": str(workdir.path)}
+
+
+def _plot(args, history, logits, targets, generated, ok, prime):
+    """The picture: loss per seed, and P(right next symbol) per seed and position."""
+    from tf_rnn import plots
+
+    z = np.exp(logits - logits.max(-1, keepdims=True))  # (T, K, A)
+    right = ((z / z.sum(-1, keepdims=True)) * targets[:, None, :]).sum(-1).T  # (K, T)
+    steps = np.array([s for s, _ in history])
+    losses = np.stack([loss for _, loss in history], 1)  # (K, N)
+    plots.hello_figure(
+        args.plot, steps, {f"seed {k}": losses[k] for k in range(args.seeds)}, right,
+        [f"{a}→{b}" for a, b in zip(args.text, args.text[1:])],
+        [f"seed {k}: {g!r} {'✓' if good else '✗'}" for k, (g, good) in
+         enumerate(zip(generated, ok))],
+        title=(f"S2 {args.text!r} (--seed {args.seed}): {args.seeds} networks of "
+               f"{args.hidden} sigmoid units, {args.steps} steps of Adam {args.lr:g}; "
+               f"{sum(ok)}/{args.seeds} regenerate the text from {prime!r} (✓)"))
 
 
 def main(argv=None):

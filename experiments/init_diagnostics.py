@@ -5,7 +5,9 @@ initialisation for the same number of steps, and measures each at step 0 and at 
 end with `tf_rnn.diagnostics` on the validation split: the fraction of dead recurrent
 units and the gradient reaching the hidden state k steps back. One JSON line per
 initialisation, then a summary; --plot FILE.png draws the end figures side by side
-(the README's picture).
+(the README's picture): the gradient by lag of the window's loss and of the last
+step's loss, and the activity of the recurrent units (Arch 1 concat: r, the n units
+that feed back).
 
     python -m experiments.init_diagnostics --data PATH [--steps 300] [--inits seed,glorot,irnn]
                                            [--workdir DIR] [--plot FILE.png]
@@ -74,8 +76,11 @@ def run(args):
                "recurrent_dead_end": {k: r["end"]["recurrent_dead_fraction"]
                                       for k, r in rows.items()}}
     if args.plot:
-        summary["plot"] = plots.diagnostics_figure(
-            args.plot, ends, title=f"{args.preset}, {args.steps} steps, by initialisation")
+        model = diagnostics.model_label(base).rsplit(", init", 1)[0]  # the init varies
+        summary["plot"] = plots.diagnostics_figure(args.plot, ends, title=(
+            f"{args.preset} ({model}), {args.steps} steps, by initialisation: "
+            f"{args.windows} validation windows of {base.batch_size} x "
+            f"{base.num_unrollings} characters"))
     return summary
 
 

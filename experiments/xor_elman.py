@@ -5,13 +5,15 @@ with the first output ignored, trained by gradient descent with momentum (what t
 seed's author tried, with a one-step gradient, before giving up on it) on 64 random
 streams of 20 bits; K seeds train side by side and each is tested on a fresh random
 stream of 1000 bits. Then the seed's look at why this is hard to train: the cost
-along each context weight, the others held at their trained values (TensorBoard:
-sweep/W_hh_i_j against sweep/offset; also WORKDIR/sweep.csv; with the `plot` extra,
---plot FILE.png draws those curves), and the diagnostics of the trained networks on
-the training streams (tf_rnn.diagnostics: TensorBoard diag/..., the JSON's "diag").
+along each context weight, the others held at their trained values, of a few of the
+trained networks (--sweep-seeds; by default the first that converged and the first
+that did not, if any): TensorBoard sweep/seed_K/W_hh_i_j against sweep/offset, also
+WORKDIR/sweep.csv; with the `plot` extra, --plot FILE.png draws one panel per weight
+and one curve per swept seed. Then the diagnostics of the trained networks on the
+training streams (tf_rnn.diagnostics: TensorBoard diag/..., the JSON's "diag").
 
     python -m experiments.xor_elman [--seeds 20] [--workdir DIR] [--steps N] [--seed S]
-                                    [--plot FILE.png]
+                                    [--sweep-seeds 0,3] [--plot FILE.png]
 """
 
 import argparse
@@ -38,10 +40,32 @@ def parse_args(argv=None):
     p.add_argument("--test-length", type=int, default=1000, help="bits of the test stream")
     p.add_argument("--sweep-range", type=float, default=10.0, help="± around the trained value")
     p.add_argument("--sweep-points", type=int, default=200)
+    p.add_argument("--sweep-seeds", metavar="K,K",
+                   help="the seeds (0..--seeds-1) whose cost is swept and plotted "
+                        "(default: the first that converged and the first that did not)")
     _run.add_toy_arguments(p, "xor_elman")
     p.add_argument("--plot", metavar="FILE.png",
                    help="draw the cost along each context weight (the `plot` extra)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.sweep_seeds is not None:
+        try:
+            args.sweep_seeds = [int(k) for k in args.sweep_seeds.split(",")]
+        except ValueError:
+            p.error(f"argument --sweep-seeds: expected comma-separated integers, got "
+                    f"{args.sweep_seeds!r}")
+        bad = [k for k in args.sweep_seeds if not 0 <= k < args.seeds]
+        if bad:
+            p.error(f"argument --sweep-seeds: expected seeds in [0, {args.seeds}), got "
+                    f"{bad}")
+    return args
+
+
+def sweep_seeds(converged):
+    """The seeds swept by default: the first that converged and the first that did not
+    (what set them apart), or the first seed when all did the same."""
+    converged = np.asarray(converged)
+    picks = [int(np.argmax(converged == c)) for c in (True, False) if (converged == c).any()]
+    return picks or [0]
 
 
 def run(args):
@@ -80,51 +104,70 @@ def run(args):
     accuracy = tasks.bit_accuracy(tasks.predict(model, test[0]), test[1], test[2])  # (K,)
     converged = accuracy == 1.0
 
-    # The seed's picture: the cost along each context weight W_hh[i, j] of one seed
-    # (context unit i -> hidden unit j), swept by an offset from its trained value.
-    k = int(np.argmax(converged))
-    member = model.member(k)
+    # The seed's picture: the cost along each context weight W_hh[i, j] of a few
+    # seeds (context unit i -> hidden unit j), swept by an offset from its trained value.
+    picks = args.sweep_seeds or sweep_seeds(converged)
     offsets = np.linspace(-args.sweep_range, args.sweep_range, args.sweep_points)
-    curves, minima = {}, {}
-    for i, j in np.ndindex(args.hidden, args.hidden):
-        trained = float(member.cell.W_hh[i, j])
-        costs = tasks.sweep_weight(member, member.cell.W_hh, (i, j), trained + offsets,
-                                   inputs, targets, loss_fn)
-        curves[f"W_hh_{i}_{j}"], minima[f"W_hh_{i}_{j}"] = costs, tasks.local_minima(costs)
+    sweeps, minima = {}, {}
+    for k in picks:
+        member = model.member(k)
+        for i, j in np.ndindex(args.hidden, args.hidden):
+            trained = float(member.cell.W_hh[i, j])
+            costs = tasks.sweep_weight(member, member.cell.W_hh, (i, j), trained + offsets,
+                                       inputs, targets, loss_fn)
+            name = f"seed_{k}/W_hh_{i}_{j}"
+            sweeps.setdefault(k, {})[(i, j)], minima[name] = costs, tasks.local_minima(costs)
+    curves = {f"seed_{k}/W_hh_{i}_{j}": c for k in sweeps for (i, j), c in sweeps[k].items()}
     with writer.as_default():
         for step, offset in enumerate(offsets):
-            tf.summary.scalar("sweep/offset", offset, step=step)
+            tf.summary.scalar("sweep/offset", offset, step=step,
+                              description=summaries.describe("sweep/offset"))
             for name, costs in curves.items():
-                tf.summary.scalar(f"sweep/{name}", costs[step], step=step)
+                tf.summary.scalar(f"sweep/{name}", costs[step], step=step,
+                                  description=summaries.describe(f"sweep/{name}"))
         tf.summary.text("sweep/about", (
-            f"Cost (cross-entropy on the training streams) of seed {k} along each context "
-            f"weight W_hh[i, j] (context unit i -> hidden unit j), moved by an offset "
-            f"from {offsets[0]:g} to {offsets[-1]:g} in {len(offsets)} points (step s is "
-            f"sweep/offset[s]), every other weight at its trained value. Local minima: "
-            f"{minima}."), step=0)
-        tf.summary.text("test/accuracy", ", ".join(f"{a:.4f}" for a in accuracy), step=0)
+            f"Cost (cross-entropy on the training streams) of seeds {picks} along each "
+            f"context weight W_hh[i, j] (context unit i -> hidden unit j), moved by an "
+            f"offset from {offsets[0]:g} to {offsets[-1]:g} in {len(offsets)} points "
+            f"(step s is sweep/offset[s]), every other weight at its trained value. Local "
+            f"minima: {minima}."), step=0, description=summaries.describe("sweep/about"))
+        tf.summary.text("test/accuracy", ", ".join(f"{a:.4f}" for a in accuracy), step=0,
+                        description=summaries.describe("test/accuracy"))
     writer.flush()
     model.save(workdir.path / "model.keras")  # all K seeds; keras.saving.load_model reads it
     np.savetxt(workdir.path / "sweep.csv", np.stack([offsets, *curves.values()], 1),
                delimiter=",", header=",".join(["offset", *curves]), comments="")
     if args.plot:
-        plots.curves_figure(
-            args.plot, offsets, curves, "offset from the trained value",
-            "cost (cross-entropy on the training streams)",
-            title=f"Temporal XOR, seed {k}: cost along each context weight W_hh[i, j]",
-            marks={"trained weights": 0.0})
+        plots.sweep_figure(args.plot, offsets, {
+            f"seed {k}: {'converged' if converged[k] else 'did not converge'} "
+            f"({accuracy[k]:.0%} of the test bits right)": sweeps[k] for k in picks},
+            title=sweep_title(args, converged, picks))
     print(f"converged {int(converged.sum())}/{args.seeds}; test accuracy per seed: "
           f"{np.round(accuracy, 4).tolist()}", file=sys.stderr)
     return {"seeds": args.seeds, "converged": int(converged.sum()),
             "accuracy_min": float(accuracy.min()), "accuracy_mean": float(accuracy.mean()),
             "steps": fit["steps"], "train_loss": fit["loss"],
-            "sweep": {"seed": k, "weights": len(curves),
+            "sweep": {"seeds": picks, "weights": len(curves),
                       "with_local_minima": sum(m > 0 for m in minima.values()),
                       "cost_max": float(max(c.max() for c in curves.values()))},
             "diag": {key: diag[key] for key in ("grad_ratio", "grad_ratio_last",
                                                  "saturated_fraction", "stuck_fraction",
                                                  "sigma_max", "spectral_radius")},
             "plot": args.plot, "workdir": str(workdir.path)}
+
+
+def sweep_title(args, converged, picks):
+    """The picture's title: the run's own arguments and which seeds it shows, and why."""
+    why = "as asked (--sweep-seeds)" if args.sweep_seeds else (
+        "the first converged and the first that did not" if len(picks) > 1 else
+        "the first seed; all " + ("converged" if converged.all() else "failed"))
+    data = "the seed's 5 bits" if args.seed_stream else \
+        f"{args.streams} random streams of {args.length} bits"
+    return (f"Temporal XOR (--seed {args.seed}): {args.seeds} networks of {args.hidden} "
+            f"hidden units, {args.steps} steps on {data}; "
+            f"{int(converged.sum())}/{args.seeds} converged\n"
+            f"Cost along each context weight W_hh[i, j], the others at their trained "
+            f"values: seeds {', '.join(map(str, picks))} ({why})")
 
 
 def main(argv=None):

@@ -20,6 +20,12 @@ def _json(capsys):
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
+def _png_width(path):
+    from matplotlib import image
+
+    return image.imread(path).shape[1]
+
+
 def _scalars(events_dir, prefix):
     """{tag: [(step, value), ...]} of the scalar/text summaries under events_dir."""
     out = {}
@@ -42,12 +48,15 @@ def test_xor_elman_learns_and_writes_the_sweep(tmp_path, capsys):
                            "--plot", str(tmp_path / "cost.png")]) == 0
     result = _json(capsys)
     assert (tmp_path / "cost.png").read_bytes()[:4] == b"\x89PNG"  # the seed's picture
+    assert _png_width(tmp_path / "cost.png") >= 1000
     assert result["diag"]["sigma_max"] > 0 and 0 <= result["diag"]["saturated_fraction"] <= 1
     assert "diag/grad_ratio_last" in _scalars(tmp_path / "events", "diag/")
     assert result["seeds"] == 3 and result["converged"] == 3
     assert result["accuracy_min"] == 1.0  # a fresh random stream of 1000 bits
     sweep = _scalars(tmp_path / "events", "sweep/")
-    curves = [tag for tag in sweep if tag.startswith("sweep/W_hh_")]
+    # All 3 converged: the first is swept (the JSON and the picture's title say so).
+    assert result["sweep"]["seeds"] == [0]
+    curves = [tag for tag in sweep if tag.startswith("sweep/seed_0/W_hh_")]
     assert len(curves) == 16 and all(len(sweep[tag]) == 11 for tag in curves)
     assert len(sweep["sweep/offset"]) == 11 and "sweep/about" in sweep
     costs = np.loadtxt(tmp_path / "sweep.csv", delimiter=",", skiprows=1)
@@ -59,8 +68,10 @@ def test_xor_elman_learns_and_writes_the_sweep(tmp_path, capsys):
 @pytest.mark.slow
 def test_hello_generates_the_word_from_its_first_letter(tmp_path, capsys):
     assert hello.main(["--seeds", "3", "--steps", "200", "--workdir", str(tmp_path),
-                       "--no-progress"]) == 0
+                       "--no-progress", "--plot", str(tmp_path / "hello.png")]) == 0
     result = _json(capsys)
+    assert result["plot"] == str(tmp_path / "hello.png")
+    assert _png_width(tmp_path / "hello.png") >= 1000
     assert result["succeeded"] == 3 and result["generated"] == ["hello"] * 3
     assert result["teacher_forced_ok"] == 3
 
@@ -75,9 +86,11 @@ def test_hello_rejects_text_outside_its_alphabet(tmp_path, capsys):
 def test_binary_addition_learns_to_carry(tmp_path, capsys):
     assert binary_addition.main(["--samples", "3000", "--seeds", "2", "--check-every", "500",
                                  "--print-every", "2000", "--test-count", "1000",
-                                 "--workdir", str(tmp_path), "--no-progress"]) == 0
+                                 "--workdir", str(tmp_path), "--no-progress",
+                                 "--plot", str(tmp_path / "add.png")]) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out.strip().splitlines()[-1])
+    assert _png_width(tmp_path / "add.png") >= 1000
     assert result["converged"] == 2 and result["samples_needed"] <= 3000
     assert result["exact_8bit"] == 1.0 and result["exact_32bit"] == 1.0
     assert "Pred:" in captured.err and "True:" in captured.err  # the seed's progress lines
