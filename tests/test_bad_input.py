@@ -138,10 +138,11 @@ def test_unknown_characters_name_the_fix_and_the_flag_maps_them(tmp_path, capsys
                     "--set vocab=corpus", "--set normalize=true")
     first = int(message.split("first at character ")[1].split(")")[0])
     assert (files / "capitals.txt").read_text()[first] in ".C"
-    # Resuming the text8 run with this text: the run's vocabulary is fixed.
+    # Resuming the text8 run with this text (allowed to change corpus): the run's
+    # vocabulary is still fixed.
     before = snapshot(run)
     fails(capsys, ["train", "--data", capitals, "--workdir", str(run), "--steps", "40",
-                   "--no-progress"], "outside the vocabulary of the run in",
+                   "--no-progress", "--allow-new-corpus"], "outside the vocabulary of the run in",
           "--set unknown=space")
     assert snapshot(run) == before
     # The documented mapping: each unknown character reads as a space.
@@ -174,7 +175,7 @@ def test_workdir_config_conflict(capsys, files, run, flags, fragment):
 def test_workdir_vocabulary_conflict(capsys, files, corpus_run, name, fragment):
     before = snapshot(corpus_run)
     fails(capsys, ["train", "--data", str(files / name), "--workdir", str(corpus_run),
-                   "--steps", "40", "--no-progress"],
+                   "--steps", "40", "--no-progress", "--allow-new-corpus"],
           f"The characters of {files / name} differ from the vocabulary of the run in",
           "(vocab.json)", fragment, "use the corpus it was trained on, or another --workdir")
     assert snapshot(corpus_run) == before

@@ -119,7 +119,7 @@ def _compare_steps(workdir):
     replicas; returns what each saw (losses, norms, clip flags, weights, state)."""
     import tensorflow as tf
 
-    from tf_rnn import config, data, distribute, training
+    from tf_rnn import config, data, distribute, run_state
     from tf_rnn.workdir import Workdir
 
     mirrored = distribute.make_strategy("mirrored")
@@ -131,7 +131,7 @@ def _compare_steps(workdir):
         cfg = config.Config(**fields)
         seen = {}
         for label, strategy in (("single", single), ("mirrored", mirrored)):
-            run = training.Run(cfg, 27, Workdir(os.path.join(workdir, name, label)), strategy)
+            run = run_state.Run(cfg, 27, Workdir(os.path.join(workdir, name, label)), strategy)
             step = distribute.make_train_step(strategy, run.model, run.optimizer,
                                               cfg.clip_norm, cfg.clip_value)
             cursors = data.BatchCursors(ids, cfg.batch_size, cfg.num_unrollings)
@@ -215,14 +215,14 @@ def _dropout_replicas(workdir):
     replica's half of the batch run by hand with its seed (and with one shared seed)."""
     import tensorflow as tf
 
-    from tf_rnn import config, data, distribute, steps, training
+    from tf_rnn import config, data, distribute, run_state, steps
     from tf_rnn.workdir import Workdir
 
     strategy = distribute.make_strategy("mirrored")
     cfg = config.Config(combine="sum", activation="tanh", num_nodes=12, batch_size=4,
                         num_unrollings=6, init="glorot", optimizer="sgd", learning_rate=0.5,
                         dropout=0.5, seed=3)
-    run = training.Run(cfg, 27, Workdir(workdir), strategy)
+    run = run_state.Run(cfg, 27, Workdir(workdir), strategy)
     step = distribute.make_train_step(strategy, run.model, run.optimizer, cfg.clip_norm,
                                       cfg.clip_value, seed=cfg.seed)
     cursors = data.BatchCursors(np.random.default_rng(1).integers(0, 27, 5000), 4, 6)
@@ -318,10 +318,10 @@ def _free_ports(count):
 def _worker_run(workdir, data, steps):
     """One worker: `tf-rnn train --strategy multiworker`, and a digest of the weights
     and carried state it holds at its last save (every worker saves, the chief keeps)."""
-    from tf_rnn import cli, training
+    from tf_rnn import cli, run_state
 
     held = {}
-    original = training.Run.save
+    original = run_state.Run.save
 
     def save(self, step, *args, **kwargs):
         path = original(self, step, *args, **kwargs)
@@ -331,7 +331,7 @@ def _worker_run(workdir, data, steps):
                     sums=[float(np.sum(w, dtype=np.float64)) for w in weights])
         return path
 
-    training.Run.save = save
+    run_state.Run.save = save
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = cli.main(["train", "--preset", "text8_arch1", "--data", data, "--workdir",

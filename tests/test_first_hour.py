@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import cli, config, data, diagnostics, jsonl, models, resources, text8, training
-from tf_rnn.workdir import Workdir
+from tf_rnn import cli, config, data, diagnostics, jsonl, models, resources, run_state, text8
+from tf_rnn import training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--set", "num_nodes=8", "--set", "batch_size=4", "--set", "num_unrollings=10",
@@ -168,14 +168,14 @@ def test_chars_per_sec_leaves_out_diagnostics_samples_and_saves(tmp_path, corpor
         time.sleep(pause)
         return measure(self, *args)
 
-    save = training.Run.save
+    save = run_state.Run.save
 
     def slow_save(self, *args):
         time.sleep(pause)
         return save(self, *args)
 
     monkeypatch.setattr(diagnostics.TrainingDiagnostics, "measure", slow_measure)
-    monkeypatch.setattr(training.Run, "save", slow_save)
+    monkeypatch.setattr(run_state.Run, "save", slow_save)
     c = config.get_preset("text8_arch1").replace(
         num_nodes=8, batch_size=4, num_unrollings=10, steps=steps, eval_every=0,
         sample_every=1, sample_length=5, checkpoint_every=1, diag_every=1, log_every=1,

@@ -5,6 +5,7 @@ command's figures. User errors print one line `tf-rnn: error: ...` and exit 2.
 """
 
 import argparse
+import re
 import sys
 
 import tf_rnn
@@ -315,7 +316,7 @@ def _run(fn, args, prog, verbose):
     import tensorflow as tf
 
     from tf_rnn.preemption import Preempted
-    from tf_rnn.training import TrainingDiverged
+    from tf_rnn.run_state import TrainingDiverged
 
     quiet_tensorflow(verbose)
     try:
@@ -325,6 +326,7 @@ def _run(fn, args, prog, verbose):
         return 2
     except tf.errors.ResourceExhaustedError as e:  # past the up-front estimate
         first = (str(e.message).strip().splitlines() or ["out of memory"])[0]
+        first = re.sub(r"^\{\{[^}]*\}\}\s*", "", first)  # {{function_node ...}}
         print(f"{prog}: error: out of memory: {first[:300]}. Use a smaller model or "
               f"batch (--set num_nodes=..., --set batch_size=...).", file=sys.stderr)
         return 2

@@ -275,7 +275,7 @@ def make_train_step(strategy, model, optimizer, clip_norm=0.0, clip_value=0.0,
             split_rows(strategy, inputs), split_rows(strategy, targets), state)
         return metrics, ReplicaRows(new_state)
 
-    return train_step
+    return steps_lib.StepFunction(train_step, xla=jit_compile)  # XLA: the local part
 
 
 class WorkerCheckpointManager:

@@ -112,6 +112,7 @@ def make_train_step(model, optimizer, clip_norm=0.0, clip_value=0.0, loss_fn=lm_
     Returns:
       train_step(inputs, targets, state) -> ({"loss", "grad_norm", "clipped",
       "finite"}, new_state); grad_norm is measured before clipping.
+      `train_step.uses_xla()` says whether XLA runs it.
     """
     variables = model.trainable_variables
     if not optimizer.built:
@@ -139,8 +140,9 @@ def make_train_step(model, optimizer, clip_norm=0.0, clip_value=0.0, loss_fn=lm_
     plain = _ShapeCachedFunction(tf.function(train_step))
     if not jit_compile:
         return plain
-    return xla_or_fallback(_ShapeCachedFunction(tf.function(train_step, jit_compile=True)),
-                           plain, "the train step")
+    return XlaOrFallback(
+        _ShapeCachedFunction(tf.function(train_step, jit_compile=True), xla=True), plain,
+        "the train step")
 
 
 # Errors by which a first XLA call can fail to compile (an op without an XLA kernel on
@@ -149,31 +151,48 @@ _XLA_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
                tf.errors.InternalError, tf.errors.NotFoundError)
 
 
-def xla_or_fallback(compiled, plain, what):
+class StepFunction:
+    """A step function and whether XLA compiles it: `step(*args)`, `step.uses_xla()`."""
+
+    def __init__(self, function, xla):
+        self._function, self._xla = function, bool(xla)
+
+    def __call__(self, *args):
+        return self._function(*args)
+
+    def uses_xla(self):
+        return self._xla
+
+
+class XlaOrFallback:
     """`compiled` (an XLA function), replaced by `plain` if its first call fails.
 
     Only the first call can fall back: if `plain` fails on the same arguments too, the
     error is not XLA's and `plain`'s is raised. The fallback is said on stderr once.
+    `uses_xla()` says which one runs (False before the first call has decided).
     """
-    chosen = None
 
-    def call(*args):
-        nonlocal chosen
-        if chosen is not None:
-            return chosen(*args)
+    def __init__(self, compiled, plain, what):
+        self._compiled, self._plain, self._what = compiled, plain, what
+        self._chosen = None
+
+    def __call__(self, *args):
+        if self._chosen is not None:
+            return self._chosen(*args)
         try:
-            result = compiled(*args)
-            chosen = compiled
+            result = self._compiled(*args)
+            self._chosen = self._compiled
         except _XLA_ERRORS as err:
-            result = plain(*args)  # raises the real error if it is not XLA's
-            chosen = plain
+            result = self._plain(*args)  # raises the real error if it is not XLA's
+            self._chosen = self._plain
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-            print(f"tf_rnn: XLA could not compile {what} ({reason}); running it without "
-                  f"XLA (--set jit_compile=false skips the attempt).", file=sys.stderr)
+            print(f"tf_rnn: XLA could not compile {self._what} ({reason}); running it "
+                  f"without XLA (--set jit_compile=false skips the attempt).",
+                  file=sys.stderr)
         return result
 
-    call.uses_xla = lambda: chosen is compiled
-    return call
+    def uses_xla(self):
+        return self._chosen is not None and self._chosen is self._compiled
 
 
 class _ShapeCachedFunction:
@@ -185,9 +204,13 @@ class _ShapeCachedFunction:
     +11% to +23% chars/s measured, with and without XLA). `.function` is the tf.function.
     """
 
-    def __init__(self, function):
+    def __init__(self, function, xla=False):
         self.function = function
+        self._xla = xla
         self._concrete = {}
+
+    def uses_xla(self):
+        return self._xla
 
     def __call__(self, *args):
         args = [tf.convert_to_tensor(a) for a in args]

@@ -1,16 +1,18 @@
 """The training loop shared by every character model.
 
-`train(config, workdir, data)` loads the corpus, builds (or resumes) the run, and
-loops over compiled truncated-BPTT steps with tqdm progress, TensorBoard summaries,
-periodic validation and samples, checkpoints, and a divergence guard.
+`train(config, workdir, data)` loads the corpus, builds (or resumes) the run and hands
+it to a `Trainer`, whose loop reads top to bottom: fetch a window, measure, step,
+recover or advance, then one line per periodic job (log, validate, sample,
+checkpoint-and-maybe-stop, cluster poll), each a short method. `Run` is what a
+checkpoint holds; `IntervalSums` the sums of one logging interval.
 """
 
+import contextlib
 import math
 import signal
 import sys
 import time
 
-import keras
 import tensorflow as tf
 import tqdm
 
@@ -18,69 +20,15 @@ from tf_rnn import data as data_lib
 from tf_rnn import diagnostics
 from tf_rnn import distribute
 from tf_rnn import integrity
-from tf_rnn import models
 from tf_rnn import preemption
 from tf_rnn import sampling
 from tf_rnn import steps as steps_lib
-from tf_rnn import summaries
 from tf_rnn import resources
+from tf_rnn import summaries
+from tf_rnn.run_state import Run
 from tf_rnn.runs import (  # noqa: F401  (load_model, run_data: part of this API)
-    load_corpus_for, load_model, restore_newest, run_data, run_info, training_data)
+    load_corpus_for, load_model, run_data, run_info, training_data)
 from tf_rnn.workdir import Workdir, WorkdirError
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss stayed non-finite after every allowed recovery."""
-
-
-class Run:
-    """Everything a checkpoint holds: weights, optimizer slots and schedule position,
-    step, data cursors, carried state, learning-rate scale, recoveries and RNG state."""
-
-    def __init__(self, config, alphabet_size, workdir, strategy=None):
-        self.strategy = strategy or tf.distribute.get_strategy()
-        with self.strategy.scope():  # model, optimizer and checkpoint live in its scope
-            self._build(config, alphabet_size, workdir)
-
-    def _build(self, config, alphabet_size, workdir):
-        keras.utils.set_random_seed(config.seed)
-        self.config = config
-        self.model = models.build_model(config, alphabet_size)
-        self.lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
-        self.optimizer = steps_lib.make_optimizer(config, self.lr_scale)
-        self.optimizer.build(self.model.trainable_variables)
-        B = config.batch_size
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.recoveries = tf.Variable(0, dtype=tf.int64, trainable=False, name="recoveries")
-        self.cursors = tf.Variable(tf.zeros([B], tf.int64), trainable=False, name="cursors")
-        self.state = tf.Variable(self.model.zero_state(B), trainable=False, name="state")
-        self.rng = tf.random.Generator.from_seed(config.seed)
-        # Sums of the logging interval under way (loss, grad norm, clipped steps, steps):
-        # the first interval after a resume then averages the same steps as without one.
-        self.log_totals = tf.Variable(tf.zeros([4], tf.float64), trainable=False,
-                                      name="log_totals")
-        self.checkpoint = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, step=self.step,
-            recoveries=self.recoveries, cursors=self.cursors, state=self.state,
-            lr_scale=self.lr_scale, rng=self.rng, log_totals=self.log_totals)
-        self.manager = distribute.checkpoint_manager(  # only the chief keeps its files
-            self.strategy, self.checkpoint, workdir.checkpoint_dir, config.keep_checkpoints)
-
-    def restore(self):
-        """Restores the newest checkpoint that loads; returns its path (None: there is none).
-
-        Raises:
-          WorkdirError: there are checkpoints, but none of them loads.
-        """
-        return restore_newest(self.checkpoint, self.manager.directory,
-                              lambda status: status.assert_existing_objects_matched())
-
-    def save(self, step, cursor_positions, state, log_totals=(0.0, 0.0, 0.0, 0.0)):
-        self.step.assign(step)
-        self.cursors.assign(cursor_positions)
-        self.log_totals.assign(log_totals)
-        self.state.assign(distribute.gather_rows(self.strategy, state))  # (B, S), global
-        return preemption.save_checkpoint(self.manager, step)  # WriteFailed: disk full
 
 
 def total_steps(config, cursors):
@@ -93,251 +41,319 @@ def _log(message):
     tqdm.tqdm.write(message, file=sys.stderr)
 
 
-def train(config, workdir, data=None, allow_new_corpus=False, **kwargs):
-    """Trains (or resumes) the run in `workdir`, holding its lock; see `_train`.
+def train(config, workdir, data=None, *, allow_new_corpus=False, cache_dir=None,
+          download_kwargs=None, progress=True):
+    """Trains (or resumes) the run in `workdir`, holding its lock; its final figures.
 
-    A resumed run continues on the corpus recorded in its run.json when `data` is None;
-    `data` naming another corpus is refused unless `allow_new_corpus`
-    (`runs.training_data`).
+    Args:
+      config: a validated `Config`.
+      workdir: the run's directory; a checkpoint there is resumed.
+      data: a corpus path. None: a resumed run's own corpus (recorded in its run.json),
+        for a new run text8 (downloaded into `cache_dir` if absent).
+      allow_new_corpus: resume on `data` even if it is another corpus than the run's.
+      cache_dir, download_kwargs: where and how text8 is fetched (`data.load_corpus`).
+      progress: a tqdm bar on stderr; False: one log line every `log_every` steps.
+
+    Returns:
+      {"step", "loss", "train_bpc", "valid_bpc", "chars_per_sec" (the train step's
+       alone, over this process's steps but its first), "elapsed_sec", "recoveries",
+       "sample", "workdir", "jit_compile" (whether XLA ran the step),
+       "first_step_sec" (mostly tracing and compiling; None if no step ran)}.
 
     Raises:
-      WorkdirError: `data` is not the corpus the run was trained on.
+      WorkdirError: `data` is another corpus than the run's (`runs.training_data`), the
+        run is past the steps asked, or its files conflict with `config`.
       ModelTooLarge: the model cannot fit in this machine's memory (`tf_rnn.resources`).
       WorkdirBusy: another live process trains (or exports) in `workdir`.
       Preempted: SIGTERM or SIGINT stopped the run after a checkpoint at its step.
       WriteFailed: a file of the run could not be written (a full disk); the previous
         checkpoint is intact.
+      TrainingDiverged: the loss stayed non-finite after every allowed recovery.
     """
     workdir = Workdir(workdir)
     integrity.check_files(workdir)
     workdir.check_compatible(config)
-    strategy = distribute.strategy_for(config)  # cached: _train gets the same one
+    strategy = distribute.strategy_for(config)  # before anything else runs TensorFlow
     # (after the strategy: MultiWorkerMirroredStrategy must come before any TF op)
     integrity.check_against_checkpoint(workdir, config, workdir.load_vocab())
     data = training_data(workdir, data, allow_new_corpus)
-    if not distribute.is_chief(strategy):  # writes nothing: the chief holds the lock
-        return _train(config, workdir, data, **kwargs)
-    with preemption.WorkdirLock(workdir.path, "training"):
-        return _train(config, workdir, data, **kwargs)
-
-
-def _train(config, workdir, data=None, *, cache_dir=None, download_kwargs=None,
-           progress=True):
-    """Trains (or resumes) the run in `workdir`; returns its final figures.
-
-    Args:
-      config: a validated `Config`.
-      workdir: the run's directory; a checkpoint there is resumed.
-      data: a corpus path, or None for text8 (downloaded into `cache_dir` if absent).
-
-    Returns:
-      {"step", "loss", "train_bpc", "valid_bpc", "chars_per_sec", "elapsed_sec",
-       "recoveries", "sample", "workdir"}.
-    """
-    workdir = Workdir(workdir)
-    workdir.check_compatible(config)
-    strategy = distribute.strategy_for(config)  # before anything else runs TensorFlow
     if config.strategy != "default":
         _log(distribute.describe(strategy))
-    corpus = load_corpus_for(config, workdir, data, cache_dir, download_kwargs, progress,
-                             same_vocab=True)
+    lock = (preemption.WorkdirLock(workdir.path, "training")
+            if distribute.is_chief(strategy)  # the others write nothing
+            else contextlib.nullcontext())
+    with lock:
+        corpus = load_corpus_for(config, workdir, data, cache_dir, download_kwargs,
+                                 progress, same_vocab=True)
+        resources.check_fits(config, corpus.vocab.size)  # before the model is built
+        return Trainer(config, workdir, data, corpus, strategy, progress).train()
+
+
+class IntervalSums:
+    """Sums over one logging interval.
+
+    Loss, gradient norm, clipped steps and steps are part of the run (a checkpoint holds
+    them as `Run.log_totals`), so the first interval after a resume averages the same
+    steps as without one. The time is this process's own, over its timed steps: the
+    first step of a process (tracing and compiling) is not timed, unless it is all the
+    interval holds (a resume just before a log step): then its time is what there is,
+    and the TensorBoard curve keeps its point.
+    """
+
+    def __init__(self, saved=(0.0, 0.0, 0.0, 0.0)):
+        loss, grad_norm, clipped, n = (float(v) for v in saved)
+        self.loss, self.grad_norm, self.clipped, self.n = loss, grad_norm, int(clipped), int(n)
+        self.time, self.timed = 0.0, 0
+        self.untimed = None  # the first step's time, if this interval holds it
+
+    def add(self, metrics, elapsed, timed=True):
+        """Counts one finite step that took `elapsed` seconds (not `timed`: compiling)."""
+        self.loss += float(metrics["loss"])
+        self.grad_norm += float(metrics["grad_norm"])
+        self.clipped += int(metrics["clipped"])
+        self.n += 1
+        if timed:
+            self.time, self.timed = self.time + elapsed, self.timed + 1
+        else:
+            self.untimed = elapsed
+
+    def saved(self):
+        """What a checkpoint holds of the interval (float64[4])."""
+        return [self.loss, self.grad_norm, float(self.clipped), float(self.n)]
+
+    def chars_per_sec(self, window_chars):
+        """Training speed over the timed steps (the untimed one if there is no other)."""
+        if self.timed:
+            return window_chars * self.timed / max(self.time, 1e-9)
+        return window_chars / max(self.untimed, 1e-9)
+
+
+class Trainer:
+    """One process's training of a run: the loop and its periodic jobs.
+
+    Invariants between steps: `step` updates have been applied to `run`'s weights;
+    `state` is the carried state after window `step` and `cursors` point at window
+    `step + 1`; `pending` holds the summaries of the steps after the last checkpoint,
+    written just before the next one, so no event on disk runs ahead of a checkpoint.
+    """
+
+    def __init__(self, config, workdir, data, corpus, strategy, progress=True):
+        self.config, self.workdir, self.data, self.corpus = config, workdir, data, corpus
+        self.strategy, self.progress = strategy, progress
+        self.cursors = _cursors(config, corpus)
+        if config.deterministic:  # bitwise-reproducible kernels from here on (process-wide)
+            tf.config.experimental.enable_op_determinism()
+        self.run = Run(config, corpus.vocab.size, workdir, strategy)
+        restored = self.run.restore()  # before any write: a failure leaves it as it was
+        self.step, self.last = int(self.run.step.numpy()), total_steps(config, self.cursors)
+        self.done = restored is not None and self.step >= self.last
+        self._check_not_past_the_end()
+        self._open(restored)
+        self.state = tf.convert_to_tensor(self.run.state)
+        self.train_step = distribute.make_train_step(
+            strategy, self.run.model, self.run.optimizer, config.clip_norm,
+            config.clip_value, jit_compile=config.jit_compile, seed=config.seed)
+        self.eval_step = steps_lib.make_eval_step(self.run.model)
+        self.generator = sampling.make_generator(self.run.model.step)
+        self.diag = diagnostics.TrainingDiagnostics(config, self.run.model, strategy)
+        self.writer = (tf.summary.create_noop_writer() if self.done else  # off the chief too
+                       distribute.summary_writer(strategy, workdir.events_dir))
+        self.window_chars = config.batch_size * config.num_unrollings
+        self.sums = IntervalSums(self.run.log_totals.numpy())
+        self.pending = summaries.PendingSummaries()
+        self.loss = self.bpc = self.text = self.first_step_sec = None
+        self.run_chars, self.run_time, self.started = 0, 0.0, time.perf_counter()
+        self.cluster = distribute.preemption_handler(strategy, self._save_now, self._stop_now)
+        # SIGTERM / SIGINT: checkpoint this step, then stop (a cluster: TensorFlow's handler)
+        self.stop = preemption.StopSignals(() if self.cluster else preemption.STOP_SIGNALS)
+        self.bar = tqdm.tqdm(total=self.last, initial=self.step, disable=not progress,
+                             unit="step", dynamic_ncols=True, file=sys.stderr, desc="train")
+
+    def _check_not_past_the_end(self):
+        if self.done and self.step > self.last:
+            raise WorkdirError(
+                f"The run in {str(self.workdir.path)!r} is already at step {self.step}, "
+                f"past the {self.last} steps asked (--steps / steps / epochs): nothing to "
+                f"train, nothing was changed. Ask for more steps to continue it; `tf-rnn "
+                f"eval` and `tf-rnn sample` use its latest checkpoint.")
+
+    def _open(self, restored):
+        """Writes the run's files (a finished run, run again, writes nothing) and puts
+        the cursors where the checkpoint left them, or saves the step-0 checkpoint."""
+        if not self.done:
+            self.workdir.create()
+            self.workdir.save_vocab(self.corpus.vocab)
+            self.workdir.save_config(self.config)
+            self.workdir.save_run_info(run_info(self.data, self.corpus))
+        if restored:
+            self.cursors.set_state(self.run.cursors.numpy())
+            if distribute.is_chief(self.strategy):  # events past the checkpoint: trained again
+                summaries.purge_after(self.workdir.events_dir, self.step)
+            _log(f"Resumed {self.workdir.path} at step {self.step}.")
+        else:
+            self.run.save(0, self.cursors.get_state(), self.run.state)
+
+    @property
+    def final(self):
+        """The last step is done: its figures go in before the last save."""
+        return self.step == self.last
+
+    def due(self, every):
+        """Whether a job run every `every` steps (0: never) is due now, or it is the end."""
+        return bool(every) and self.step % every == 0 or self.final
+
+    def train(self):
+        """Trains up to the last step; returns the run's figures (`train`'s Returns)."""
+        with self.writer.as_default(), self.bar, self.stop:
+            while self.step < self.last:
+                window = self.cursors.next()
+                measured = self.diag.measure(self.step + 1, self.last, window, self.state)
+                metrics, new_state, elapsed = self._timed_step(window)
+                if not bool(metrics["finite"]):
+                    self._recover()
+                    continue
+                self._advance(metrics, new_state, elapsed)
+                self.diag.write(self.pending, measured, self.step)
+                self._log_if_due()
+                self._validate_if_due()
+                self._sample_if_due()
+                self._checkpoint_if_due()
+                self._poll_cluster()
+            if self.done:  # a finished run, run again: its figures, nothing logged or saved
+                self.bpc, self.text = self._validate(), self._draw_sample()
+        return self._figures()
+
+    def _timed_step(self, window):
+        """One train step; the time it took, the train step alone: not the data,
+        diagnostics, validation, samples or saves (bool() waits for its result)."""
+        t0 = time.perf_counter()
+        metrics, new_state = self.train_step(window[:, :-1], window[:, 1:], self.state)
+        bool(metrics["finite"])
+        return metrics, new_state, time.perf_counter() - t0
+
+    def _advance(self, metrics, new_state, elapsed):
+        """Takes a finite step's result: the state carried, the step counted and timed
+        (the first step of a process traces and compiles: not timed)."""
+        self.state, self.step = new_state, self.step + 1
+        warm = self.first_step_sec is not None
+        self.sums.add(metrics, elapsed, timed=warm)
+        if warm:
+            self.run_chars, self.run_time = self.run_chars + self.window_chars, self.run_time + elapsed
+        else:
+            self.first_step_sec = elapsed  # mostly tracing and compiling
+        self.bar.update(1)
+
+    def _recover(self):
+        """Divergence guard: back to the last good checkpoint with a lower learning
+        rate; the pending steps are trained again from there."""
+        failed = self.step + 1
+        self.pending.discard()
+        path = self.run.roll_back(failed)
+        self.cursors.set_state(self.run.cursors.numpy())
+        self.step, self.state = int(self.run.step.numpy()), tf.convert_to_tensor(self.run.state)
+        self.sums = IntervalSums(self.run.log_totals.numpy())
+        self.bar.n = self.step
+        _log(f"Non-finite loss or gradient at step {failed}: weights not updated; "
+             f"restored {path} (step {self.step}) and set the learning-rate scale to "
+             f"{float(self.run.lr_scale.numpy()):g} (recovery "
+             f"{int(self.run.recoveries.numpy())}/{self.config.max_recoveries}).")
+
+    def _log_if_due(self):
+        if not (self.step % self.config.log_every == 0 or self.final):
+            return
+        sums, step, LN2 = self.sums, self.step, steps_lib.LN2
+        self.loss = sums.loss / sums.n
+        cps = sums.chars_per_sec(self.window_chars)
+        lr = steps_lib.current_learning_rate(self.run.optimizer)
+        for tag, value in (("train/loss", self.loss), ("train/bpc", self.loss / LN2),
+                           ("train/learning_rate", lr),
+                           ("train/grad_norm", sums.grad_norm / sums.n),
+                           ("train/clip_fraction", sums.clipped / sums.n),
+                           ("train/chars_per_sec", cps)):
+            self.pending.scalar(tag, value, step)
+        self.bar.set_postfix(loss=f"{self.loss:.3f}", bpc=f"{self.loss / LN2:.3f}",
+                             chars_s=f"{cps:,.0f}", refresh=False)
+        if not self.progress:  # no bar: one line per log_every steps (a log file's)
+            _log(f"step {step}/{self.last}: loss {self.loss:.4f} bpc "
+                 f"{self.loss / LN2:.4f} chars/s {cps:,.0f} lr {lr:.4g}")
+        self.sums = IntervalSums()
+
+    def _validate_if_due(self):
+        if self.due(self.config.eval_every):
+            self.bpc = self._validate()
+            if self.bpc is not None:
+                self.pending.scalar("valid/bpc", self.bpc, self.step)
+                if not self.final:
+                    _log(f"step {self.step}: valid bpc {self.bpc:.4f}")
+
+    def _sample_if_due(self):
+        if self.due(self.config.sample_every):
+            self.text = self._draw_sample()
+            self.pending.text("samples/text", self.text, self.step)
+            if not self.final:
+                _log(f"step {self.step} sample: {self.text!r}")
+
+    def _checkpoint_if_due(self):
+        """Events, then the checkpoint; then, after SIGTERM / SIGINT, the stop."""
+        if not (self.step % self.config.checkpoint_every == 0 or self.final
+                or self.stop.signum):
+            return
+        path = self._save_now()
+        if self.stop.signum and not self.final:
+            raise preemption.Preempted(self.stop.signum, (
+                f"stopped by {preemption.signal_name(self.stop.signum)} at step "
+                f"{self.step}: checkpoint {path} written, TensorBoard events flushed. Run "
+                f"the same command to resume."))
+
+    def _poll_cluster(self):
+        if self.cluster is not None and not self.final:
+            self.cluster.save_checkpoint_if_preempted()
+
+    def _save_now(self):  # also TensorFlow's: SIGTERM on any worker, all save this step
+        # Events first: no event on disk runs ahead of a checkpoint.
+        preemption.write_events(self.pending, self.writer, self.workdir.events_dir,
+                                self.run.manager.latest_checkpoint)
+        return self.run.save(self.step, self.cursors.get_state(), self.state,
+                             self.sums.saved())
+
+    def _stop_now(self):
+        raise preemption.Preempted(signal.SIGTERM, (
+            f"stopped by SIGTERM on a worker at step {self.step}: every worker saved "
+            f"checkpoint ckpt-{self.step}. Run the same command on every worker to resume."))
+
+    def _validate(self):
+        config, valid = self.config, self.corpus.valid
+        ids = valid[:config.eval_chars] if config.eval_chars else valid
+        if len(ids) < 2:
+            return None
+        return steps_lib.evaluate(self.run.model, ids, config.eval_batch_size,
+                                  config.num_unrollings, self.eval_step)["bpc"]
+
+    def _draw_sample(self):
+        seed = int(self.run.rng.uniform([], maxval=2**31 - 1, dtype=tf.int64))
+        return sampling.sample(self.run.model, self.corpus.vocab, "",
+                               self.config.sample_length, seed=seed,
+                               generator=self.generator)[0]
+
+    def _figures(self):
+        warm = self.first_step_sec is not None
+        loss = self.loss
+        return {"step": self.step, "loss": loss,
+                "train_bpc": None if loss is None else loss / steps_lib.LN2,
+                "valid_bpc": self.bpc,
+                "chars_per_sec": self.run_chars / self.run_time if self.run_time else None,
+                "recoveries": int(self.run.recoveries.numpy()), "sample": self.text,
+                "workdir": str(self.workdir.path),
+                "jit_compile": (self.train_step.uses_xla() if warm
+                                else self.config.jit_compile),
+                "first_step_sec": self.first_step_sec,
+                "elapsed_sec": time.perf_counter() - self.started}
+
+
+def _cursors(config, corpus):
     try:
-        cursors = data_lib.BatchCursors(corpus.train, config.batch_size, config.num_unrollings)
+        return data_lib.BatchCursors(corpus.train, config.batch_size, config.num_unrollings)
     except data_lib.DataError as err:  # the one DataError of well-formed ids: too short
         raise data_lib.DataError(
             f"{corpus.source}: its training split (90%) is too short: {err}; use a longer "
             f"corpus, or lower --set batch_size / --set num_unrollings.") from None
-    resources.check_fits(config, corpus.vocab.size)  # before the model is built
-    if config.deterministic:  # bitwise-reproducible kernels from here on (process-wide)
-        tf.config.experimental.enable_op_determinism()
-
-    run = Run(config, corpus.vocab.size, workdir, strategy)
-    restored = run.restore()  # before any write: a failure leaves the workdir as it was
-    last = total_steps(config, cursors)
-    done = restored is not None and int(run.step.numpy()) >= last
-    if done and int(run.step.numpy()) > last:
-        raise WorkdirError(
-            f"The run in {str(workdir.path)!r} is already at step {int(run.step.numpy())}, "
-            f"past the {last} steps asked (--steps / steps / epochs): nothing to train, "
-            f"nothing was changed. Ask for more steps to continue it; `tf-rnn eval` and "
-            f"`tf-rnn sample` use its latest checkpoint.")
-    if not done:  # a finished run, run again, only reports its figures: nothing written
-        workdir.create()
-        workdir.save_vocab(corpus.vocab)
-        workdir.save_config(config)
-        workdir.save_run_info(run_info(data, corpus))
-    if restored:
-        cursors.set_state(run.cursors.numpy())
-        if distribute.is_chief(strategy):  # events past the checkpoint: trained again now
-            summaries.purge_after(workdir.events_dir, int(run.step.numpy()))
-        _log(f"Resumed {workdir.path} at step {int(run.step.numpy())}.")
-    else:
-        run.save(0, cursors.get_state(), run.state)
-    step, state = int(run.step.numpy()), tf.convert_to_tensor(run.state)
-    train_step = distribute.make_train_step(
-        strategy, run.model, run.optimizer, config.clip_norm, config.clip_value,
-        jit_compile=config.jit_compile, seed=config.seed)
-    eval_step = steps_lib.make_eval_step(run.model)
-    generator = sampling.make_generator(run.model.step)
-    diag = diagnostics.TrainingDiagnostics(config, run.model, strategy)  # diag_every
-    writer = (tf.summary.create_noop_writer() if done else  # no-op off the chief too
-              distribute.summary_writer(strategy, workdir.events_dir))
-    window_chars = config.batch_size * config.num_unrollings
-    totals = _new_totals(run.log_totals.numpy())
-    pending = summaries.PendingSummaries()  # written just before each checkpoint
-    bpc = text = None
-    result = {"step": step, "loss": None, "train_bpc": None, "valid_bpc": None,
-              "chars_per_sec": None, "recoveries": int(run.recoveries.numpy()),
-              "sample": None, "workdir": str(workdir.path), "jit_compile": None,
-              "first_step_sec": None}
-    run_chars, run_time, started, warm = 0, 0.0, time.perf_counter(), False
-
-    def validate():
-        ids = corpus.valid[:config.eval_chars] if config.eval_chars else corpus.valid
-        if len(ids) < 2:
-            return None
-        return steps_lib.evaluate(run.model, ids, config.eval_batch_size,
-                                  config.num_unrollings, eval_step)["bpc"]
-
-    def draw_sample():
-        seed = int(run.rng.uniform([], maxval=2**31 - 1, dtype=tf.int64))
-        return sampling.sample(run.model, corpus.vocab, "", config.sample_length,
-                               seed=seed, generator=generator)[0]
-
-    def save_now():  # SIGTERM on any worker of a cluster: all save this step
-        preemption.write_events(pending, writer, workdir.events_dir,
-                                run.manager.latest_checkpoint)
-        run.save(step, cursors.get_state(), state, _saved_totals(totals))
-
-    def stop_now():
-        raise preemption.Preempted(signal.SIGTERM, (
-            f"stopped by SIGTERM on a worker at step {step}: every worker saved "
-            f"checkpoint ckpt-{step}. Run the same command on every worker to resume."))
-
-    cluster = distribute.preemption_handler(strategy, save_now, stop_now)
-    # SIGTERM / SIGINT: checkpoint this step, then stop (a cluster: TensorFlow's handler)
-    stop = preemption.StopSignals(() if cluster else preemption.STOP_SIGNALS)
-
-    bar = tqdm.tqdm(total=last, initial=step, disable=not progress, unit="step",
-                    dynamic_ncols=True, file=sys.stderr, desc="train")
-    with writer.as_default(), bar, stop:
-        while step < last:
-            window = cursors.next()
-            measured = diag.measure(step + 1, last, window, state)  # before the update
-            # chars/s times the train step alone: not the data, diagnostics, validation,
-            # samples or saves (bool() waits for the step's result).
-            t0 = time.perf_counter()
-            metrics, new_state = train_step(window[:, :-1], window[:, 1:], state)
-            finite = bool(metrics["finite"])
-            elapsed = time.perf_counter() - t0
-            if not finite:
-                pending.discard()  # its steps are trained again from the checkpoint
-                step, state = _recover(run, cursors, config, step)
-                totals = _new_totals(run.log_totals.numpy())
-                bar.n = step
-                continue
-            state = new_state
-            step += 1
-            loss = float(metrics["loss"])
-            totals["loss"] += loss
-            totals["grad_norm"] += float(metrics["grad_norm"])
-            totals["clipped"] += int(metrics["clipped"])
-            totals["n"] += 1
-            if warm:  # the first step of a process traces and compiles: not counted
-                run_chars, run_time = run_chars + window_chars, run_time + elapsed
-                totals["time"] += elapsed
-                totals["timed"] += 1
-            else:
-                result["first_step_sec"] = elapsed  # mostly tracing and compiling
-            warm = True
-            bar.update(1)
-            diag.write(pending, measured, step)
-            if step % config.log_every == 0 or step == last:
-                n = totals["n"]
-                mean_loss = totals["loss"] / n
-                # None: the interval held only the first (compiling) step
-                cps = (window_chars * totals["timed"] / max(totals["time"], 1e-9)
-                       if totals["timed"] else None)
-                lr = steps_lib.current_learning_rate(run.optimizer)
-                pending.scalar("train/loss", mean_loss, step)
-                pending.scalar("train/bpc", mean_loss / steps_lib.LN2, step)
-                pending.scalar("train/learning_rate", lr, step)
-                pending.scalar("train/grad_norm", totals["grad_norm"] / n, step)
-                pending.scalar("train/clip_fraction", totals["clipped"] / n, step)
-                if cps is not None:
-                    pending.scalar("train/chars_per_sec", cps, step)
-                shown = "-" if cps is None else f"{cps:,.0f}"
-                bar.set_postfix(loss=f"{mean_loss:.3f}", bpc=f"{mean_loss / steps_lib.LN2:.3f}",
-                                chars_s=shown, refresh=False)
-                result.update(loss=mean_loss, train_bpc=mean_loss / steps_lib.LN2)
-                if not progress:  # no bar: one line per log_every steps (a log file's)
-                    _log(f"step {step}/{last}: loss {mean_loss:.4f} bpc "
-                         f"{mean_loss / steps_lib.LN2:.4f} chars/s {shown} lr {lr:.4g}")
-                totals = _new_totals()
-            final = step == last  # the final figures too go in before the last save
-            if (config.eval_every and step % config.eval_every == 0) or final:
-                bpc = validate()
-                if bpc is not None:
-                    pending.scalar("valid/bpc", bpc, step)
-                    if not final:
-                        _log(f"step {step}: valid bpc {bpc:.4f}")
-            if (config.sample_every and step % config.sample_every == 0) or final:
-                text = draw_sample()
-                pending.text("samples/text", text, step)
-                if not final:
-                    _log(f"step {step} sample: {text!r}")
-            if step % config.checkpoint_every == 0 or final or stop.signum:
-                # Events first: no event on disk runs ahead of a checkpoint.
-                preemption.write_events(pending, writer, workdir.events_dir,
-                                        run.manager.latest_checkpoint)
-                path = run.save(step, cursors.get_state(), state, _saved_totals(totals))
-                if stop.signum and not final:
-                    raise preemption.Preempted(stop.signum, (
-                        f"stopped by {preemption.signal_name(stop.signum)} at step {step}: "
-                        f"checkpoint {path} written, TensorBoard events flushed. Run the "
-                        f"same command to resume."))
-            if cluster is not None and not final:
-                cluster.save_checkpoint_if_preempted()
-        if text is None:  # a finished run, run again: its figures, nothing logged or saved
-            bpc, text = validate(), draw_sample()
-    uses_xla = getattr(train_step, "uses_xla", None)
-    result.update(step=step, valid_bpc=bpc, sample=text,
-                  jit_compile=uses_xla() if uses_xla and warm else config.jit_compile,
-                  chars_per_sec=run_chars / run_time if run_time else None,
-                  elapsed_sec=time.perf_counter() - started,
-                  recoveries=int(run.recoveries.numpy()))
-    return result
-
-
-def _new_totals(saved=(0.0, 0.0, 0.0, 0.0)):
-    """Sums over one logging interval: loss, grad norm, clipped steps and steps (from
-    `Run.log_totals` after a restore), and this process's time over `timed` steps."""
-    loss, grad_norm, clipped, n = (float(v) for v in saved)
-    return {"loss": loss, "grad_norm": grad_norm, "clipped": int(clipped), "n": int(n),
-            "time": 0.0, "timed": 0}
-
-
-def _saved_totals(totals):
-    return [totals["loss"], totals["grad_norm"], float(totals["clipped"]), float(totals["n"])]
-
-
-def _recover(run, cursors, config, step):
-    """Divergence guard: back to the last good checkpoint with a lower learning rate."""
-    recoveries = int(run.recoveries.numpy()) + 1
-    scale = float(run.lr_scale.numpy()) * config.recovery_lr_factor
-    if recoveries > config.max_recoveries:
-        raise TrainingDiverged(
-            f"The loss became non-finite at step {step + 1} and stayed so after "
-            f"{config.max_recoveries} restore(s) of the last good checkpoint, the learning "
-            f"rate scaled by {config.recovery_lr_factor:g} each time (max_recoveries, "
-            f"recovery_lr_factor). That checkpoint is kept in {run.manager.directory}: "
-            f"train again with a lower --set learning_rate=... to continue from it.")
-    path = run.restore()
-    run.recoveries.assign(recoveries)
-    run.lr_scale.assign(scale)
-    cursors.set_state(run.cursors.numpy())
-    restored = int(run.step.numpy())
-    _log(f"Non-finite loss or gradient at step {step + 1}: weights not updated; restored "
-         f"{path} (step {restored}) and set the learning-rate scale to {scale:g} "
-         f"(recovery {recoveries}/{config.max_recoveries}).")
-    return restored, tf.convert_to_tensor(run.state)
