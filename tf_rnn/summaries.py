@@ -23,6 +23,8 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
+from tf_rnn import files
+
 
 # tag (or fnmatch pattern) -> what a reader of the chart needs to know. The first match
 # wins, so exact tags come before the patterns that would also match them.
@@ -197,6 +199,7 @@ def _rewrite(path, records):
     # The temporary name holds no "tfevents": a TensorBoard watching the directory
     # must not load it as one more event file.
     fd, tmp = tempfile.mkstemp(prefix=".purge.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, files.umask_mode())  # the event file keeps a readable mode
     os.close(fd)
     try:
         with tf.io.TFRecordWriter(tmp) as out:
