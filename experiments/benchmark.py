@@ -26,6 +26,7 @@ import numpy as np
 
 from experiments._report import Report, _round, peak_rss_tracker
 from tf_rnn import jsonl
+from tf_rnn import vocab as vocab_lib
 
 ALPHABET = 27  # ' ' + a-z, text8's alphabet
 SPEED_CHARS = 1 << 20  # synthetic corpus of the speed rows: speed does not depend on text
@@ -243,10 +244,10 @@ def run_eval(report, args, ids):
 def run_sampling(report, args):
     """Sampling with the compiled loop (1 and 64 streams) against a Python loop."""
     from experiments import _baselines
-    from tf_rnn import data, sampling
+    from tf_rnn import sampling
 
     _, model, _ = tf_rnn_trainer("text8_arch1")
-    vocab = data.Vocabulary.text8()
+    vocab = vocab_lib.Vocabulary.text8()
     generator = sampling.make_generator(model.step)
     loop = _baselines.PythonLoopSampler(model.step)
     report.log("Sampling (Arch 1 seed shape, temperature 1):")

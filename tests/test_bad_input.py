@@ -12,8 +12,8 @@ import pytest
 
 from tf_rnn import cli
 from tf_rnn import config as config_lib
-from tf_rnn import data
 from tf_rnn import training
+from tf_rnn import vocab as vocab_lib
 
 TINY = ["--no-progress", "--set", "num_nodes=8", "--set", "batch_size=4", "--set",
         "num_unrollings=10", "--set", "log_every=10", "--set", "eval_every=0", "--set",
@@ -238,7 +238,7 @@ def test_text8_download_with_wrong_size_or_digest(tmp_path, capsys, change, frag
 
 def test_saved_files_are_json(run):
     """The vocabulary and the config are JSON (no pickle anywhere)."""
-    assert json.loads((run / "vocab.json").read_text()) == {"chars": data.TEXT8_ALPHABET}
+    assert json.loads((run / "vocab.json").read_text()) == {"chars": vocab_lib.TEXT8_ALPHABET}
     assert json.loads((run / "config.json").read_text())["batch_size"] == 4
 
 

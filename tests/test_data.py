@@ -12,6 +12,9 @@ import pytest
 
 from tf_rnn import data
 from tf_rnn.data import BatchCursors, DataError, Vocabulary
+from tf_rnn import vocab as vocab_lib
+from tf_rnn import textio
+from tf_rnn import text8
 
 # --- Vocabulary ------------------------------------------------------------------------
 
@@ -19,7 +22,7 @@ from tf_rnn.data import BatchCursors, DataError, Vocabulary
 def test_text8_vocabulary_ids():
     vocab = Vocabulary.text8()
     assert vocab.size == len(vocab) == 27
-    assert vocab.chars == data.TEXT8_ALPHABET
+    assert vocab.chars == vocab_lib.TEXT8_ALPHABET
     np.testing.assert_array_equal(vocab.encode(" az"), [0, 1, 26])
     assert vocab.encode("hello").dtype == np.int32
 
@@ -48,8 +51,8 @@ def test_encode_decode_non_latin1_vocabulary():
 def test_encode_matches_per_character_lookup_on_long_text():
     rng = np.random.default_rng(0)
     vocab = Vocabulary.text8()
-    text = "".join(rng.choice(list(data.TEXT8_ALPHABET), size=50_000))
-    expected = [data.TEXT8_ALPHABET.index(c) for c in text]
+    text = "".join(rng.choice(list(vocab_lib.TEXT8_ALPHABET), size=50_000))
+    expected = [vocab_lib.TEXT8_ALPHABET.index(c) for c in text]
     np.testing.assert_array_equal(vocab.encode(text), expected)
 
 
@@ -161,13 +164,13 @@ def _zip_bytes(members):
 def test_load_plain_text_file(tmp_path):
     path = tmp_path / "corpus.txt"
     path.write_bytes("\ufeffhéllo\nworld".encode("utf-8"))  # the BOM is dropped
-    assert data.load_text(path) == "héllo\nworld"
+    assert textio.load_text(path) == "héllo\nworld"
 
 
 def test_load_zip_with_one_member(tmp_path):
     path = tmp_path / "corpus.zip"
     path.write_bytes(_zip_bytes({"dir/": b"", "dir/corpus": "abc λ".encode()}))
-    assert data.load_text(str(path)) == "abc λ"
+    assert textio.load_text(str(path)) == "abc λ"
 
 
 @pytest.mark.parametrize("name, content, match", [
@@ -184,7 +187,7 @@ def test_load_text_bad_files(tmp_path, name, content, match):
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(DataError, match=match) as info:
-        data.load_text(path)
+        textio.load_text(path)
     assert name in str(info.value)
 
 
@@ -192,14 +195,14 @@ def test_load_text_truncated_zip(tmp_path):
     path = tmp_path / "cut.zip"
     path.write_bytes(_zip_bytes({"a.txt": b"hello world" * 100})[:60])
     with pytest.raises(DataError, match="cut.zip"):
-        data.load_text(path)
+        textio.load_text(path)
 
 
 def test_load_text_missing_path_and_directory(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
-        data.load_text(tmp_path / "missing.txt")
+        textio.load_text(tmp_path / "missing.txt")
     with pytest.raises(DataError, match="is a directory"):
-        data.load_text(tmp_path)
+        textio.load_text(tmp_path)
 
 
 # --- download_text8 against a local HTTP server ------------------------------------------
@@ -240,7 +243,7 @@ def server():
 def _download(server, cache, **kwargs):
     args = dict(url=server.url, expected_size=len(FAKE_ZIP), sha256=FAKE_SHA, progress=False)
     args.update(kwargs)
-    return data.download_text8(cache, **args)
+    return text8.download_text8(cache, **args)
 
 
 def test_download_verifies_and_caches(server, tmp_path):
@@ -252,7 +255,7 @@ def test_download_verifies_and_caches(server, tmp_path):
     assert _download(server, cache) == path
     assert len(server.requests) == 1  # served from the cache
     assert [p.name for p in cache.iterdir()] == ["text8.zip"]
-    assert data.read_text8(path) == FAKE_TEXT8
+    assert text8.read_text8(path) == FAKE_TEXT8
 
 
 def test_download_wrong_size_leaves_nothing(server, tmp_path):
@@ -300,15 +303,15 @@ def test_download_network_errors(server, tmp_path):
 
 def test_default_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("TF_RNN_CACHE", str(tmp_path))
-    assert data.default_cache_dir() == tmp_path
+    assert text8.default_cache_dir() == tmp_path
     monkeypatch.delenv("TF_RNN_CACHE")
-    assert data.default_cache_dir().parts[-2:] == (".cache", "tf_rnn")
+    assert text8.default_cache_dir().parts[-2:] == (".cache", "tf_rnn")
 
 
 def test_text8_constants():
-    assert data.TEXT8_SIZE == 31_344_016
+    assert text8.TEXT8_SIZE == 31_344_016
     assert sum(data.TEXT8_SPLIT) == 100_000_000
-    assert re.fullmatch("[0-9a-fA-F]{64}", data.TEXT8_SHA256)  # a SHA-256 in hex
+    assert re.fullmatch("[0-9a-fA-F]{64}", text8.TEXT8_SHA256)  # a SHA-256 in hex
 
 
 # --- split_text and load_corpus ----------------------------------------------------------

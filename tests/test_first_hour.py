@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import cli, config, data, diagnostics, jsonl, models, resources, run_state, text8
+from tf_rnn import cli, config, diagnostics, jsonl, models, resources, run_state, text8
 from tf_rnn import training
+from tf_rnn import textio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--set", "num_nodes=8", "--set", "batch_size=4", "--set", "num_unrollings=10",
@@ -94,7 +95,7 @@ def test_resume_on_another_corpus_is_refused_naming_both(tmp_path, corpora, caps
     before = snapshot(w)
     line = error_line(capsys, "train", "--workdir", w, "--data", b, "--steps", 20)
     for path in (a, b):
-        assert str(path) in line and data.file_sha256(path) in line, line
+        assert str(path) in line and textio.file_sha256(path) in line, line
     assert "--allow-new-corpus" in line and "--workdir" in line
     assert snapshot(w) == before  # run.json included: nothing was rewritten
 
@@ -106,7 +107,7 @@ def test_resume_on_another_corpus_is_refused_naming_both(tmp_path, corpora, caps
     code, _, err = run(capsys, "train", "--workdir", w, "--data", b, "--steps", 20,
                        "--allow-new-corpus")
     assert code == 0, err
-    assert json.loads((w / "run.json").read_text())["sha256"] == data.file_sha256(b)
+    assert json.loads((w / "run.json").read_text())["sha256"] == textio.file_sha256(b)
 
 
 def test_a_changed_file_at_the_recorded_path_gets_a_note(tmp_path, corpora, capsys):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import cli, config, data, export, logs, steps, text8
+from tf_rnn import cli, config, errors, export, logs, steps, text8
 from tf_rnn.workdir import Workdir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -154,12 +154,11 @@ def test_a_step_xla_cannot_compile_falls_back(capsys):
 # 6. Offline text8 ---------------------------------------------------------------------
 
 def test_offline_text8_says_what_to_do(tmp_path):
-    with pytest.raises(data.DataError) as info:
+    with pytest.raises(errors.DataError) as info:
         text8.download_text8(tmp_path, url="http://127.0.0.1:9/text8.zip", progress=False)
     message = str(info.value)
     assert "--data FILE" in message and str(tmp_path / "text8.zip") in message
     assert "TF_RNN_CACHE" in message and "--cache-dir" in message
-    assert data.download_text8 is text8.download_text8  # still reachable from data
 
 
 # 7. run.json ---------------------------------------------------------------------------

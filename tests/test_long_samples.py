@@ -15,9 +15,10 @@ import tensorflow as tf
 
 from tf_rnn import cli
 from tf_rnn import config as config_lib
-from tf_rnn import data, export, logs, models, sampling, training
+from tf_rnn import export, logs, models, sampling, training
+from tf_rnn import vocab as vocab_lib
 
-VOCAB = data.Vocabulary.text8()
+VOCAB = vocab_lib.Vocabulary.text8()
 TINY = ["num_nodes=8", "batch_size=4", "num_unrollings=10", "eval_every=0",
         "sample_every=0", "sample_length=10", "log_every=10", "eval_batch_size=4"]
 

@@ -26,6 +26,7 @@ from tf_rnn import cli
 from tf_rnn import config as config_lib
 from tf_rnn import training
 from tf_rnn.workdir import Workdir
+from tf_rnn import vocab as vocab_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 60
@@ -240,24 +241,23 @@ os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # the rename ne
 if sys.argv[1] == "config":
     w.save_config(config.Config(num_nodes=99))
 else:
-    w.save_vocab(data.Vocabulary("xyz"))
+    w.save_vocab(vocab_lib.Vocabulary("xyz"))
 """
 
 
 @pytest.mark.parametrize("what", ["config", "vocab"])
 def test_sigkill_inside_a_config_or_vocab_save_keeps_the_old_file(tmp_path, what):
-    from tf_rnn import data
 
     w = Workdir(tmp_path / "run").create()
     w.save_config(config_lib.Config(num_nodes=16))
-    w.save_vocab(data.Vocabulary.text8())
+    w.save_vocab(vocab_lib.Vocabulary.text8())
     proc = subprocess.run([sys.executable, "-c", KILL_IN_WRITE, what, str(w.path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     aside = list(w.path.glob(f".{what}.json.*.tmp"))  # the new text was written aside...
     assert len(aside) == 1 and ("99" if what == "config" else "xyz") in aside[0].read_text()
     assert w.load_config().num_nodes == 16  # ...and the old file is whole
-    assert w.load_vocab() == data.Vocabulary.text8()
+    assert w.load_vocab() == vocab_lib.Vocabulary.text8()
 
 
 def _divergence_argv(corpus, workdir, *extra):

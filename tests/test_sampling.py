@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import config, data, models, sampling
+from tf_rnn import config, models, sampling
+from tf_rnn import errors
+from tf_rnn import vocab as vocab_lib
 
-VOCAB = data.Vocabulary.text8()
+VOCAB = vocab_lib.Vocabulary.text8()
 
 
 @pytest.fixture(scope="module", params=["arch1", "arch2"])
@@ -84,5 +86,5 @@ def test_streams_are_independent_draws_from_the_model(model, generator):
 
 
 def test_prime_with_unknown_character_is_rejected(model):
-    with pytest.raises(data.DataError):
+    with pytest.raises(errors.DataError):
         sampling.sample(model, VOCAB, "Hello!", 5)

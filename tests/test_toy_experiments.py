@@ -11,9 +11,9 @@ import tensorflow as tf
 from experiments import binary_addition, charrnn_adagrad, hello, xor_elman  # noqa: F401
 from experiments._run import train_preset
 from tf_rnn import config as config_lib
-from tf_rnn import data as data_lib
 from tf_rnn import models, sampling, steps, training
 from tf_rnn.workdir import Workdir
+from tf_rnn import textio
 
 
 def _json(capsys):
@@ -171,7 +171,7 @@ def test_charrnn_trainer_carries_the_state_from_window_to_window(tmp_path):
     saved = tf.Variable(model.zero_state(1))
     tf.train.Checkpoint(state=saved).restore(
         tf.train.latest_checkpoint(str(workdir.checkpoint_dir))).expect_partial()
-    text = data_lib.load_text(_corpus(tmp_path))
+    text = textio.load_text(_corpus(tmp_path))
     ids = vocab.encode(text)[None, :4 * 20]  # the 4 windows of 20 characters seen
     _, carried = model(ids, model.zero_state(1))
     _, restarted = model(ids[:, -20:], model.zero_state(1))

@@ -1,24 +1,22 @@
 """tf_rnn: simple recurrent networks in TensorFlow 2 / Keras 3.
 
-Importing the package is cheap: TensorFlow is loaded only by the submodules that
-need it (`tf_rnn.models`, `tf_rnn.training`, ...), and its C++ start-up chatter is
-silenced unless the user has set ``TF_CPP_MIN_LOG_LEVEL`` (or ``TF_RNN_VERBOSE=1``)
-themselves; the CLI and the experiments also drop the native log lines that this
-variable no longer reaches (`tf_rnn.logs`).
+Importing the package is cheap and changes nothing in the process: TensorFlow is
+loaded only by the submodules that need it (`tf_rnn.models`, `tf_rnn.training`, ...).
+The CLI and the experiments quiet TensorFlow's own log lines (`tf_rnn.logs`); a
+library user keeps TensorFlow's settings as they are.
+
+The layers of the package, lowest first (docs/architecture.md says why;
+tests/test_layers.py holds them): a module imports only from its own layer and the
+ones below, and no import cycle exists.
+
+    base      config, errors, files, jsonl, logs, draws, plots
+    data      vocab, textio, text8, data
+    model     kernels, cells, models
+    steps     steps, sampling, summaries, distribute, sequence, tasks
+    run       workdir, preemption, integrity, runs, resources, run_state, diagnostics
+    training  training
+    export    export
+    entry     cli, __main__
 """
-
-import os
-
-# Set here (not by the user): `show_tensorflow_logs` may take it back before TF loads.
-_QUIETED = "TF_CPP_MIN_LOG_LEVEL" not in os.environ and os.environ.get(
-    "TF_RNN_VERBOSE", "").strip().lower() not in ("1", "true", "yes", "on")
-if _QUIETED:
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-
-
-def show_tensorflow_logs():
-    """Undoes the quieting above (for `--verbose`); effective before TensorFlow loads."""
-    if _QUIETED:
-        os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
 
 __version__ = "0.1.0"

@@ -298,8 +298,6 @@ def run_and_report(fn, args, prog="tf-rnn"):
     from tf_rnn import logs
 
     verbose = logs.verbose_requested(getattr(args, "verbose", False))
-    if verbose:
-        tf_rnn.show_tensorflow_logs()
     try:
         with logs.native_logs_filtered(verbose):
             result = _run(fn, args, prog, verbose)

@@ -1,7 +1,6 @@
 """Character data: normalisation, splits, corpora, batch cursors (vocabularies: `tf_rnn.vocab`).
 
-The text8 download/verify/cache code is `tf_rnn.text8`; its names (`download_text8`,
-`read_text8`, `default_cache_dir`, `TEXT8_URL`, ...) are also reachable from here.
+Corpora come from `tf_rnn.textio` (a file) or `tf_rnn.text8` (the download).
 
 Pure NumPy + standard library (no TensorFlow import), so it is cheap to import and test.
 Per-character work is vectorised; bad input raises `DataError` naming the file or
@@ -9,29 +8,17 @@ argument and what is wrong with it.
 """
 
 import dataclasses
-import pathlib
-import zipfile
-import zlib
 
 import numpy as np
 
-from tf_rnn.vocab import TEXT8_ALPHABET, DataError, Vocabulary  # noqa: F401 (re-exported)
+from tf_rnn import text8
+from tf_rnn.errors import DataError
+from tf_rnn.textio import load_text
+from tf_rnn.vocab import Vocabulary
 
 TEXT8_SPLIT = (90_000_000, 5_000_000, 5_000_000)  # train / valid / test characters
 
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-
-_TEXT8_NAMES = ("TEXT8_URL", "TEXT8_SIZE", "TEXT8_SHA256", "default_cache_dir",
-                "download_text8", "read_text8", "file_sha256")
-
-
-def __getattr__(name):  # the names that moved to tf_rnn.text8 (imported on first use)
-    if name in _TEXT8_NAMES:
-        from tf_rnn import text8
-
-        return getattr(text8, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 def normalize_text8(text: str) -> str:
     """Normalises text the way text8 was made.
@@ -51,60 +38,6 @@ def normalize_text8(text: str) -> str:
     keep = ~space
     keep[1:] |= ~space[:-1]  # a space survives only right after a letter
     return arr[keep].tobytes().strip(b" ").decode("ascii")
-
-
-def _decode_utf8(payload: bytes, what: str) -> str:
-    """Decodes UTF-8 (dropping a leading BOM); DataError naming `what` and the offset."""
-    skip = 3 if payload.startswith(b"\xef\xbb\xbf") else 0
-    try:
-        text = payload[skip:].decode("utf-8")
-    except UnicodeDecodeError as err:
-        at = err.start + skip
-        raise DataError(f"{what} is not valid UTF-8: byte 0x{payload[at]:02x} at byte offset "
-                        f"{at} ({err.reason})") from None
-    if not text:
-        raise DataError(f"{what} is empty")
-    return text
-
-
-def _read_zip_member(path: pathlib.Path) -> str:
-    """The text of the single file inside the zip archive `path`."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = [info for info in zf.infolist() if not info.is_dir()]
-            if not members:
-                raise DataError(f"zip archive {path} contains no file")
-            if len(members) > 1:
-                names = ", ".join(repr(m.filename) for m in members[:10])
-                more = " ..." if len(members) > 10 else ""
-                raise DataError(f"zip archive {path} holds {len(members)} files, expected "
-                                f"exactly one: {names}{more}")
-            payload = zf.read(members[0])
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
-        raise DataError(f"{path} is not a valid zip archive: {err}") from None
-    return _decode_utf8(payload, f"member {members[0].filename!r} of {path}")
-
-
-def load_text(path) -> str:
-    """Reads a UTF-8 text file, or the single file inside a zip archive (.zip or PK magic).
-
-    Returns the decoded, non-empty text. DataError on a missing path, a directory, an
-    empty file or member, non-UTF-8 bytes (with the byte offset), a zip with no file or
-    several (listed), or a corrupt zip.
-    """
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise DataError(f"text file {path} does not exist")
-    if path.is_dir():
-        raise DataError(f"{path} is a directory, expected a text file or a .zip archive")
-    try:
-        with path.open("rb") as f:
-            magic = f.read(4)
-        if path.suffix.lower() == ".zip" or magic == b"PK\x03\x04":
-            return _read_zip_member(path)
-        return _decode_utf8(path.read_bytes(), f"text file {path}")
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {err}") from None
 
 
 def split_text(text, fractions=(0.9, 0.05, 0.05)):
@@ -160,8 +93,6 @@ def load_corpus(data=None, *, cache_dir=None, vocab="text8", normalize=False, un
         ValueError: a bad `vocab`.
     """
     if data is None:
-        from tf_rnn import text8
-
         path = text8.download_text8(
             cache_dir if cache_dir is not None else text8.default_cache_dir(),
             **{"progress": progress, **(download_kwargs or {})})

@@ -67,7 +67,7 @@ class CharModelExport(tf.Module):
 
     Args:
       model: a `tf_rnn.models.CharModel` with its weights.
-      vocab: the `tf_rnn.data.Vocabulary` of its ids.
+      vocab: the `tf_rnn.vocab.Vocabulary` of its ids.
       asset_dir: an existing directory where the vocabulary asset file is written
         (tf.saved_model.save copies it into the export's assets/).
       unknown: "error" or "space": what strings with characters outside the

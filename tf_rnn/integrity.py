@@ -12,7 +12,7 @@ import collections
 import tensorflow as tf
 
 from tf_rnn import models
-from tf_rnn.workdir import WorkdirError
+from tf_rnn.errors import WorkdirError
 
 
 def check_files(workdir):

@@ -60,11 +60,16 @@ def _pump(read_fd, write_fd):
 def native_logs_filtered(verbose=False):
     """Within the block, native log lines written to fd 2 are dropped (see the module).
 
-    Does nothing when `verbose_requested(verbose)`, or when fd 2 cannot be redirected.
+    The entry points (the CLI, the experiments) run in this block. On entry it also sets
+    `TF_CPP_MIN_LOG_LEVEL=2` for a TensorFlow not yet imported, unless the user set it:
+    a process-wide setting, so it is made here, never by importing tf_rnn.
+    Does nothing when `verbose_requested(verbose)`; only the variable when fd 2 cannot be
+    redirected.
     """
     if verbose_requested(verbose):
         yield
         return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         sys.stderr.flush()
         real = os.dup(2)

@@ -16,13 +16,10 @@ import errno
 import fcntl
 import os
 import pathlib
-import shutil
 import signal
 import threading
 
-import tensorflow as tf
-
-from tf_rnn.workdir import WorkdirError, write_failed
+from tf_rnn.errors import WorkdirError
 
 LOCK_NAME = ".lock"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -149,57 +146,3 @@ class StopSignals:
 
 def signal_name(signum):
     return signal.Signals(signum).name
-
-
-def _checkpoint_bytes(directory, path):
-    """The size of the checkpoint `path`'s files (its .index and .data-*), or None."""
-    if not path:
-        return None
-    prefix = os.path.basename(path)
-    sizes = [os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory)
-             if f.startswith(prefix + ".")]
-    return sum(sizes) or None
-
-
-def save_checkpoint(manager, step):
-    """`manager.save(checkpoint_number=step)`; a failed write becomes one clear error.
-
-    TensorFlow writes a checkpoint into `ckpt-N_temp/` and renames it into place before
-    it names it in the index, so the previous checkpoint is untouched by a failure; the
-    partial files are removed here to give the space back.
-
-    Raises:
-      WriteFailed: the checkpoint could not be written (a full disk, a size limit).
-    """
-    directory = str(manager.directory)
-    previous = manager.latest_checkpoint
-    try:
-        return manager.save(checkpoint_number=step)
-    except (tf.errors.OpError, OSError) as err:
-        if os.path.isdir(directory):
-            for name in os.listdir(directory):
-                if name.startswith(f"ckpt-{step}_temp") or name.startswith(f"ckpt-{step}."):
-                    target = os.path.join(directory, name)
-                    shutil.rmtree(target) if os.path.isdir(target) else os.unlink(target)
-        then = (f"The previous checkpoint {os.path.basename(previous)} is intact: free some "
-                f"space and run the same command to resume from it." if previous else
-                "No checkpoint was written: free some space and run the command again.")
-        raise write_failed(f"checkpoint ckpt-{step} to", directory, err,
-                           _checkpoint_bytes(directory, previous), then) from None
-
-
-def write_events(pending, writer, events_dir, latest_checkpoint):
-    """`pending.write(writer)`; a failed write becomes one clear error.
-
-    Raises:
-      WriteFailed: the event file could not be written. Events past the checkpoint the
-        next run resumes from are dropped by that run (`summaries.purge_after`).
-    """
-    try:
-        pending.write(writer)
-    except (tf.errors.OpError, OSError) as err:
-        then = (f"The last checkpoint {os.path.basename(latest_checkpoint)} is intact: "
-                f"free some space and run the same command to resume from it."
-                if latest_checkpoint else "")
-        raise write_failed("TensorBoard events to", events_dir, err,
-                           pending.approx_bytes(), then) from None

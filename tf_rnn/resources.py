@@ -20,7 +20,7 @@ import os
 import tensorflow as tf
 
 from tf_rnn import models
-from tf_rnn.workdir import WorkdirError
+from tf_rnn.errors import WorkdirError
 
 GIB = 2**30
 OPTIMIZER_SLOTS = {"adam": 2, "adadelta": 2, "adagrad": 1, "sgd": 0}

@@ -1,19 +1,24 @@
-"""What a checkpoint of a training run holds (`Run`), and rolling it back.
+"""What a checkpoint of a training run holds (`Run`), writing it, and rolling it back.
 
 A checkpoint holds the weights, the optimizer's slots and schedule position, the step,
 the data cursors, the carried state, the learning-rate scale and recoveries of the
 divergence guard, the RNG of the samples and the sums of the logging interval under way:
-a killed run resumes as if it had never stopped.
+a killed run resumes as if it had never stopped. A write that fails (a full disk, a
+file-size limit) becomes one `WriteFailed` error that says what is intact
+(`save_checkpoint`, `write_events`).
 """
+
+import os
+import shutil
 
 import keras
 import tensorflow as tf
 
 from tf_rnn import distribute
 from tf_rnn import models
-from tf_rnn import preemption
 from tf_rnn import steps as steps_lib
 from tf_rnn.runs import restore_newest
+from tf_rnn.workdir import write_failed
 
 
 class TrainingDiverged(RuntimeError):
@@ -67,7 +72,7 @@ class Run:
         self.cursors.assign(cursor_positions)
         self.log_totals.assign(log_totals)
         self.state.assign(distribute.gather_rows(self.strategy, state))  # (B, S), global
-        return preemption.save_checkpoint(self.manager, step)  # WriteFailed: disk full
+        return save_checkpoint(self.manager, step)  # WriteFailed: disk full
 
     def roll_back(self, failed_step):
         """Restores the last good checkpoint and scales the learning rate by
@@ -91,3 +96,57 @@ class Run:
         self.recoveries.assign(recoveries)
         self.lr_scale.assign(scale)
         return path
+
+
+def _checkpoint_bytes(directory, path):
+    """The size of the checkpoint `path`'s files (its .index and .data-*), or None."""
+    if not path:
+        return None
+    prefix = os.path.basename(path)
+    sizes = [os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory)
+             if f.startswith(prefix + ".")]
+    return sum(sizes) or None
+
+
+def save_checkpoint(manager, step):
+    """`manager.save(checkpoint_number=step)`; a failed write becomes one clear error.
+
+    TensorFlow writes a checkpoint into `ckpt-N_temp/` and renames it into place before
+    it names it in the index, so the previous checkpoint is untouched by a failure; the
+    partial files are removed here to give the space back.
+
+    Raises:
+      WriteFailed: the checkpoint could not be written (a full disk, a size limit).
+    """
+    directory = str(manager.directory)
+    previous = manager.latest_checkpoint
+    try:
+        return manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as err:
+        if os.path.isdir(directory):
+            for name in os.listdir(directory):
+                if name.startswith(f"ckpt-{step}_temp") or name.startswith(f"ckpt-{step}."):
+                    target = os.path.join(directory, name)
+                    shutil.rmtree(target) if os.path.isdir(target) else os.unlink(target)
+        then = (f"The previous checkpoint {os.path.basename(previous)} is intact: free some "
+                f"space and run the same command to resume from it." if previous else
+                "No checkpoint was written: free some space and run the command again.")
+        raise write_failed(f"checkpoint ckpt-{step} to", directory, err,
+                           _checkpoint_bytes(directory, previous), then) from None
+
+
+def write_events(pending, writer, events_dir, latest_checkpoint):
+    """`pending.write(writer)`; a failed write becomes one clear error.
+
+    Raises:
+      WriteFailed: the event file could not be written. Events past the checkpoint the
+        next run resumes from are dropped by that run (`summaries.purge_after`).
+    """
+    try:
+        pending.write(writer)
+    except (tf.errors.OpError, OSError) as err:
+        then = (f"The last checkpoint {os.path.basename(latest_checkpoint)} is intact: "
+                f"free some space and run the same command to resume from it."
+                if latest_checkpoint else "")
+        raise write_failed("TensorBoard events to", events_dir, err,
+                           pending.approx_bytes(), then) from None

@@ -14,7 +14,12 @@ import tqdm
 from tf_rnn import data as data_lib
 from tf_rnn import integrity
 from tf_rnn import models
-from tf_rnn.workdir import Workdir, WorkdirError
+from tf_rnn.errors import WorkdirError
+from tf_rnn.workdir import Workdir
+from tf_rnn.errors import DataError
+from tf_rnn.vocab import Vocabulary
+from tf_rnn import text8
+from tf_rnn import textio
 
 
 def _log(message):
@@ -90,7 +95,7 @@ def load_model(workdir):
     integrity.check_files(workdir)  # a hand-damaged file: one line naming it
     vocab = workdir.load_vocab()
     if vocab is None or not workdir.has_checkpoint():
-        raise data_lib.DataError(f"No checkpoint in {str(workdir.path)!r}: train first "
+        raise DataError(f"No checkpoint in {str(workdir.path)!r}: train first "
                                  f"(`tf-rnn train --workdir {workdir.path}`).")
     integrity.check_against_checkpoint(workdir, config, vocab)
     model = models.build_model(config, vocab.size)
@@ -118,17 +123,17 @@ def load_corpus_for(config, workdir, data=None, cache_dir=None, download_kwargs=
                    download_kwargs=download_kwargs, progress=progress)
     try:
         corpus = data_lib.load_corpus(data, vocab=vocab, unknown=config.unknown, **options)
-    except data_lib.DataError as err:
+    except DataError as err:
         if vocab == "corpus":
             raise
         try:  # only on this error path: read the text again, with its own characters
             own = data_lib.load_corpus(data, vocab="corpus", **options)
-        except data_lib.DataError:
+        except DataError:
             raise err from None
         message = _unknown_characters(own, saved, config.vocab == "corpus", workdir)
         if message is None:
             raise
-        raise (WorkdirError if config.vocab == "corpus" else data_lib.DataError)(
+        raise (WorkdirError if config.vocab == "corpus" else DataError)(
             message) from None
     if same_vocab and saved is not None and config.vocab == "corpus":
         used = np.zeros(saved.size, bool)
@@ -147,9 +152,9 @@ def load_corpus_for(config, workdir, data=None, cache_dir=None, download_kwargs=
 def run_info(data, corpus):
     """What run.json records of the corpus: its absolute path (None: text8) and digest."""
     if data is None:
-        return {"data": None, "sha256": data_lib.TEXT8_SHA256}
+        return {"data": None, "sha256": text8.TEXT8_SHA256}
     path = os.path.abspath(os.path.expanduser(str(data)))
-    return {"data": path, "sha256": data_lib.file_sha256(path)}
+    return {"data": path, "sha256": textio.file_sha256(path)}
 
 
 def run_data(workdir, data=None, doing="evaluating"):
@@ -167,12 +172,12 @@ def run_data(workdir, data=None, doing="evaluating"):
     if recorded is None:
         return None  # text8
     if not os.path.exists(recorded):
-        raise data_lib.DataError(
+        raise DataError(
             f"The run in {str(workdir.path)!r} was trained on {recorded} (recorded in "
             f"{workdir.run_path.name}), which does not exist any more (or, if it was "
             f"recorded relative, from this directory): pass the corpus with --data FILE.")
     digest = info.get("sha256")
-    if digest and data_lib.file_sha256(recorded) != digest:
+    if digest and textio.file_sha256(recorded) != digest:
         _log(f"Note: {recorded} (recorded in {workdir.run_path}) has changed since the run "
              f"was trained (SHA-256 differs); {doing} on it anyway.")
     return recorded
@@ -204,7 +209,7 @@ def training_data(workdir, data=None, allow_new_corpus=False):
         return run_data(workdir, doing="training")
     if allow_new_corpus or not os.path.isfile(path):  # a missing file: load_corpus says so
         return data
-    digest = data_lib.file_sha256(path)
+    digest = textio.file_sha256(path)
     saved = info.get("sha256")
     if digest == saved:
         return data
@@ -225,7 +230,7 @@ def _show(chars, limit=10):
 def _unknown_characters(own, saved, conflict, workdir):
     """The message for a corpus (`own`: encoded with its own characters) holding
     characters outside the saved vocabulary (None: text8's); None if it holds none."""
-    vocab = saved or data_lib.Vocabulary.text8()
+    vocab = saved or Vocabulary.text8()
     extra = [c for c in own.vocab.chars if c not in vocab.chars]
     if not extra:
         return None

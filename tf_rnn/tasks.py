@@ -11,8 +11,8 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from tf_rnn import data as data_lib
 from tf_rnn import sampling
+from tf_rnn.vocab import Vocabulary
 
 SEED_XOR_BITS = (0, 0, 1, 1, 0)  # the S1 seed's training stream; its targets 0?,0,1,0,1
 _PREDICT = weakref.WeakKeyDictionary()
@@ -120,10 +120,10 @@ def exact_fraction(outputs, targets):
 
 
 def alphabet_of(text, alphabet=None):
-    """The `data.Vocabulary` of a task: `alphabet` in its order, else the distinct
+    """The `Vocabulary` of a task: `alphabet` in its order, else the distinct
     characters of `text` in order of first appearance ("hello" -> "helo")."""
     chars = alphabet if alphabet is not None else "".join(dict.fromkeys(text))
-    return data_lib.Vocabulary(chars)
+    return Vocabulary(chars)
 
 
 def next_symbol_task(text, vocab):

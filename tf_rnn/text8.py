@@ -19,7 +19,8 @@ import urllib.request
 from tqdm import tqdm
 
 from tf_rnn import files
-from tf_rnn.data import DataError, load_text
+from tf_rnn.errors import DataError
+from tf_rnn.textio import file_sha256, load_text
 
 TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
 TEXT8_SIZE = 31_344_016  # bytes of text8.zip
@@ -34,15 +35,6 @@ _TIMEOUT_S = 60.0  # socket timeout of the download
 def default_cache_dir() -> pathlib.Path:
     """The download cache: $TF_RNN_CACHE if set, else ~/.cache/tf_rnn."""
     return pathlib.Path(os.environ.get(CACHE_ENV) or "~/.cache/tf_rnn").expanduser()
-
-
-def file_sha256(path) -> str:
-    """Hex SHA-256 digest of the file at `path`."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _verify(path: pathlib.Path, expected_size, sha256) -> str | None:

@@ -25,10 +25,13 @@ from tf_rnn import sampling
 from tf_rnn import steps as steps_lib
 from tf_rnn import resources
 from tf_rnn import summaries
+from tf_rnn import run_state
 from tf_rnn.run_state import Run
 from tf_rnn.runs import (  # noqa: F401  (load_model, run_data: part of this API)
     load_corpus_for, load_model, run_data, run_info, training_data)
-from tf_rnn.workdir import Workdir, WorkdirError
+from tf_rnn.errors import WorkdirError
+from tf_rnn.workdir import Workdir
+from tf_rnn.errors import DataError
 
 
 def total_steps(config, cursors):
@@ -311,7 +314,7 @@ class Trainer:
 
     def _save_now(self):  # also TensorFlow's: SIGTERM on any worker, all save this step
         # Events first: no event on disk runs ahead of a checkpoint.
-        preemption.write_events(self.pending, self.writer, self.workdir.events_dir,
+        run_state.write_events(self.pending, self.writer, self.workdir.events_dir,
                                 self.run.manager.latest_checkpoint)
         return self.run.save(self.step, self.cursors.get_state(), self.state,
                              self.sums.saved())
@@ -353,7 +356,7 @@ class Trainer:
 def _cursors(config, corpus):
     try:
         return data_lib.BatchCursors(corpus.train, config.batch_size, config.num_unrollings)
-    except data_lib.DataError as err:  # the one DataError of well-formed ids: too short
-        raise data_lib.DataError(
+    except DataError as err:  # the one DataError of well-formed ids: too short
+        raise DataError(
             f"{corpus.source}: its training split (90%) is too short: {err}; use a longer "
             f"corpus, or lower --set batch_size / --set num_unrollings.") from None

@@ -1,8 +1,7 @@
 """Vocabularies: an ordered set of characters, a character's position its id.
 
-The lowest module of the data side (data imports it; it imports only tf_rnn.files):
-`DataError`, raised by everything that reads data, is defined here with it. Both are
-also reachable as `tf_rnn.data.Vocabulary` and `tf_rnn.data.DataError`.
+The lowest module of the data side (data imports it); its errors are
+`tf_rnn.errors.DataError`.
 """
 
 import json
@@ -12,12 +11,9 @@ from collections import Counter
 import numpy as np
 
 from tf_rnn import files
+from tf_rnn.errors import DataError
 
 TEXT8_ALPHABET = " abcdefghijklmnopqrstuvwxyz"  # id 0 is the space
-
-
-class DataError(ValueError):
-    """Bad data or data file: missing, corrupt, wrong size or digest, unknown characters."""
 
 
 def _codepoints(text: str) -> np.ndarray:

@@ -8,18 +8,14 @@
 """
 
 import json
-import os
 import pathlib
 import re
 import shutil
 
 from tf_rnn import config as config_lib
-from tf_rnn import data as data_lib
 from tf_rnn import files
-
-
-class WorkdirError(ValueError):
-    """A work directory that cannot be used as asked (missing, conflicting)."""
+from tf_rnn.errors import WorkdirError
+from tf_rnn.vocab import Vocabulary
 
 
 class WriteFailed(WorkdirError):
@@ -128,7 +124,7 @@ class Workdir:
 
     # Vocabulary ---------------------------------------------------------------
     def load_vocab(self):
-        return data_lib.Vocabulary.load(self.vocab_path) if self.vocab_path.is_file() else None
+        return Vocabulary.load(self.vocab_path) if self.vocab_path.is_file() else None
 
     def save_vocab(self, vocab):
         try:

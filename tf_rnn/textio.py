@@ -1,0 +1,77 @@
+"""Reading text files: UTF-8 text or the single file of a zip archive, and digests.
+
+The lowest module of the data side after `vocab`: `tf_rnn.text8` reads its download with
+it and `tf_rnn.data` reads every other corpus with it.
+"""
+
+import hashlib
+import pathlib
+import zipfile
+import zlib
+
+from tf_rnn.errors import DataError
+
+_CHUNK = 1 << 20  # hashing block, bytes
+
+
+def file_sha256(path) -> str:
+    """Hex SHA-256 digest of the file at `path`."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _decode_utf8(payload: bytes, what: str) -> str:
+    """Decodes UTF-8 (dropping a leading BOM); DataError naming `what` and the offset."""
+    skip = 3 if payload.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        text = payload[skip:].decode("utf-8")
+    except UnicodeDecodeError as err:
+        at = err.start + skip
+        raise DataError(f"{what} is not valid UTF-8: byte 0x{payload[at]:02x} at byte offset "
+                        f"{at} ({err.reason})") from None
+    if not text:
+        raise DataError(f"{what} is empty")
+    return text
+
+
+def _read_zip_member(path: pathlib.Path) -> str:
+    """The text of the single file inside the zip archive `path`."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [info for info in zf.infolist() if not info.is_dir()]
+            if not members:
+                raise DataError(f"zip archive {path} contains no file")
+            if len(members) > 1:
+                names = ", ".join(repr(m.filename) for m in members[:10])
+                more = " ..." if len(members) > 10 else ""
+                raise DataError(f"zip archive {path} holds {len(members)} files, expected "
+                                f"exactly one: {names}{more}")
+            payload = zf.read(members[0])
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
+        raise DataError(f"{path} is not a valid zip archive: {err}") from None
+    return _decode_utf8(payload, f"member {members[0].filename!r} of {path}")
+
+
+def load_text(path) -> str:
+    """Reads a UTF-8 text file, or the single file inside a zip archive (.zip or PK magic).
+
+    Returns the decoded, non-empty text. DataError on a missing path, a directory, an
+    empty file or member, non-UTF-8 bytes (with the byte offset), a zip with no file or
+    several (listed), or a corrupt zip.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise DataError(f"text file {path} does not exist")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, expected a text file or a .zip archive")
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+        if path.suffix.lower() == ".zip" or magic == b"PK\x03\x04":
+            return _read_zip_member(path)
+        return _decode_utf8(path.read_bytes(), f"text file {path}")
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err}") from None
