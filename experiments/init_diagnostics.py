@@ -42,7 +42,7 @@ def run(args):
     import keras
 
     from tf_rnn import config as config_lib
-    from tf_rnn import diagnostics, models, plots, training
+    from tf_rnn import diagnostics, models, plots, runs, training
     from tf_rnn.workdir import Workdir
 
     if args.plot:
@@ -56,8 +56,8 @@ def run(args):
         workdir = Workdir(f"{args.workdir}/{init}")
         result = training.train(config, workdir, args.data, cache_dir=args.cache_dir,
                                 progress=False)
-        model, vocab, _ = training.load_model(workdir)
-        corpus = training.load_corpus_for(config, workdir, args.data, args.cache_dir)
+        model, vocab, _ = runs.load_model(workdir)
+        corpus = runs.load_corpus_for(config, workdir, args.data, args.cache_dir)
         keras.utils.set_random_seed(config.seed)  # the run's own step-0 weights
         start = models.build_model(config, vocab.size)
         shape = (config.batch_size, config.num_unrollings, args.windows)

@@ -144,8 +144,6 @@ def main(argv=None):
 
 
 def _json_line(obj):
-    import json
-
     from experiments._report import _round
 
     return jsonl.dumps({k: {kk: _round(vv) for kk, vv in v.items()} for k, v in obj.items()})

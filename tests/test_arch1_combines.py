@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import cli, config, export, steps, training
+from tf_rnn import cli, config, export, runs, steps
 from tf_rnn.workdir import Workdir
 
 TINY = ["--set", "num_nodes=12", "--set", "batch_size=4", "--set", "num_unrollings=10",
@@ -60,9 +60,9 @@ def test_variant_end_to_end(tmp_path, capsys, corpus, variant):
     combine, activation = variant.split("_")
     assert (saved["combine"], saved["activation"]) == (combine, activation)
 
-    model, vocab, cfg = training.load_model(workdir)
+    model, vocab, cfg = runs.load_model(workdir)
     assert model.combine == combine and model.activation == activation
-    valid = training.load_corpus_for(cfg, Workdir(workdir), str(corpus)).valid
+    valid = runs.load_corpus_for(cfg, Workdir(workdir), str(corpus)).valid
     # It learned: well below an untrained model of the same variant, which a run whose
     # updates were lost could not reach.
     before = steps.evaluate(type(model).from_config(model.get_config()), valid, 4, 10)["bpc"]

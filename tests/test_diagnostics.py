@@ -256,7 +256,7 @@ def test_training_writes_diagnostics_resumes_exports_and_diagnoses(tmp_path, cap
     assert profile.shape == (10, 3) and (profile[:, 2] > 0).all()
     assert acc.SummaryMetadata("diag/grad_by_lag").plugin_data.plugin_name == "histograms"
     # Every chart says what it is; the profile's scale shows in log10 scalars per lag.
-    from tf_rnn import summaries
+    from tf_rnn import runs, summaries
 
     for tag in tags:
         assert acc.SummaryMetadata(tag).summary_description == summaries.describe(tag) != ""
@@ -271,7 +271,7 @@ def test_training_writes_diagnostics_resumes_exports_and_diagnoses(tmp_path, cap
     multiplexer = plugin_event_multiplexer.EventMultiplexer()
     multiplexer.AddRunsFromDirectory(str(tmp_path / "run"))
     assert list(multiplexer.Runs()) == ["events"]
-    model = training.load_model(tmp_path / "run")[0]
+    model = runs.load_model(tmp_path / "run")[0]
     # diag_every=-1 follows eval_every; 0 measures nothing.
     window = np.zeros((4, 11), np.int64)
     for every, due in ((-1, [10, 17]), (0, []), (3, [3, 6, 9, 12, 15, 17])):

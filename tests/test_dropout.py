@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config
 
-from tf_rnn import cli, config, models, steps, training
+from tf_rnn import cli, config, models, runs, steps
 
 MODELS = {
     "arch1_concat": dict(combine="concat", activation="relu"),
@@ -150,13 +150,13 @@ def test_a_resumed_run_draws_the_masks_of_the_uninterrupted_one(tmp_path, capsys
             "--set", "deterministic=true"]
     was = tf_config.is_op_determinism_enabled()
     try:
-        runs = {}
+        results = {}
         for name, legs in (("straight", [30]), ("resumed", [10, 30])):
             workdir = tmp_path / name
             for last in legs:
                 assert cli.main([*argv, "--workdir", str(workdir), "--steps", str(last)]) == 0
                 result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-            runs[name] = (result, _checkpoint(workdir))
+            results[name] = (result, _checkpoint(workdir))
         undropped = tmp_path / "undropped"
         assert cli.main([*argv, "--workdir", str(undropped), "--steps", "30",
                          "--set", "dropout=0"]) == 0
@@ -164,7 +164,7 @@ def test_a_resumed_run_draws_the_masks_of_the_uninterrupted_one(tmp_path, capsys
     finally:
         if not was:
             tf_config.disable_op_determinism()
-    (straight, ref), (resumed, mine) = runs["straight"], runs["resumed"]
+    (straight, ref), (resumed, mine) = results["straight"], results["resumed"]
     assert straight["loss"] == resumed["loss"]
     assert mine.keys() == ref.keys() and any(k.startswith("model/") for k in mine)
     for key in ref:
@@ -172,4 +172,4 @@ def test_a_resumed_run_draws_the_masks_of_the_uninterrupted_one(tmp_path, capsys
     # The masks changed training: the same run without dropout ends elsewhere.
     other = _checkpoint(undropped)
     assert any(not np.array_equal(other[k], ref[k]) for k in ref if k.startswith("model/"))
-    assert training.load_model(tmp_path / "resumed")[2].dropout == 0.3
+    assert runs.load_model(tmp_path / "resumed")[2].dropout == 0.3

@@ -50,7 +50,7 @@ LEARNED_MARGIN = {"text8_arch1": 0.1, "text8_arch2": 1.0}
 
 def untrained_valid_bpc(workdir, corpus_path):
     """Valid BPC of the run's step-0 checkpoint, scored as training scores its own."""
-    from tf_rnn import models, steps, training
+    from tf_rnn import models, runs, steps
     from tf_rnn.workdir import Workdir
 
     w = Workdir(workdir)
@@ -58,7 +58,7 @@ def untrained_valid_bpc(workdir, corpus_path):
     model = models.build_model(config, vocab.size)
     tf.train.Checkpoint(model=model).restore(
         str(w.checkpoint_dir / "ckpt-0")).assert_existing_objects_matched().expect_partial()
-    ids = training.load_corpus_for(config, w, str(corpus_path)).valid
+    ids = runs.load_corpus_for(config, w, str(corpus_path)).valid
     ids = ids[:config.eval_chars] if config.eval_chars else ids
     return steps.evaluate(model, ids, config.eval_batch_size, config.num_unrollings)["bpc"]
 

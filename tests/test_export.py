@@ -49,7 +49,7 @@ def runs(tmp_path_factory):
         out = root / f"export_{kind}"
         info = export_lib.export(workdir, out)
         assert info["step"] == 30 and info["model"] == config.model
-        model, vocab, config = training.load_model(workdir)
+        model, vocab, config = runs.load_model(workdir)
         runs[kind] = Run(workdir, out, data, text, model, vocab, config,
                          tf.saved_model.load(str(out)))
     return runs

@@ -243,9 +243,9 @@ def test_sampler_random_numbers_are_the_same_with_and_without_xla():
 
 
 def test_sample_exports_agree_in_the_library_too(trained):
-    from tf_rnn import sampling, training
+    from tf_rnn import runs, sampling
 
-    model, vocab, _ = training.load_model(trained)
+    model, vocab, _ = runs.load_model(trained)
     mine = sampling.sample(model, vocab, "", 50, temperature=0.8, top_k=5, seed=3,
                            num_streams=2)
     theirs = export.sample_from_export(trained / "export", "", 50, 0.8, 5, 3, 2)

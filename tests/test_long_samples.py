@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tf_rnn import cli
 from tf_rnn import config as config_lib
-from tf_rnn import export, logs, models, sampling, training
+from tf_rnn import export, logs, models, runs, sampling, training
 from tf_rnn import vocab as vocab_lib
 
 VOCAB = vocab_lib.Vocabulary.text8()
@@ -181,6 +181,6 @@ def test_export_sample_in_a_fresh_process_is_quiet_and_the_workdirs_text(trained
               if logs.is_native_log_line(line.encode()) or "oneDNN" in line]
     assert native == []
     assert "char/s" in proc.stderr  # the progress bar
-    model, vocab, _ = training.load_model(trained)
+    model, vocab, _ = runs.load_model(trained)
     assert out.read_text(encoding="utf-8") == sampling.sample(
         model, vocab, "", sampling.SAMPLE_CHUNK + 5, seed=3)[0]

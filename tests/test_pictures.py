@@ -14,7 +14,7 @@ from matplotlib import mathtext  # noqa: E402
 
 from experiments import hello, xor_elman  # noqa: E402
 from tf_rnn import config as config_lib  # noqa: E402
-from tf_rnn import diagnostics, models, plots, summaries  # noqa: E402
+from tf_rnn import diagnostics, plots, summaries  # noqa: E402
 
 
 def _png_size(path):
@@ -171,6 +171,15 @@ def test_pending_summaries_write_each_tags_description(tmp_path):
     assert all(got.values())  # none empty
     assert "log10" in summaries.describe("diag/grad_by_lag/lag_005")
     assert summaries.describe("no/such/tag") == ""
+    # Later events of a tag carry no description (TensorBoard reads the first one's):
+    # written every time, it made the event files 4x larger.
+    pending.scalar("train/bpc", 1.5, 2)
+    pending.write(writer)
+    later = [value.metadata.summary_description
+             for path in sorted(tmp_path.glob("events.out.tfevents.*"))
+             for event in tf.compat.v1.train.summary_iterator(str(path))
+             for value in event.summary.value if value.tag == "train/bpc"]
+    assert later == [summaries.describe("train/bpc"), ""]
 
 
 def test_diag_write_logs_the_profile_as_log10_scalars_per_lag(arch1_figures):

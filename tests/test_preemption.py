@@ -24,7 +24,7 @@ from test_reliability import (  # noqa: F401  (fixtures, the autouse one too, by
     run_cli, train_argv, wait_for)
 from hooked_cli import DRIVER  # tests/ is on sys.path under pytest, as for test_reliability
 
-from tf_rnn import training
+from tf_rnn import runs
 
 SAVE_COUNTER = "save_counter/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -149,7 +149,7 @@ def test_readers_never_see_a_half_written_checkpoint(tmp_path, corpus):
         (tmp_path / (marker.name + ".go")).touch()
         seen = set()
         for _ in range(25):
-            model, vocab, _ = training.load_model(workdir)
+            model, vocab, _ = runs.load_model(workdir)
             seen.add(latest_checkpoint_name(workdir))
             assert model(tf.zeros([1, 3], tf.int32), model.zero_state(1))[0].shape == (1, 3, 27)
         assert len(seen) > 1 and proc.poll() is None  # it was saving all along

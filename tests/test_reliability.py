@@ -24,6 +24,7 @@ from hooked_cli import DRIVER  # tests/ is on sys.path under pytest (no __init__
 
 from tf_rnn import cli
 from tf_rnn import config as config_lib
+from tf_rnn import runs
 from tf_rnn import training
 from tf_rnn.workdir import Workdir
 from tf_rnn import vocab as vocab_lib
@@ -235,13 +236,13 @@ def test_no_loadable_checkpoint_is_an_error_that_changes_nothing(tmp_path, capsy
 
 KILL_IN_WRITE = r"""
 import os, signal, sys
-from tf_rnn import config, data, workdir
+from tf_rnn import config, vocab, workdir
 w = workdir.Workdir(sys.argv[2])
 os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # the rename never happens
 if sys.argv[1] == "config":
     w.save_config(config.Config(num_nodes=99))
 else:
-    w.save_vocab(vocab_lib.Vocabulary("xyz"))
+    w.save_vocab(vocab.Vocabulary("xyz"))
 """
 
 
@@ -358,7 +359,7 @@ def test_ctrl_c_exits_130_and_keeps_a_checkpoint_to_resume_from(tmp_path, capsys
     assert "Traceback" not in err and not out  # a message, no JSON result
     kept = int(latest_checkpoint_name(workdir).split("-")[1])
     assert kept >= 5
-    training.load_model(workdir)  # the kept checkpoint loads...
+    runs.load_model(workdir)  # the kept checkpoint loads...
     code, result, err = run_cli(capsys, [*argv[:5], "--steps", str(kept + 5), *argv[7:]])
     assert code == 0, err  # ...and the run resumes from it
     assert f"at step {kept}." in err and result["step"] == kept + 5

@@ -13,7 +13,7 @@ from experiments._run import train_preset
 from tf_rnn import config as config_lib
 from tf_rnn import models, sampling, steps, training
 from tf_rnn.workdir import Workdir
-from tf_rnn import textio
+from tf_rnn import runs, textio
 
 
 def _json(capsys):
@@ -167,7 +167,7 @@ def test_charrnn_trainer_carries_the_state_from_window_to_window(tmp_path):
         eval_every=0, sample_every=0, log_every=1, checkpoint_every=4)
     workdir = Workdir(tmp_path / "run")
     training.train(config, workdir.path, str(_corpus(tmp_path)), progress=False)
-    model, vocab, _ = training.load_model(workdir.path)
+    model, vocab, _ = runs.load_model(workdir.path)
     saved = tf.Variable(model.zero_state(1))
     tf.train.Checkpoint(state=saved).restore(
         tf.train.latest_checkpoint(str(workdir.checkpoint_dir))).expect_partial()

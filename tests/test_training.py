@@ -7,7 +7,7 @@ import tensorflow as tf
 from tf_rnn import config as config_lib
 from tf_rnn import data as data_lib
 from tf_rnn import models
-from tf_rnn import training
+from tf_rnn import runs, training
 from tf_rnn.workdir import Workdir
 
 STEPS = 5
@@ -43,7 +43,7 @@ def test_saved_state_is_the_model_run_over_the_windows_seen(tmp_path, preset, ch
     training.train(config, tmp_path / "run", str(corpus_path), progress=False)
 
     workdir = Workdir(tmp_path / "run")
-    corpus = training.load_corpus_for(config, workdir, str(corpus_path))
+    corpus = runs.load_corpus_for(config, workdir, str(corpus_path))
     cursors = data_lib.BatchCursors(corpus.train, config.batch_size, config.num_unrollings)
     model = models.build_model(config, corpus.vocab.size)
     ckpt = tf.train.Checkpoint(model=model)

@@ -194,13 +194,13 @@ def cmd_train(args):
 
 def cmd_eval(args):
     from tf_rnn import steps as steps_lib
-    from tf_rnn import training
+    from tf_rnn import runs
     from tf_rnn.workdir import Workdir
 
     workdir = Workdir(args.workdir)
-    model, vocab, config = training.load_model(workdir)
-    data = training.run_data(workdir, args.data)
-    corpus = training.load_corpus_for(config, workdir, data, args.cache_dir)
+    model, vocab, config = runs.load_model(workdir)
+    data = runs.run_data(workdir, args.data)
+    corpus = runs.load_corpus_for(config, workdir, data, args.cache_dir)
     if args.split == "all":
         import numpy as np
 
@@ -231,9 +231,9 @@ def cmd_sample(args):
                                           args.temperature, args.top_k, args.seed,
                                           args.num_streams, progress=progress)
     else:
-        from tf_rnn import training
+        from tf_rnn import runs
 
-        model, vocab, _ = training.load_model(args.workdir)
+        model, vocab, _ = runs.load_model(args.workdir)
         unknown = sorted(set(args.prime) - set(vocab.chars))
         if unknown:
             raise ValueError(f"--prime {args.prime!r} has character(s) outside the model's "

@@ -36,8 +36,11 @@ import tensorflow as tf
 
 from tf_rnn import distribute
 from tf_rnn import models
+from tf_rnn import plots
+from tf_rnn import runs
 from tf_rnn import sequence
 from tf_rnn import steps as steps_lib
+from tf_rnn.workdir import Workdir
 
 SATURATION = 0.99  # tanh: |h| > 0.99; sigmoid: h outside [1 - 0.99, 0.99]
 
@@ -352,20 +355,14 @@ def diagnose(workdir, data=None, windows=4, plot=None, cache_dir=None, out=print
       The JSON-ready figures: scalars, "grad_by_lag", "grad_by_lag_last",
       "unit_rate" (lists), "grad_norms", "checkpoint", "windows".
     """
-    from tf_rnn import training  # training imports this module
-    from tf_rnn.workdir import Workdir
-
     if isinstance(windows, bool) or not isinstance(windows, int) or windows <= 0:
         raise ValueError(f"Received an invalid value for argument `windows`, expected a "
                          f"positive integer, got {windows!r}.")
     if plot is not None:
-        from tf_rnn import plots
-
         plots.require_matplotlib()  # before any work: a missing extra fails at once
     workdir = Workdir(workdir)
-    model, _, config = training.load_model(workdir)
-    corpus = training.load_corpus_for(config, workdir,
-                                      data or workdir.load_run_info().get("data"), cache_dir)
+    model, _, config = runs.load_model(workdir)
+    corpus = runs.load_corpus_for(config, workdir, runs.run_data(workdir, data), cache_dir)
     figures = measure_text(model, corpus.valid, config.batch_size, config.num_unrollings,
                            windows)
     figures.update(checkpoint=tf.train.latest_checkpoint(
@@ -373,8 +370,6 @@ def diagnose(workdir, data=None, windows=4, plot=None, cache_dir=None, out=print
     for line in table(figures):
         out(line)
     if plot is not None:
-        from tf_rnn import plots
-
         figures["plot"] = plots.diagnostics_figure(
             plot, {model_label(config): figures},
             title=f"{workdir.path.name}: {figures['checkpoint'].rsplit('/', 1)[-1]}")

@@ -45,7 +45,7 @@ from tf_rnn import logs
 from tf_rnn import preemption
 from tf_rnn import sampling
 from tf_rnn import steps
-from tf_rnn import training
+from tf_rnn import runs
 from tf_rnn.workdir import Workdir, atomic_write_text, write_failed
 
 VOCAB_ASSET = "vocab.txt"
@@ -373,7 +373,7 @@ def export(workdir, out=None, overwrite=False, unknown=None, jit_compile=True):
 
 
 def _export(workdir, out, unknown, jit_compile):
-    model, vocab, config = training.load_model(workdir)
+    model, vocab, config = runs.load_model(workdir)
     checkpoint = tf.train.latest_checkpoint(str(Workdir(workdir).checkpoint_dir))
     step = int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
     info = {"export_dir": str(out), "model": config.model, "step": step,

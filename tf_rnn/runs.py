@@ -1,7 +1,6 @@
 """Reading a run back: the newest checkpoint that loads, the model, the corpus it used.
 
-`train`, `eval`, `sample` and `export` all start here (`tf_rnn.training` re-exports
-`load_model`, `load_corpus_for` and `run_data`, their long-standing home).
+`train`, `eval`, `sample`, `export` and `diagnose` all start here.
 """
 
 import os

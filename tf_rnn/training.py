@@ -27,8 +27,7 @@ from tf_rnn import resources
 from tf_rnn import summaries
 from tf_rnn import run_state
 from tf_rnn.run_state import Run
-from tf_rnn.runs import (  # noqa: F401  (load_model, run_data: part of this API)
-    load_corpus_for, load_model, run_data, run_info, training_data)
+from tf_rnn.runs import load_corpus_for, run_info, training_data
 from tf_rnn.errors import WorkdirError
 from tf_rnn.workdir import Workdir
 from tf_rnn.errors import DataError
