@@ -1,12 +1,12 @@
-"""The README's table of error messages, checked against the real errors.
+"""The troubleshooting page's table of error messages, checked against the real errors.
 
-Each row of the table (README.md, "### Error messages") names a situation and quotes the
+Each row of the table (docs/troubleshooting.md, "## Error messages") names a situation and quotes the
 message `tf-rnn: error: ...` it gets. Here every row's situation is made for real, on
 small data in a temporary directory, and every message quoted in the row must match a
 message the code printed. In a quoted message the placeholders PATH, OTHER, WORKDIR,
 CACHE, URL and N, a size (`27.3 kB`), a process id, and `...` stand for anything; the
 rest is literal. A row without a producer here fails, and so does a producer whose row
-is gone: a new row gets its producer, a changed message gets the README fixed.
+is gone: a new row gets its producer, a changed message gets the table fixed.
 """
 
 import json
@@ -28,8 +28,8 @@ from tf_rnn import config as config_lib
 from tf_rnn import training
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-TABLE_FILE = ROOT / "README.md"  # where the table lives (it may move to docs/)
-TABLE_HEADING = "### Error messages"
+TABLE_FILE = ROOT / "docs" / "troubleshooting.md"  # where the table lives
+TABLE_HEADING = "## Error messages"
 PREFIX = "tf-rnn: error: "
 
 TINY = ["--no-progress", "--set", "num_nodes=8", "--set", "batch_size=4", "--set",
