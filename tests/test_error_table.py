@@ -383,7 +383,7 @@ def _does_not_fit(s):
     return [s.cli("eval", "--workdir", run)]
 
 
-# README row (its situation cell, verbatim) -> the function making it, returning the
+# Table row (its situation cell, verbatim) -> the function making it, returning the
 # messages printed. Each message quoted in the row must match one of them.
 PRODUCERS = {
     "`--data` does not exist": _bad_file("missing.txt"),
@@ -434,13 +434,13 @@ SLOW = {"a write failed (disk full, size limit)",
 def check_row(situation, quoted, tmp_path, capsys, request):
     produce = PRODUCERS.get(situation)
     if produce is None:
-        pytest.fail(f"README row {situation!r} has no producer in {__name__}.PRODUCERS: "
+        pytest.fail(f"table row {situation!r} has no producer in {__name__}.PRODUCERS: "
                     f"add the code that makes it, so its message is checked")
-    assert quoted, f"README row {situation!r} quotes no message"
+    assert quoted, f"table row {situation!r} quotes no message"
     real = produce(Situation(tmp_path, capsys, request))
     for text in quoted:
         if not any(message_pattern(text).fullmatch(message) for message in real):
-            pytest.fail(f"README row {situation!r}: the quoted message\n  {text}\nmatches "
+            pytest.fail(f"table row {situation!r}: the quoted message\n  {text}\nmatches "
                         f"none of the real ones:\n  " + "\n  ".join(real))
 
 
@@ -463,7 +463,7 @@ def test_the_quoted_message_is_the_real_one_slow(situation, quoted, tmp_path, ca
 
 def test_every_producer_has_its_row():
     situations = [situation for situation, _ in ROWS]
-    assert len(situations) == len(set(situations)), "two README rows share a situation"
+    assert len(situations) == len(set(situations)), "two table rows share a situation"
     gone = sorted(set(PRODUCERS) - set(situations))
     assert not gone, f"producers of rows no longer in {TABLE_FILE.name}: {gone}"
     assert SLOW <= set(PRODUCERS)
