@@ -34,10 +34,15 @@ KERAS_CONTENDERS = {
 
 
 class Contender:
-    """A model being trained for a time budget: train(window) and valid_bpc(ids)."""
+    """A model being trained for a time budget: train(window) and valid_bpc(ids).
 
-    def __init__(self, name, train, valid_bpc, batch_size, num_unrollings):
+    `model` is the model behind them (a tf_rnn model, or the Keras peers'
+    `_baselines.KerasCharRNN`), for a closer look than the two figures.
+    """
+
+    def __init__(self, name, train, valid_bpc, batch_size, num_unrollings, model=None):
         self.name, self.train, self.valid_bpc = name, train, valid_bpc
+        self.model = model
         self.batch_size, self.num_unrollings = batch_size, num_unrollings
         self.seconds, self.steps, self.last_loss = 0.0, 0, math.nan
         self.curve = []  # (training seconds, steps, valid BPC)
@@ -57,7 +62,7 @@ def tf_rnn_contender(name, preset, changes, make_trainer, alphabet):
         return steps.evaluate(model, ids, cfg.eval_batch_size, cfg.num_unrollings,
                               eval_step)["bpc"]
 
-    return Contender(name, train, valid_bpc, cfg.batch_size, cfg.num_unrollings)
+    return Contender(name, train, valid_bpc, cfg.batch_size, cfg.num_unrollings, model)
 
 
 def keras_contender(name, layer, units, learning_rate, alphabet):
@@ -68,7 +73,7 @@ def keras_contender(name, layer, units, learning_rate, alphabet):
     keras.utils.set_random_seed(0)
     optimizer = keras.optimizers.Adam(learning_rate, global_clipnorm=1.25)
     model = _baselines.KerasCharRNN(alphabet, units, 32, 40, layer=layer, optimizer=optimizer)
-    return Contender(name, model.train, model.evaluate, 32, 40)
+    return Contender(name, model.train, model.evaluate, 32, 40, model)
 
 
 def make_contenders(names, make_trainer, alphabet):

@@ -17,8 +17,7 @@ class Report:
         print(text, file=sys.stderr, flush=True)
 
     def add(self, name, chars_per_sec, **fields):
-        row = {"name": name, "chars_per_sec": _round(chars_per_sec),
-               **{k: _round(v) for k, v in fields.items()}}
+        row = {"name": name, **round_figures({"chars_per_sec": chars_per_sec, **fields})}
         self.rows[name] = row
         print(jsonl.dumps(row), flush=True)
         return row
@@ -39,6 +38,13 @@ class Report:
                     " | ".join(_fmt(r.get(k)) for k in keys) + " |" for r in rows]
             out.append("")
         return "\n".join(out)
+
+
+def round_figures(figures):
+    """{key: value} for a JSON row: a float value keeps 4 significant digits (whole from
+    1000 up), a non-finite one becomes None (JSON has no NaN); other values, lists and
+    dicts included, stay as they are."""
+    return {key: _round(value) for key, value in figures.items()}
 
 
 def _round(value):

@@ -1,25 +1,31 @@
-"""Shared entry points of the experiments: training a preset on a corpus (`train_preset`),
-and the flags common to the toy systems (`add_toy_arguments`, `toy_settings`)."""
+"""What the experiments share: training a preset on a corpus (`train_preset`, the whole
+`main` of each preset module), and the flags common to the toy systems
+(`add_toy_arguments`, `toy_settings`).
+
+Every runnable module of `experiments` has `main(argv=None) -> int` (the exit status)
+and runs its work through `tf_rnn.cli.run_and_report`: TensorFlow's logs kept quiet,
+the JSON result last on stdout, a user error as one line and exit status 2.
+"""
 
 import argparse
 import hashlib
 import json
-import sys
 
 from tf_rnn import cli
 
 
-def train_preset(preset, description, argv=None, default_workdir=None):
+def train_preset(preset, description, argv=None):
     """Parses --data/--workdir/--steps/--set[/--plot], trains `preset`, prints the JSON
-    result; --plot FILE.png draws the run's loss curve (the `plot` extra)."""
+    result; --plot FILE.png draws the run's loss curve (the `plot` extra).
+
+    Returns the exit status (`tf_rnn.cli.run_and_report`); --workdir defaults to
+    runs/PRESET.
+    """
     parser = argparse.ArgumentParser(description=description)
-    cli.add_run_arguments(parser)
+    cli.add_run_arguments(parser, workdir_required=False)
     parser.add_argument("--plot", metavar="FILE.png", help="draw the loss curve (train "
                         "and validation BPC against step; needs the `plot` extra)")
-    parser.set_defaults(workdir=default_workdir or f"runs/{preset}")
-    for action in parser._actions:
-        if action.dest == "workdir":
-            action.required = False
+    parser.set_defaults(workdir=f"runs/{preset}")
     args = parser.parse_args(argv)
     args.preset = preset
     return cli.run_and_report(_train_and_plot, args, prog=f"experiments.{preset}")
@@ -36,10 +42,6 @@ def _train_and_plot(args):
         result["plot"] = plots.training_curves(args.plot, Workdir(args.workdir).events_dir,
                                                title=f"{args.preset}: loss curve")
     return result
-
-
-def main(preset, description):
-    sys.exit(train_preset(preset, description))
 
 
 def add_toy_arguments(parser, name):

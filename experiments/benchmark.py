@@ -24,8 +24,8 @@ import time
 
 import numpy as np
 
-from experiments._report import Report, _round, peak_rss_tracker
-from tf_rnn import jsonl
+from experiments._report import Report, peak_rss_tracker, round_figures
+from tf_rnn import cli
 from tf_rnn import vocab as vocab_lib
 
 ALPHABET = 27  # ' ' + a-z, text8's alphabet
@@ -335,13 +335,10 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    from tf_rnn import cli  # first: it keeps TensorFlow's C++ start-up chatter off
-
+def run(args):
+    """Every row of `args.sections`; returns the summary line ({"summary": {...}})."""
     import tensorflow as tf
 
-    cli.quiet_tensorflow()
     if args.intra_op_threads:  # before the first op: TF fixes its thread pools then
         tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     report = Report()
@@ -365,12 +362,12 @@ def main(argv=None):
                "intra_op_threads": args.intra_op_threads or "default",
                "targets_met": {k: summary[k] >= v for k, v in TARGETS.items()
                                if summary.get(k) is not None}}
-    print(jsonl.dumps({"summary": {k: _round(v) for k, v in summary.items()}}), flush=True)
-    return 0
+    return {"summary": round_figures(summary)}
+
+
+def main(argv=None):
+    return cli.run_and_report(run, parse_args(argv), prog="experiments.benchmark")
 
 
 if __name__ == "__main__":
-    from tf_rnn import logs  # TensorFlow's native log lines off stderr (TF_RNN_VERBOSE=1: on)
-
-    with logs.native_logs_filtered():
-        sys.exit(main())
+    sys.exit(main())

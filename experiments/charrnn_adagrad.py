@@ -10,7 +10,14 @@ to character, and a loss curve (TensorBoard train/loss) rather than one number.
     python -m experiments.charrnn_adagrad --data PATH [--workdir DIR] [--steps N] [--set k=v]
 """
 
-from experiments._run import main
+import sys
+
+from experiments import _run
+
+
+def main(argv=None):
+    return _run.train_preset("charrnn_adagrad", __doc__, argv)
+
 
 if __name__ == "__main__":
-    main("charrnn_adagrad", __doc__)
+    sys.exit(main())

@@ -15,7 +15,7 @@ stdout: one JSON line.
 import argparse
 import sys
 
-from tf_rnn import jsonl
+from tf_rnn import cli
 
 
 def parse_args(argv=None):
@@ -29,8 +29,8 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
+    """Trains the LSTM contender, scores it per stream; returns the JSON result."""
     import numpy as np
     import tensorflow as tf
 
@@ -40,7 +40,7 @@ def main(argv=None):
     corpus = data.load_corpus(args.data, vocab="text8")
     lstm = _quality.keras_contender("keras_lstm_256", *_quality.KERAS_CONTENDERS[
         "keras_lstm_256"], corpus.vocab.size)
-    model = lstm.train.__self__  # the KerasCharRNN behind the contender
+    model = lstm.model  # the KerasCharRNN behind the contender
     cursors = data.BatchCursors(corpus.train, lstm.batch_size, lstm.num_unrollings)
     for _ in range(args.steps):
         lstm.train(cursors.next())
@@ -71,12 +71,12 @@ def main(argv=None):
                                             for c in np.stack(cell_max, 1)[worst]],
         "worst_stream_starts": corpus.vocab.decode(streams[worst, :60]),
     }
-    print(jsonl.dumps(result))
-    return 0
+    return result
+
+
+def main(argv=None):
+    return cli.run_and_report(run, parse_args(argv), prog="experiments.lstm_streams")
 
 
 if __name__ == "__main__":
-    from tf_rnn import logs
-
-    with logs.native_logs_filtered():
-        sys.exit(main())
+    sys.exit(main())

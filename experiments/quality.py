@@ -19,7 +19,8 @@ import os
 import sys
 
 from experiments import _quality
-from tf_rnn import jsonl
+from experiments._report import Report, round_figures
+from tf_rnn import cli
 
 
 def parse_args(argv=None):
@@ -95,14 +96,11 @@ def plot_curves(contenders, path, title):
     plt.close(fig)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    from tf_rnn import cli  # first: it keeps TensorFlow's C++ start-up chatter off
-
-    cli.quiet_tensorflow()
+def run(args):
+    """Trains the contenders; returns the summary line ({"summary": {...}})."""
     import tensorflow as tf
 
-    from experiments.benchmark import Report, tf_rnn_trainer
+    from experiments.benchmark import tf_rnn_trainer
     from tf_rnn import data
 
     report = Report()
@@ -139,18 +137,12 @@ def main(argv=None):
                     f"{os.path.basename(args.data)}, {args.minutes:g} min per model")
         report.log(f"Learning curves: {args.plot}")
     report.log("\n" + report.table())
-    print(_json_line({"summary": summary}), flush=True)
-    return 0
+    return {"summary": round_figures(summary)}
 
 
-def _json_line(obj):
-    from experiments._report import _round
-
-    return jsonl.dumps({k: {kk: _round(vv) for kk, vv in v.items()} for k, v in obj.items()})
+def main(argv=None):
+    return cli.run_and_report(run, parse_args(argv), prog="experiments.quality")
 
 
 if __name__ == "__main__":
-    from tf_rnn import logs  # TensorFlow's native log lines off stderr (TF_RNN_VERBOSE=1: on)
-
-    with logs.native_logs_filtered():
-        sys.exit(main())
+    sys.exit(main())

@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+from tf_rnn import cli
+
 METHODS = ("generate", "score", "step")
 
 
@@ -153,7 +155,7 @@ def _tiny_export(root):
         "export_dir"]
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--export", help="a SavedModel from `tf-rnn export` (default: a "
                         "small model trained and exported here)")
@@ -161,22 +163,22 @@ def main(argv=None):
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-batch", type=int, default=64)
-    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own "
-                        "log lines (also: TF_RNN_VERBOSE=1)")
-    args = parser.parse_args(argv)
-    from tf_rnn import cli
-    from tf_rnn import logs
+    cli.add_verbose_argument(parser)
+    return parser.parse_args(argv)
 
-    # TensorFlow's native log lines (start-up, oneDNN) are dropped as in the CLI.
-    with logs.native_logs_filtered(args.verbose):
-        cli.quiet_tensorflow(logs.verbose_requested(args.verbose))
-        with tempfile.TemporaryDirectory() as root:
-            export_dir = args.export or _tiny_export(root)
-            rows = run_load(export_dir, args.threads, args.requests, args.seed,
-                            args.max_batch)
+
+def run(args):
+    """Prints the rows; returns the exit status: 1 when an answer failed or differed."""
+    with tempfile.TemporaryDirectory() as root:
+        export_dir = args.export or _tiny_export(root)
+        rows = run_load(export_dir, args.threads, args.requests, args.seed, args.max_batch)
     for row in rows:
         print(json.dumps(row), flush=True)
     return 0 if rows[0]["errors"] == 0 and rows[0]["mismatches"] == 0 else 1
+
+
+def main(argv=None):
+    return cli.run_and_report(run, parse_args(argv), prog="experiments.serve_benchmark")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,14 @@ text8_arch1_sum): a = x·U + h·W + b, tanh, n = 50, SGD 5.0 halved every 5000 s
     python -m experiments.text8_arch1_sum [--data PATH] [--workdir DIR] [--steps N] [--set k=v]
 """
 
-from experiments._run import main
+import sys
+
+from experiments import _run
+
+
+def main(argv=None):
+    return _run.train_preset("text8_arch1_sum", __doc__, argv)
+
 
 if __name__ == "__main__":
-    main("text8_arch1_sum", __doc__)
+    sys.exit(main())

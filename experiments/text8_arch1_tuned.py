@@ -3,7 +3,14 @@
     python -m experiments.text8_arch1_tuned [--data PATH] [--workdir DIR] [--steps N] [--set k=v]
 """
 
-from experiments._run import main
+import sys
+
+from experiments import _run
+
+
+def main(argv=None):
+    return _run.train_preset("text8_arch1_tuned", __doc__, argv)
+
 
 if __name__ == "__main__":
-    main("text8_arch1_tuned", __doc__)
+    sys.exit(main())

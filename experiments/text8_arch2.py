@@ -3,7 +3,14 @@
     python -m experiments.text8_arch2 [--data PATH] [--workdir DIR] [--steps N] [--set k=v]
 """
 
-from experiments._run import main
+import sys
+
+from experiments import _run
+
+
+def main(argv=None):
+    return _run.train_preset("text8_arch2", __doc__, argv)
+
 
 if __name__ == "__main__":
-    main("text8_arch2", __doc__)
+    sys.exit(main())

@@ -5,7 +5,14 @@ Performance).
     python -m experiments.text8_best [--data PATH] [--workdir DIR] [--steps N] [--set k=v]
 """
 
-from experiments._run import main
+import sys
+
+from experiments import _run
+
+
+def main(argv=None):
+    return _run.train_preset("text8_best", __doc__, argv)
+
 
 if __name__ == "__main__":
-    main("text8_best", __doc__)
+    sys.exit(main())

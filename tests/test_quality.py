@@ -89,9 +89,11 @@ def test_a_run_without_keras_contenders_reports_null_not_a_crash():
     # A tf_rnn-only sweep (--contenders text8_best --add ...) has no Keras figure to
     # compare with: the summary says null where the margin would be (JSON has no NaN).
     from experiments import _quality
-    from experiments.quality import _json_line
+    from experiments._report import round_figures
+    from tf_rnn import jsonl
 
-    line = _json_line({"summary": _quality.summary({"text8_best": 2.03, "d40": 2.01}, 6)})
+    line = jsonl.dumps({"summary": round_figures(
+        _quality.summary({"text8_best": 2.03, "d40": 2.01}, 6))})  # quality.run's last line
     summary = json.loads(line)["summary"]
     assert summary["best_valid_bpc"] == 2.03
     assert summary["best_keras_valid_bpc"] is None

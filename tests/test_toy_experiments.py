@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from experiments import binary_addition, charrnn_adagrad, hello, xor_elman  # noqa: F401
-from experiments._run import train_preset
+from experiments import binary_addition, charrnn_adagrad, hello, xor_elman
 from tf_rnn import config as config_lib
 from tf_rnn import models, sampling, steps, training
 from tf_rnn.workdir import Workdir
@@ -125,7 +124,7 @@ def test_charrnn_adagrad_trains_with_a_loss_curve_and_samples(tmp_path, capsys):
             "--set", "sample_every=30", "--set", "sample_length=25",
             "--set", "eval_every=0", "--set", "checkpoint_every=30",
             "--plot", str(tmp_path / "loss.png")]
-    assert train_preset("charrnn_adagrad", "S3", argv) == 0
+    assert charrnn_adagrad.main(argv) == 0
     result = _json(capsys)
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"  # the seed's loss curve
     assert result["step"] == 60 and isinstance(result["sample"], str)

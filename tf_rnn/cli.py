@@ -21,14 +21,15 @@ def _add_train(sub):
     return p
 
 
-def add_run_arguments(p):
-    """--data / --workdir / --steps / --set / --strategy, shared with the experiments."""
+def add_run_arguments(p, workdir_required=True):
+    """--data / --workdir / --steps / --set / --strategy, shared with the experiments
+    (whose --workdir has a default: `workdir_required=False`)."""
     from tf_rnn.config import STRATEGIES
 
     p.add_argument("--data", help="corpus: UTF-8 text or a zip holding one file "
                    "(default: a resumed run's own corpus, recorded in its run.json; for "
                    "a new run text8, downloaded into --cache-dir)")
-    p.add_argument("--workdir", required=True, help="the run's directory")
+    p.add_argument("--workdir", required=workdir_required, help="the run's directory")
     p.add_argument("--steps", type=int, help="train until this step")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable), e.g. --set batch_size=64")
