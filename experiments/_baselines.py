@@ -17,6 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_rnn import steps
+
 
 def _schedule(initial, decay_steps, rate):
     return keras.optimizers.schedules.ExponentialDecay(initial, decay_steps, rate,
@@ -63,8 +65,8 @@ class KerasCharRNN:
         """
         ids = np.asarray(ids)
         B, T = self.batch_size, self.num_unrollings
-        length = (len(ids) - 1) // B
-        streams = ids[np.arange(B)[:, None] * length + np.arange(length + 1)[None, :]]
+        streams = steps.scoring_streams(ids, B)  # the cut of tf_rnn.steps.evaluate
+        length = streams.shape[1] - 1
         saved = [v.numpy() for v in self.rnn.states]
         self.rnn.reset_states()
         nats = 0.0

@@ -36,6 +36,7 @@ def run(args):
 
     from experiments import _quality
     from tf_rnn import data
+    from tf_rnn.steps import scoring_streams
 
     corpus = data.load_corpus(args.data, vocab="text8")
     lstm = _quality.keras_contender("keras_lstm_256", *_quality.KERAS_CONTENDERS[
@@ -47,8 +48,8 @@ def run(args):
 
     # The quality run's scoring, kept per stream and with the cell state watched.
     ids, B, T = np.asarray(corpus.valid), lstm.batch_size, lstm.num_unrollings
-    length = (len(ids) - 1) // B
-    streams = ids[np.arange(B)[:, None] * length + np.arange(length + 1)[None, :]]
+    streams = scoring_streams(ids, B)  # the cut every contender is scored on
+    length = streams.shape[1] - 1
     model.rnn.reset_states()
     bits, cell_max = [], []
     for start in range(0, length, T):

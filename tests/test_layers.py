@@ -16,7 +16,8 @@ PACKAGE = ROOT / "tf_rnn"
 
 # Lowest first. A module may import modules of its own layer and of the layers before it.
 LAYERS = [
-    ("base", {"config", "errors", "files", "jsonl", "logs", "draws", "plots"}),
+    ("base", {"config", "errors", "checks", "files", "jsonl", "logs", "draws",
+              "plots"}),
     ("data", {"vocab", "textio", "text8", "data"}),
     ("model", {"kernels", "cells", "models"}),
     ("steps", {"steps", "sampling", "summaries", "distribute", "sequence", "tasks"}),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import cells, config, models, steps
+from tf_rnn import cells, config, models, sequence, steps
 
 # Constant weights for A = 2 symbols, n = 1 node (hand-worked examples below).
 U = [[1.0], [2.0]]
@@ -56,11 +56,30 @@ def test_arch1_window_by_hand():
 
 def test_arch2_cell_by_hand():
     model = _arch2()
-    logits, h = model.cell(tf.constant([[0.0, 1.0]], tf.float64),
-                           tf.constant([[0.2, 0.8]], tf.float64))
+    x, o_prev = tf.constant([[0.0, 1.0]], tf.float64), tf.constant([[0.2, 0.8]], tf.float64)
+    h = model.cell.hidden(x, o_prev)
     t1, t2 = math.tanh(2.0 + 0.1), math.tanh(0.2 * 0.5 - 0.8 - 0.2)
     np.testing.assert_allclose(h, [[t1, t2]])
-    np.testing.assert_allclose(logits, [[t1 + 3 * t2, -t1 + 2 * t2 + 0.5]])
+    np.testing.assert_allclose(model.cell.readout(h), [[t1 + 3 * t2, -t1 + 2 * t2 + 0.5]])
+
+
+def test_arch2_cell_returns_logits_and_the_new_state():
+    """Like every cell: (logits, new state). "sample" feeds back x once the stream has
+    started (zeros before) and x is the new state; "probs" feeds back the state, and the
+    new state is the softmax."""
+    model = _arch2()
+    x, zeros = tf.constant([[0.0, 1.0]], tf.float64), tf.zeros([1, 2], tf.float64)
+    for state, fed in ((tf.constant([[1.0, 0.0]], tf.float64), x), (zeros, zeros)):
+        logits, new_state = model.cell(x, state)
+        np.testing.assert_allclose(logits, model.cell.readout(model.cell.hidden(x, fed)))
+        np.testing.assert_array_equal(new_state, x)
+    probs = cells.Arch2Cell.from_config({**model.cell.get_config(), "feedback": "probs"})
+    probs.build()
+    probs.set_weights(model.cell.get_weights())
+    o_prev = tf.constant([[0.2, 0.8]], tf.float64)
+    logits, new_state = probs(x, o_prev)
+    np.testing.assert_allclose(logits, probs.readout(probs.hidden(x, o_prev)))
+    np.testing.assert_allclose(new_state, tf.nn.softmax(logits))
 
 
 def test_arch2_teacher_forcing_by_hand():
@@ -192,6 +211,27 @@ def test_get_config_round_trip(name):
     cell = model.cell
     cell_clone = type(cell).from_config(cell.get_config())
     assert cell_clone.get_config() == cell.get_config()
+
+
+@pytest.mark.parametrize("name", ["arch1", "arch1_mul", "arch2", "elman"])
+def test_get_config_round_trip_keeps_float64(name):
+    """from_config(get_config()) gives the same dtype, so the same weights give the same
+    outputs bit for bit (a float32 clone differs in the 8th digit)."""
+    model = _random_model(name, dtype="float64")
+    clone = type(model).from_config(model.get_config())
+    assert clone.compute_dtype == "float64" and clone.cell.compute_dtype == "float64"
+    clone.set_weights(model.get_weights())
+    ids = tf.constant(np.random.default_rng(3).integers(0, 5, (2, 7)))
+    np.testing.assert_array_equal(clone(ids)[0].numpy(), model(ids)[0].numpy())
+
+
+def test_sequence_model_get_config_round_trip_keeps_float64():
+    model = sequence.ElmanSequenceModel(2, 3, 1, "tanh", members=2, dtype="float64")
+    clone = sequence.ElmanSequenceModel.from_config(model.get_config())
+    assert clone.compute_dtype == "float64" and clone.get_config() == model.get_config()
+    clone.set_weights(model.get_weights())
+    x = tf.constant(np.random.default_rng(4).normal(size=(2, 5, 2)))
+    np.testing.assert_array_equal(clone(x)[0].numpy(), model(x)[0].numpy())
 
 
 def test_invalid_arguments_are_named():

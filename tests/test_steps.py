@@ -174,6 +174,34 @@ def test_evaluate_with_many_streams_is_the_mean_over_its_slices(name):
     assert out["bpc"] < 2.0
 
 
+def test_scoring_streams_predict_every_character_once_in_order():
+    ids = np.arange(23) * 10  # 22 predictions: 3 streams of L = 7, the last one left out
+    streams = steps.scoring_streams(ids, 3)
+    np.testing.assert_array_equal(streams, [ids[0:8], ids[7:15], ids[14:22]])
+    # Each stream continues where the one before ended: its inputs pick up at the
+    # previous one's last target, so the targets are characters 1 .. B·L, each once.
+    np.testing.assert_array_equal(streams[:, 1:].ravel(), ids[1:22])
+    with pytest.raises(ValueError, match="23 characters cannot be cut into 23 streams"):
+        steps.scoring_streams(ids, 23)
+
+
+def test_every_score_cuts_the_text_with_scoring_streams(monkeypatch):
+    """One cut for every contender of a quality comparison: the project's evaluation,
+    the diagnostics and the Keras baselines of experiments/ all call it."""
+    from experiments import _baselines
+    from tf_rnn import diagnostics
+
+    calls, cut = [], steps.scoring_streams
+    monkeypatch.setattr(steps, "scoring_streams",
+                        lambda ids, b: calls.append(b) or cut(ids, b))
+    ids = np.random.default_rng(0).integers(0, 5, 4 * 7 * 2 + 1)
+    _, model, _ = _setup("elman")
+    steps.evaluate(model, ids, 4, 6)
+    diagnostics.measure_text(model, ids, 4, 6, windows=1)
+    _baselines.KerasCharRNN(5, 3, 4, 6).evaluate(ids)
+    assert calls == [4, 4, 4]
+
+
 @pytest.mark.parametrize("name", ["arch1", "arch2", "elman"])
 def test_xla_and_plain_train_steps_give_the_same_losses(name):
     """README: `jit_compile` changes the speed, not the training (to float tolerance)."""

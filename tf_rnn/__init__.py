@@ -9,7 +9,7 @@ The layers of the package, lowest first (docs/architecture.md says why;
 tests/test_layers.py holds them): a module imports only from its own layer and the
 ones below, and no import cycle exists.
 
-    base      config, errors, files, jsonl, logs, draws, plots
+    base      config, errors, checks, files, jsonl, logs, draws, plots
     data      vocab, textio, text8, data
     model     kernels, cells, models
     steps     steps, sampling, summaries, distribute, sequence, tasks

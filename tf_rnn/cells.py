@@ -10,6 +10,11 @@ Shapes: B batch, A alphabet (or input) size, n = num_nodes.
 import keras
 import tensorflow as tf
 
+from tf_rnn import kernels
+from tf_rnn.checks import positive_integer
+from tf_rnn.config import ACTIVATIONS as ARCH1_ACTIVATIONS
+from tf_rnn.config import COMBINES, FEEDBACKS
+
 
 def initializers(init, mean=-0.1, stddev=0.1, gain=1.0):
     """Keras initializers for (input/output kernels, recurrent kernel) of a preset.
@@ -70,34 +75,30 @@ class RecurrentIdentity(keras.initializers.Initializer):
         return {"gain": self.gain, "seed": self.seed}
 
 
-def _positive(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"Received an invalid value for argument `{name}`, expected a "
-                         f"positive integer, got {value!r}.")
-    return value
-
-
 class _Cell(keras.layers.Layer):
     """Shared constructor/serialisation of the cells, and the Keras RNN cell protocol.
 
-    A cell is called `cell(x (B, I), state (B, S)) -> (output (B, O), new value)`, or,
-    as `keras.layers.RNN` calls it, with the state in a list: `cell(x, [state]) ->
-    (output, [new state])` (`keras_step` says what the new state is). Subclasses set
-    `state_size` and `output_size` (O).
+    Every cell is called `cell(x (B, I), state (B, S)) -> (logits (B, O), new state
+    (B, S))`, and, as `keras.layers.RNN` calls it, with the state in a one-element list:
+    `cell(x, [state]) -> (logits, [new state])`. A subclass writes its math as
+    `hidden(x, state) -> h`, the step's hidden layer, and `readout(h) -> logits`; the new
+    state is h unless its `step` says otherwise (Arch 2 feeds back an output). Subclasses
+    set `state_size` and `output_size` (O).
     """
 
-    def __call__(self, inputs, states=None, **kwargs):
+    def call(self, inputs, states):
         if isinstance(states, (list, tuple)):  # keras.layers.RNN: [state] in, [state] out
             if len(states) != 1:
                 raise ValueError(f"{type(self).__name__} has one state tensor, got "
                                  f"{len(states)}.")
-            output, new_state = self.keras_step(inputs, states[0], **kwargs)
-            return output, [new_state]
-        return super().__call__(inputs, states, **kwargs)
+            logits, new_state = self.step(inputs, states[0])
+            return logits, [new_state]
+        return self.step(inputs, states)
 
-    def keras_step(self, x, state, **kwargs):
-        """One step of the Keras RNN loop: x (B, I), state (B, S) -> output, new state."""
-        return super().__call__(x, state, **kwargs)
+    def step(self, x, state):
+        """One step: x (B, I), state (B, S) -> logits (B, O), new state h (B, S)."""
+        h = self.hidden(x, state)
+        return self.readout(h), h
 
     def compute_output_shape(self, input_shape, states_shape=None):
         """(B, I) -> ((B, O) output, (B, S) state)."""
@@ -121,9 +122,9 @@ class _Cell(keras.layers.Layer):
         }
 
 
-COMBINES = ("concat", "sum", "mul")
-ARCH1_ACTIVATIONS = ("relu", "tanh")
-_ACTIVATION_FNS = {"tanh": tf.tanh, "sigmoid": tf.sigmoid, "relu": tf.nn.relu}
+def stream_started(state, dtype):
+    """(B, 1): 1 where a stream has started (its state is not all zeros), else 0."""
+    return tf.cast(tf.reduce_any(state != 0, axis=-1, keepdims=True), dtype)
 
 
 def _choice(name, value, choices):
@@ -150,8 +151,8 @@ class Arch1Cell(_Cell):
     def __init__(self, alphabet_size, num_nodes, combine="concat", activation="relu",
                  **kwargs):
         super().__init__(**kwargs)
-        self.alphabet_size = _positive("alphabet_size", alphabet_size)
-        self.num_nodes = _positive("num_nodes", num_nodes)
+        self.alphabet_size = positive_integer("alphabet_size", alphabet_size)
+        self.num_nodes = positive_integer("num_nodes", num_nodes)
         self.combine = _choice("combine", combine, COMBINES)
         self.activation = _choice("activation", activation, ARCH1_ACTIVATIONS)
         self.state_size = (2 if combine == "concat" else 1) * num_nodes
@@ -169,8 +170,8 @@ class Arch1Cell(_Cell):
             self.beta1 = self._weight("beta1", (n,), keras.initializers.Constant(0.5))
             self.beta2 = self._weight("beta2", (n,), keras.initializers.Constant(0.5))
 
-    def call(self, x, state):
-        """x: (B, A) one-hot; state: (B, S) -> logits (B, A), new state (B, S)."""
+    def hidden(self, x, state):
+        """x: (B, A) one-hot; state: (B, S) -> the new hidden layer h (B, S), the state."""
         xu, hw = tf.matmul(x, self.U), tf.matmul(state, self.W)
         if self.combine == "concat":
             a = tf.concat([xu, hw], axis=-1) + self.b
@@ -178,8 +179,11 @@ class Arch1Cell(_Cell):
             a = xu + hw + self.b
         else:
             a = self.alpha * xu * hw + self.beta1 * hw + self.beta2 * xu + self.b
-        h = _ACTIVATION_FNS[self.activation](a)
-        return tf.matmul(h, self.V) + self.c, h
+        return kernels.activation_fn(self.activation)(a)
+
+    def readout(self, h):
+        """h: (B, S) -> logits (B, A)."""
+        return tf.matmul(h, self.V) + self.c
 
     def get_config(self):
         return {**super().get_config(), "alphabet_size": self.alphabet_size,
@@ -191,14 +195,21 @@ class Arch1Cell(_Cell):
 class Arch2Cell(_Cell):
     """Output feedback: a = concat(x·U, o_prev·W) + b; h = tanh(a); logits = h·V + c.
 
-    U: (A, n), W: (A, n), b: (2n,), V: (2n, A), c: (A,); the state is o_prev (B, A),
-    the previous output fed back (a one-hot target/sample, or probabilities).
+    U: (A, n), W: (A, n), b: (2n,), V: (2n, A), c: (A,); the state (B, A) is zeros at
+    a stream's start, then what `feedback` says is fed back:
+      "sample": the previous output as a one-hot, which is the current input x (under
+        teacher forcing the previous target, when generating the sampled character),
+        so o_prev = x once the stream has started; the new state is x. In
+        `keras.layers.RNN` this is the teacher-forced window of `Arch2Model.call`.
+      "probs": o_prev = the state, the previous step's softmax; the new state is this
+        step's softmax.
     """
 
-    def __init__(self, alphabet_size, num_nodes, **kwargs):
+    def __init__(self, alphabet_size, num_nodes, feedback="sample", **kwargs):
         super().__init__(**kwargs)
-        self.alphabet_size = _positive("alphabet_size", alphabet_size)
-        self.num_nodes = _positive("num_nodes", num_nodes)
+        self.alphabet_size = positive_integer("alphabet_size", alphabet_size)
+        self.num_nodes = positive_integer("num_nodes", num_nodes)
+        self.feedback = _choice("feedback", feedback, FEEDBACKS)
         self.state_size = alphabet_size
         self.output_size = alphabet_size
 
@@ -210,23 +221,26 @@ class Arch2Cell(_Cell):
         self.V = self._weight("V", (2 * n, A), self.kernel_initializer)
         self.c = self._weight("c", (A,), "zeros")
 
-    def call(self, x, o_prev):
-        """x: (B, A) one-hot; o_prev: (B, A) -> logits (B, A), hidden h (B, 2n)."""
+    def hidden(self, x, o_prev):
+        """x: (B, A) one-hot; o_prev: (B, A) the output fed back -> hidden h (B, 2n)."""
         a = tf.concat([tf.matmul(x, self.U), tf.matmul(o_prev, self.W)], axis=-1) + self.b
-        h = tf.tanh(a)
-        return tf.matmul(h, self.V) + self.c, h
+        return tf.tanh(a)
 
-    def keras_step(self, x, state, **kwargs):
-        """Teacher forcing in `keras.layers.RNN`, as `Arch2Model.call`: the previous
-        target, i.e. the current input x, is fed back once the stream has started (a
-        non-zero state), zeros before; the new state is x."""
-        started = tf.cast(tf.reduce_any(state != 0, axis=-1, keepdims=True), x.dtype)
-        logits, _ = super().keras_step(x, x * started, **kwargs)
+    def readout(self, h):
+        """h: (B, 2n) -> logits (B, A)."""
+        return tf.matmul(h, self.V) + self.c
+
+    def step(self, x, state):
+        """x: (B, A) one-hot; state: (B, A) -> logits (B, A), new state (B, A)."""
+        if self.feedback == "probs":
+            logits = self.readout(self.hidden(x, state))
+            return logits, tf.nn.softmax(logits)
+        logits = self.readout(self.hidden(x, x * stream_started(state, x.dtype)))
         return logits, x
 
     def get_config(self):
         return {**super().get_config(), "alphabet_size": self.alphabet_size,
-                "num_nodes": self.num_nodes}
+                "num_nodes": self.num_nodes, "feedback": self.feedback}
 
 
 @keras.saving.register_keras_serializable("tf_rnn")
@@ -240,10 +254,10 @@ class ElmanCell(_Cell):
 
     def __init__(self, input_size, units, output_size, activation="tanh", **kwargs):
         super().__init__(**kwargs)
-        self.input_size = _positive("input_size", input_size)
-        self.units = _positive("units", units)
-        self.output_size = _positive("output_size", output_size)
-        self.activation = _choice("activation", activation, ("tanh", "sigmoid", "relu"))
+        self.input_size = positive_integer("input_size", input_size)
+        self.units = positive_integer("units", units)
+        self.output_size = positive_integer("output_size", output_size)
+        self.activation = _choice("activation", activation, kernels.ACTIVATIONS)
         self.state_size = units
 
     def build(self, input_shape=None):
@@ -254,11 +268,14 @@ class ElmanCell(_Cell):
         self.W_hy = self._weight("W_hy", (n, O), self.kernel_initializer)
         self.b_y = self._weight("b_y", (O,), "zeros")
 
-    def call(self, x, state):
-        """x: (B, I); state: (B, n) -> logits (B, O), new state (B, n)."""
+    def hidden(self, x, state):
+        """x: (B, I); state: (B, n) -> the new hidden layer h (B, n), the state."""
         a = tf.matmul(x, self.W_xh) + tf.matmul(state, self.W_hh) + self.b_h
-        h = _ACTIVATION_FNS[self.activation](a)
-        return tf.matmul(h, self.W_hy) + self.b_y, h
+        return kernels.activation_fn(self.activation)(a)
+
+    def readout(self, h):
+        """h: (B, n) -> logits (B, O)."""
+        return tf.matmul(h, self.W_hy) + self.b_y
 
     def get_config(self):
         return {**super().get_config(), "input_size": self.input_size, "units": self.units,

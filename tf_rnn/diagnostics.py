@@ -15,9 +15,13 @@
 
 How: `reference_unroll` runs the model one step at a time and adds a zero "probe" to
 each step's hidden layer before it is read out or carried on, so dL/d(probe_t) =
-dL/dh_t exactly, for every model: Arch 1 (every combine), Arch 2, the S3 Elman model
-and the toy tasks' `ElmanSequenceModel`. The probes and the gradients are one
-`tf.GradientTape` in a `tf.function` built once per model (`make_measure`).
+dL/dh_t exactly. The model says how its step splits at the hidden layer, and what its
+recurrent matrix and activation are: the probe protocol of `tf_rnn.models`
+(`PROBE_PROTOCOL`), which Arch 1 (every combine), Arch 2, the S3 Elman model and the
+toy tasks' `ElmanSequenceModel` provide; this module never asks which class it holds.
+A model without the protocol gets a ValueError naming what it lacks, and a training
+run of one trains without diagnostics (stderr says so). The probes and the gradients
+are one `tf.GradientTape` in a `tf.function` built once per model (`make_measure`).
 
 `write` puts a measurement in the training loop's pending summaries (TensorBoard):
 scalars under `diag/`, the per-lag profile as a histogram-plugin entry whose buckets
@@ -35,54 +39,24 @@ import numpy as np
 import tensorflow as tf
 
 from tf_rnn import distribute
+from tf_rnn import logs
 from tf_rnn import models
 from tf_rnn import plots
 from tf_rnn import runs
-from tf_rnn import sequence
 from tf_rnn import steps as steps_lib
+from tf_rnn.checks import positive_integer
 from tf_rnn.workdir import Workdir
 
 SATURATION = 0.99  # tanh: |h| > 0.99; sigmoid: h outside [1 - 0.99, 0.99]
 
 
-def _parts(model):
-    """How one step of `model` splits around its hidden layer.
-
-    Returns:
-      hidden(x_t, state) -> h (B, S): the hidden layer after the step;
-      readout(h) -> logits (B, O);
-      carry(h, x_t) -> the state handed to the next step;
-      activation: "relu", "tanh" or "sigmoid", the hidden layer's non-linearity;
-      recurrent: None, or the slice of h that feeds back through the recurrent matrix
-        when that is only a part of it (Arch 1 concat: r, the second half).
-    """
-    if isinstance(model, sequence.ElmanSequenceModel):
-        w_xh, w_hh, b_h, w_hy, b_y = model.weights_masked()
-        act = {"relu": tf.nn.relu, "tanh": tf.tanh, "sigmoid": tf.sigmoid}[model.activation]
-        return (lambda x, s: act(tf.matmul(tf.cast(x, w_hh.dtype), w_xh)
-                                 + tf.matmul(s, w_hh) + b_h),
-                lambda h: tf.matmul(h, w_hy) + b_y, lambda h, x: h, model.activation, None)
-    cell = model.cell
-    if isinstance(model, models.Arch2Model):
-        # Teacher forcing: the output fed back at step t is one_hot(x_t) (the previous
-        # target), zeros at a stream's start; the hidden layer is not carried at all.
-        def hidden(ids, s):
-            x = model.one_hot(ids)
-            return cell(x, x * model._started(s))[1]
-
-        return (hidden, lambda h: tf.matmul(h, cell.V) + cell.c,
-                lambda h, ids: model.one_hot(ids), "tanh", None)
-    hidden = lambda ids, s: cell(model.one_hot(ids), s)[1]
-    carry = lambda h, ids: h
-    if isinstance(model, models.ElmanModel):
-        return hidden, lambda h: tf.matmul(h, cell.W_hy) + cell.b_y, carry, "tanh", None
-    if isinstance(model, models.Arch1Model):
-        n = model.num_nodes
-        recurrent = slice(n, 2 * n) if model.combine == "concat" else None
-        return (hidden, lambda h: tf.matmul(h, cell.V) + cell.c, carry, model.activation,
-                recurrent)
-    raise ValueError(f"Received an invalid value for argument `model`, expected a tf_rnn "
-                     f"model, got {type(model).__name__}.")
+def check_protocol(model):
+    """ValueError unless `model` has the probe protocol of `tf_rnn.models`."""
+    missing = models.missing_probe_protocol(model)
+    if missing:
+        raise ValueError(f"Received an invalid value for argument `model`, expected a model "
+                         f"with the probe protocol of tf_rnn.models (PROBE_PROTOCOL), got "
+                         f"{type(model).__name__}, which lacks {', '.join(missing)}.")
 
 
 def recurrent_matrix(model):
@@ -92,14 +66,7 @@ def recurrent_matrix(model):
     the toy tasks' model: its masked block-diagonal W_hh (one block per member);
     Arch 2: W (A, n), the fed-back output's matrix (not square).
     """
-    if isinstance(model, sequence.ElmanSequenceModel):
-        return np.asarray(model.weights_masked()[1])
-    cell = model.cell
-    if isinstance(model, models.ElmanModel):
-        return cell.W_hh.numpy()
-    if isinstance(model, models.Arch1Model) and model.combine == "concat":
-        return cell.W.numpy()[model.num_nodes:]
-    return cell.W.numpy()
+    return np.asarray(model.recurrent_matrix())
 
 
 def spectrum(matrix):
@@ -164,7 +131,7 @@ def reference_unroll(model, inputs, state, probes=None):
     """The model one step at a time, with optional additive probes on the hidden layer.
 
     Args:
-      model: any tf_rnn model (see the module docstring).
+      model: a model with the probe protocol (see the module docstring).
       inputs: (B, T) int ids, or (B, T, I) floats for an `ElmanSequenceModel`.
       state: (B, state_size) the state before the window.
       probes: optional (T, B, S) tensor added to each step's hidden layer before it is
@@ -173,24 +140,17 @@ def reference_unroll(model, inputs, state, probes=None):
     Returns:
       logits (B, T, O), hidden layers (T, B, S), the state after the window.
     """
-    hidden, readout, carry, _, _ = _parts(model)
+    check_protocol(model)
     logits, hs = [], []
     for t in range(inputs.shape[1]):
         x = inputs[:, t]
-        h = hidden(x, state)
+        h = model.hidden_step(x, state)
         if probes is not None:
             h = h + probes[t]
         hs.append(h)
-        logits.append(readout(h))
-        state = carry(h, x)
+        logits.append(model.readout(h))
+        state = model.carry(h, x)
     return tf.stack(logits, axis=1), tf.stack(hs), state
-
-
-def hidden_size(model):
-    """S, the width of the hidden layer `reference_unroll` probes."""
-    if isinstance(model, models.Arch2Model):
-        return 2 * model.num_nodes
-    return model.state_size
 
 
 def make_measure(model, loss_fn=steps_lib.lm_loss):
@@ -200,7 +160,7 @@ def make_measure(model, loss_fn=steps_lib.lm_loss):
     model's weights are read, never changed.
 
     Args:
-      model: any tf_rnn model.
+      model: a model with the probe protocol (ValueError else).
       loss_fn: (logits, targets) -> scalar, the loss being trained (default the
         mean next-character cross-entropy).
 
@@ -215,14 +175,15 @@ def make_measure(model, loss_fn=steps_lib.lm_loss):
         the `activity` figures of the window's hidden layers, and
         "activation", "recurrent_units" ("all" or the recurrent slice "[n:2n)")}.
     """
-    _, _, _, activation, recurrent = _parts(model)
+    check_protocol(model)
+    activation, recurrent = model.activation, model.recurrent_units
     variables = model.trainable_variables
     names = [v.name for v in variables]
 
     @tf.function
     def gradients(inputs, targets, state):
         steps = inputs.shape[1]
-        probes = tf.zeros([steps, tf.shape(state)[0], hidden_size(model)], state.dtype)
+        probes = tf.zeros([steps, tf.shape(state)[0], model.hidden_size], state.dtype)
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(probes)
             logits, hs, _ = reference_unroll(model, inputs, state, probes)
@@ -244,7 +205,6 @@ def make_measure(model, loss_fn=steps_lib.lm_loss):
         loss, flow, flow_last, norms, hs = gradients(
             tf.convert_to_tensor(inputs), tf.convert_to_tensor(targets), state)
         flow, flow_last = flow.numpy().astype(np.float64), flow_last.numpy().astype(np.float64)
-        n = getattr(model, "num_nodes", None)
         return {
             "loss": float(loss), "grad_by_lag": flow, "grad_by_lag_last": flow_last,
             "grad_ratio": _ratio(flow), "grad_ratio_last": _ratio(flow_last),
@@ -252,7 +212,8 @@ def make_measure(model, loss_fn=steps_lib.lm_loss):
             **spectrum(recurrent_matrix(model)),
             **activity(hs.numpy(), activation, recurrent),
             "activation": activation,
-            "recurrent_units": "all" if recurrent is None else f"[{n}:{2 * n})",
+            "recurrent_units": ("all" if recurrent is None
+                                else f"[{recurrent.start}:{recurrent.stop})"),
         }
 
     return measure
@@ -318,11 +279,20 @@ def write(pending, figures, model, step):
 class TrainingDiagnostics:
     """The training loop's measurements: every `diag_every` steps (-1: every
     `eval_every`, with each validation; 0: never) and at the last step, on the window
-    about to be trained, with the weights and state it is trained from."""
+    about to be trained, with the weights and state it is trained from.
+
+    A model without the probe protocol trains without them: diagnostics run by default,
+    and a model class of one's own must not fail before its first step (stderr says so).
+    """
 
     def __init__(self, config, model, strategy=None):
         self.every = config.eval_every if config.diag_every == -1 else config.diag_every
         self.model, self.strategy = model, strategy
+        missing = models.missing_probe_protocol(model)
+        if self.every and missing:
+            logs.note(f"tf_rnn: no diagnostics for {type(model).__name__}: it lacks "
+                      f"{', '.join(missing)} of the probe protocol (tf_rnn.models).")
+            self.every = 0
         self._measure = make_measure(model) if self.every else None
 
     def measure(self, step, last, window, state):
@@ -355,9 +325,7 @@ def diagnose(workdir, data=None, windows=4, plot=None, cache_dir=None, out=print
       The JSON-ready figures: scalars, "grad_by_lag", "grad_by_lag_last",
       "unit_rate" (lists), "grad_norms", "checkpoint", "windows".
     """
-    if isinstance(windows, bool) or not isinstance(windows, int) or windows <= 0:
-        raise ValueError(f"Received an invalid value for argument `windows`, expected a "
-                         f"positive integer, got {windows!r}.")
+    positive_integer("windows", windows)
     if plot is not None:
         plots.require_matplotlib()  # before any work: a missing extra fails at once
     workdir = Workdir(workdir)
@@ -399,12 +367,11 @@ def measure_text(model, ids, batch_size, num_unrollings, windows=4):
       ValueError: the text is shorter than one window.
     """
     B, T = batch_size, num_unrollings
-    length = (len(ids) - 1) // B  # predictions per stream
-    windows = min(windows, length // T)
-    if windows < 1:
+    if len(ids) < B * T + 1:  # each stream needs T predictions
         raise ValueError(f"A text of {len(ids)} characters is shorter than one window of "
                          f"{B} streams x {T + 1} characters.")
-    streams = np.asarray(ids)[np.arange(B)[:, None] * length + np.arange(windows * T + 1)]
+    streams = steps_lib.scoring_streams(ids, B)  # (B, L + 1), L predictions per stream
+    windows = min(windows, (streams.shape[1] - 1) // T)
     measure, state, each = make_measure(model), model.zero_state(B), []
     for w in range(windows):
         window = streams[:, w * T:(w + 1) * T + 1]

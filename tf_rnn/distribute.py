@@ -242,10 +242,7 @@ def make_train_step(strategy, model, optimizer, clip_norm=0.0, clip_value=0.0,
         # so every replica and worker takes the same branch of the guard below.
         loss, *grads = context.all_reduce(sum_, [loss, *grads])
         grads, grad_norm = steps_lib.clip_gradients(grads, clip_norm, clip_value)
-        finite = tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
-        clipped = grad_norm > clip_norm if clip_norm > 0 else tf.constant(False)
-        metrics = {"loss": loss, "grad_norm": grad_norm, "clipped": clipped,
-                   "finite": finite}
+        metrics = steps_lib.guarded_metrics(loss, grad_norm, clip_norm)
         return metrics, [g / replicas for g in grads], new_state  # the optimizer SUMs
 
     def replica_apply(grads):

@@ -37,14 +37,17 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid")
 # that graph size and tracing time stay bounded.
 MAX_UNROLL = 128
 
+# The hidden layers' non-linearities by name: the one table of the package (cells,
+# models and the toy tasks' model read it here).
 _FORWARD = {"relu": tf.nn.relu, "tanh": tf.tanh, "sigmoid": tf.sigmoid}
 
 
-def _activation(name):
+def activation_fn(name):
+    """The element-wise function named `name`, one of ACTIVATIONS (ValueError else)."""
     if name not in ACTIVATIONS:
         raise ValueError(
             f"Received an invalid value for argument `activation`, expected one of "
-            f"{ACTIVATIONS}, got {name!r}."
+            f"{list(ACTIVATIONS)}, got {name!r}."
         )
     return _FORWARD[name]
 
@@ -89,7 +92,7 @@ def _weight_gradient(h_prev, da):
 
 def _unrolled(p, h0, w, activation, gate=None):
     """Recurrence and its hand-written BPTT, both unrolled over a static T >= 1."""
-    f = _activation(activation)
+    f = activation_fn(activation)
 
     @tf.custom_gradient
     def run(p, h0, w, *gate):
@@ -132,7 +135,7 @@ def _unrolled(p, h0, w, activation, gate=None):
 
 def _looped(p, h0, w, activation, gate=None):
     """Recurrence and its hand-written BPTT as `tf.while_loop`s, for any T >= 1."""
-    f = _activation(activation)
+    f = activation_fn(activation)
 
     @tf.custom_gradient
     def run(p, h0, w, *gate):
@@ -240,7 +243,7 @@ def recurrence(p, h0, w, activation, gate=None):
       ValueError: if `activation` is not one of ACTIVATIONS, or a static rank or
         shape is wrong.
     """
-    _activation(activation)
+    activation_fn(activation)
     # Converting here (outside the custom gradient) lets variables be passed directly:
     # their reads are recorded by the tape like any other op.
     p = tf.convert_to_tensor(p)
@@ -284,7 +287,7 @@ def recurrence_reference(p, h0, w, activation, gate=None):
     Raises:
       ValueError: if `activation` is not one of ACTIVATIONS.
     """
-    f = _activation(activation)
+    f = activation_fn(activation)
     if gate is None:
         return tf.scan(lambda h, p_t: f(p_t + tf.matmul(h, w)), p, initializer=h0)
     return tf.scan(lambda h, pg: f(pg[0] + pg[1] * tf.matmul(h, w)), (p, gate),

@@ -21,11 +21,23 @@ import re
 import sys
 import threading
 
+import tqdm
+
 VERBOSE_ENV = "TF_RNN_VERBOSE"
 # absl/TensorFlow native log line: severity, MMDD, time, thread id, file:line]
 _LOG_LINE = re.compile(rb"^[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\]")
 _DROPPED = (b"WARNING: All log messages before absl::InitializeLog() is called",
             b"To enable the following instructions:")  # 2nd line of cpu_feature_guard's
+
+
+def note(message):
+    """Writes `message`, one line for the user, to stderr.
+
+    The one way the package tells a user something beside its output (a fallback taken,
+    a checkpoint skipped, the training log): through tqdm, so that a progress bar on the
+    terminal is redrawn below the line instead of being torn by it.
+    """
+    tqdm.tqdm.write(message, file=sys.stderr)
 
 
 def verbose_requested(flag=False):

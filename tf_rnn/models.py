@@ -7,12 +7,25 @@ Every model has the same interface, used by training, sampling and export:
                                         Keras's fit passes training=True)
   step(ids (B,), state)             -> logits (B, A), new state       (one character)
   zero_state(batch_size)            -> (B, state_size)
+  state_size                        S
 
-`call` takes the fast path of DESIGN.md: everything that does not depend on the
-previous state is computed for the whole window at once (what depends on one input
-character alone, as rows of per-character tables), and only the recurrence
-(`tf_rnn.kernels.recurrence`) runs step by step. `call_reference` runs the
-cell one step at a time; tests hold the two equal.
+and what `tf_rnn.diagnostics` asks of a model (`PROBE_PROTOCOL`; the toy tasks'
+`tf_rnn.sequence.ElmanSequenceModel` has it too): one step split at its hidden layer,
+so that a probe can be added to h, and the figures that say how h feeds back:
+  hidden_step(x_t, state) -> h (B, H)       the step's hidden layer (x_t: ids (B,))
+  readout(h)              -> logits (B, A)
+  carry(h, x_t)           -> the state the next step starts from
+  hidden_size             H
+  activation              "relu", "tanh" or "sigmoid": h's non-linearity
+  recurrent_units         None when all of h feeds back, else the slice of h that does
+  recurrent_matrix()      the matrix through which the state feeds back
+A model class of its own plugs into the diagnostics by providing these.
+
+`call` takes the fast path: everything that does not depend on the previous state is
+computed for the whole window at once (what depends on one input character alone, as
+rows of per-character tables), and only the recurrence (`tf_rnn.kernels.recurrence`)
+runs step by step. `call_reference` runs the cell one step at a time; tests hold the
+two equal.
 """
 
 import keras
@@ -21,6 +34,15 @@ import tensorflow as tf
 from tf_rnn import cells as cells_lib
 from tf_rnn import draws
 from tf_rnn import kernels
+
+# What `tf_rnn.diagnostics` needs of a model (the module docstring says what each is).
+PROBE_PROTOCOL = ("hidden_step", "readout", "carry", "hidden_size", "activation",
+                  "recurrent_units", "recurrent_matrix", "state_size", "zero_state")
+
+
+def missing_probe_protocol(model):
+    """The names of `PROBE_PROTOCOL` that `model` lacks ([] when it has them all)."""
+    return [name for name in PROBE_PROTOCOL if not hasattr(model, name)]
 
 
 def matmul_last_axis(x, w):
@@ -36,7 +58,8 @@ def _lookup(table, ids):
 
     The gradient is returned as a dense (R, m) tensor (a segment sum) rather than the
     IndexedSlices of `tf.gather`, so that no optimizer ever takes its sparse path, which
-    is very slow under XLA (DESIGN.md, "Fast path").
+    is very slow under XLA (measured for the seed's Arch 1 training with Adadelta:
+    about 100 characters per second, over 10 s a step, against 121k with a dense one).
     """
 
     def grad(dy):
@@ -187,6 +210,26 @@ class CharModel(keras.Model):
         logits, new_state = self.cell(self.one_hot(ids), state)
         return logits, new_state
 
+    # The probe protocol (the module docstring): the cell's step, split at h. Arch 1 and
+    # the Elman model carry h itself; Arch 2 says otherwise.
+    recurrent_units = None
+
+    def hidden_step(self, ids, state):
+        """ids (B,), state (B, S) -> the step's hidden layer h (B, H)."""
+        return self.cell.hidden(self.one_hot(ids), state)
+
+    def readout(self, h):
+        """h (B, H) -> logits (B, A)."""
+        return self.cell.readout(h)
+
+    def carry(self, h, ids):
+        """The state the step after h starts from: h (B, S) itself."""
+        return h
+
+    @property
+    def hidden_size(self):
+        return self.state_size
+
     def call_reference(self, inputs, state):
         """The plain loop: `step` once per time step. inputs (B, T) -> (B, T, A), state."""
         outputs = []
@@ -196,7 +239,7 @@ class CharModel(keras.Model):
         return tf.stack(outputs, axis=1), state
 
     def get_config(self):
-        return {"name": self.name, "alphabet_size": self.alphabet_size,
+        return {**super().get_config(), "alphabet_size": self.alphabet_size,
                 "num_nodes": self.num_nodes, "init": self.init,
                 "init_mean": self.init_mean, "init_stddev": self.init_stddev,
                 "init_gain": self.init_gain, "dropout": self.dropout, "seed": self.seed}
@@ -233,7 +276,7 @@ class Arch1Model(CharModel):
         return self._call_integrated(ids, state, dropout_seed)
 
     def _call_concat(self, ids, state, dropout_seed=None):
-        cell, n, f = self.cell, self.num_nodes, cells_lib._ACTIVATION_FNS[self.activation]
+        cell, n, f = self.cell, self.num_nodes, kernels.activation_fn(self.activation)
         # q depends on the current character alone, so q and both of its products
         # (its share of the next step's pre-activation, its share of the logits) are
         # rows of per-character tables: A rows to compute instead of B*T, and a row
@@ -262,6 +305,15 @@ class Arch1Model(CharModel):
         h = kernels.recurrence(p, state, cell.W, self.activation, gate=gate)  # (T, B, n)
         logits = matmul_last_axis(self._dropped(h, dropout_seed), cell.V) + cell.c  # (T, B, A)
         return tf.transpose(logits, [1, 0, 2]), h[-1]
+
+    @property
+    def recurrent_units(self):
+        """concat: r = h[n:2n), the half of h that feeds back; sum, mul: all of h."""
+        return slice(self.num_nodes, 2 * self.num_nodes) if self.combine == "concat" else None
+
+    def recurrent_matrix(self):
+        """concat: W[n:] (n, n), the r -> r block; sum, mul: W (n, n)."""
+        return self.cell.W[self.num_nodes:] if self.combine == "concat" else self.cell.W
 
     def get_config(self):
         return {**super().get_config(), "combine": self.combine,
@@ -293,12 +345,10 @@ class Arch2Model(CharModel):
         self.feedback = feedback
         kernel, recurrent = self._initializers
         self.cell = self._make_cell(cells_lib.Arch2Cell(
-            alphabet_size, num_nodes, kernel_initializer=kernel,
+            alphabet_size, num_nodes, feedback=feedback, kernel_initializer=kernel,
             recurrent_initializer=recurrent, dtype=self.dtype_policy))
 
-    def _started(self, state):
-        """(B, 1): 1 where the stream has started (a non-zero state), else 0."""
-        return tf.cast(tf.reduce_any(state != 0, axis=-1, keepdims=True), self.compute_dtype)
+    activation = "tanh"
 
     def call(self, inputs, state=None):
         inputs, state = self._window(inputs, state)
@@ -313,13 +363,23 @@ class Arch2Model(CharModel):
         rows = tf.concat([inputs[:, :1] + A * fresh, inputs[:, 1:]], axis=1)  # (B, T)
         return _lookup(table, rows), self.one_hot(inputs[:, -1])  # (B, T, A), (B, A)
 
-    def step(self, ids, state):
+    # The probe protocol, of the teacher-forced window `call` trains: the output fed
+    # back at step t is one_hot(x_t) (the previous target), zeros at a stream's start;
+    # the hidden layer is not carried at all.
+    def hidden_step(self, ids, state):
         x = self.one_hot(ids)
-        if self.feedback == "sample":
-            logits, _ = self.cell(x, x * self._started(state))
-            return logits, x
-        logits, _ = self.cell(x, state)
-        return logits, tf.nn.softmax(logits)
+        return self.cell.hidden(x, x * cells_lib.stream_started(state, x.dtype))
+
+    def carry(self, h, ids):
+        return self.one_hot(ids)
+
+    @property
+    def hidden_size(self):
+        return 2 * self.num_nodes
+
+    def recurrent_matrix(self):
+        """W (A, n), the fed-back output's matrix (not square)."""
+        return self.cell.W
 
     def get_config(self):
         return {**super().get_config(), "feedback": self.feedback}
@@ -336,6 +396,11 @@ class ElmanModel(CharModel):
             alphabet_size, num_nodes, alphabet_size, activation="tanh",
             kernel_initializer=kernel, recurrent_initializer=recurrent,
             dtype=self.dtype_policy))
+
+    activation = "tanh"
+
+    def recurrent_matrix(self):
+        return self.cell.W_hh
 
     def call(self, inputs, state=None, training=None, dropout_seed=None):
         inputs, state = self._window(inputs, state)

@@ -4,14 +4,13 @@
 """
 
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
-import tqdm
 
 from tf_rnn import data as data_lib
 from tf_rnn import integrity
+from tf_rnn import logs
 from tf_rnn import models
 from tf_rnn.errors import WorkdirError
 from tf_rnn.workdir import Workdir
@@ -22,7 +21,7 @@ from tf_rnn import textio
 
 
 def _log(message):
-    tqdm.tqdm.write(message, file=sys.stderr)
+    logs.note(message)
 
 
 def restore_newest(checkpoint, directory, check):

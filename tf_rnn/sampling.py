@@ -14,6 +14,7 @@ import tensorflow as tf
 import tqdm
 
 from tf_rnn import draws
+from tf_rnn.checks import positive_integer
 
 SAMPLE_CHUNK = 20_000  # characters per stream per compiled call in `sample`
 RNG_ALG = "philox"  # the generator of the start characters (same in sampling and export)
@@ -173,9 +174,7 @@ def check_sample_arguments(length, num_streams, temperature=1.0, top_k=0, prime=
         raise ValueError("Received an invalid value for argument `length`, expected a "
                          "positive integer when the prime is empty (it would generate "
                          "nothing), got 0.")
-    if num_streams <= 0:
-        raise ValueError(f"Received an invalid value for argument `num_streams`, expected "
-                         f"a positive integer, got {num_streams!r}.")
+    positive_integer("num_streams", num_streams)
     if not np.isfinite(temperature):
         raise ValueError(f"Received an invalid value for argument `temperature`, expected "
                          f"a finite number (<= 0: greedy), got {temperature!r}.")
@@ -202,9 +201,7 @@ def sample(model, vocab, prime="", length=100, temperature=1.0, top_k=0, seed=No
       A list of `num_streams` strings, each the prime followed by the generated text.
     """
     check_sample_arguments(length, num_streams, temperature, top_k, prime)
-    if chunk_size <= 0:
-        raise ValueError(f"Received an invalid value for argument `chunk_size`, expected "
-                         f"a positive integer, got {chunk_size!r}.")
+    positive_integer("chunk_size", chunk_size)
     seed = int(np.random.SeedSequence(seed).generate_state(1)[0] >> 1) if seed is None \
         else int(seed)
     prime_ids = encode_prime(vocab, prime, num_streams, seed % (2**31 - 1))

@@ -19,6 +19,8 @@ import tqdm
 
 from tf_rnn import cells as cells_lib
 from tf_rnn import kernels
+from tf_rnn import logs
+from tf_rnn.checks import positive_integer
 from tf_rnn import models
 from tf_rnn import summaries
 
@@ -65,9 +67,7 @@ class ElmanSequenceModel(keras.Model):
         super().__init__(**kwargs)
         for name, value in (("input_size", input_size), ("units", units),
                             ("output_size", output_size), ("members", members)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"Received an invalid value for argument `{name}`, "
-                                 f"expected a positive integer, got {value!r}.")
+            positive_integer(name, value)
         self.input_size, self.units, self.output_size = input_size, units, output_size
         self.activation, self.members, self.use_bias = activation, members, bool(use_bias)
         self.kernel_initializer = keras.initializers.serialize(
@@ -128,11 +128,34 @@ class ElmanSequenceModel(keras.Model):
 
     def step(self, x, state):
         """One time step. x (B, I), state (B, K·n) -> logits (B, K·O), new state."""
-        w_xh, w_hh, b_h, w_hy, b_y = self.weights_masked()
-        act = keras.activations.get(self.activation)
-        h = act(tf.matmul(tf.cast(x, self.compute_dtype), w_xh) + tf.matmul(state, w_hh)
-                + b_h)
-        return tf.matmul(h, w_hy) + b_y, h
+        h = self.hidden_step(x, state)
+        return self.readout(h), h
+
+    # The probe protocol of `tf_rnn.models` (what `tf_rnn.diagnostics` asks): the step
+    # split at the hidden layer, which is the state; the masked weights throughout.
+    recurrent_units = None
+
+    def hidden_step(self, x, state):
+        """x (B, I), state (B, K·n) -> the new hidden layer h (B, K·n)."""
+        w_xh, w_hh, b_h, _, _ = self.weights_masked()
+        return kernels.activation_fn(self.activation)(
+            tf.matmul(tf.cast(x, self.compute_dtype), w_xh) + tf.matmul(state, w_hh) + b_h)
+
+    def readout(self, h):
+        """h (B, K·n) -> logits (B, K·O)."""
+        _, _, _, w_hy, b_y = self.weights_masked()
+        return tf.matmul(h, w_hy) + b_y
+
+    def carry(self, h, x):
+        return h
+
+    @property
+    def hidden_size(self):
+        return self.state_size
+
+    def recurrent_matrix(self):
+        """The masked block-diagonal W_hh (K·n, K·n): one block per member."""
+        return self.weights_masked()[1]
 
     def ids_step(self, ids, state):
         """The sampler's step over one-hot symbols; row r of the batch is member r mod K.
@@ -174,7 +197,7 @@ class ElmanSequenceModel(keras.Model):
         return single
 
     def get_config(self):
-        return {"name": self.name, "input_size": self.input_size, "units": self.units,
+        return {**super().get_config(), "input_size": self.input_size, "units": self.units,
                 "output_size": self.output_size, "activation": self.activation,
                 "members": self.members, "use_bias": self.use_bias,
                 "kernel_initializer": self.kernel_initializer,
@@ -256,8 +279,7 @@ def fit(model, train_step, batches, steps, *, check=None, check_every=0, log_eve
                 loss = float(metrics["loss"]) / model.members
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 if not progress:  # no bar: a log file still gets the loss as it goes
-                    tqdm.tqdm.write(f"{desc} step {done}/{steps}: loss {loss:.4f}",
-                                    file=sys.stderr)
+                    logs.note(f"{desc} step {done}/{steps}: loss {loss:.4f}")
                 if writer is not None:
                     with writer.as_default():
                         tf.summary.scalar("train/loss", loss, step=done,

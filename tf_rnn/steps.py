@@ -5,11 +5,12 @@
 """
 
 import math
-import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tf_rnn import logs
 
 LN2 = math.log(2.0)
 
@@ -80,6 +81,15 @@ def clip_gradients(grads, clip_norm=0.0, clip_value=0.0):
     return grads, grad_norm
 
 
+def guarded_metrics(loss, grad_norm, clip_norm):
+    """The metrics of a train step, and its guard: {"loss", "grad_norm", "clipped",
+    "finite"}, where "finite" (loss and gradient norm both finite) says whether the
+    update may be applied; a non-finite one leaves the weights and optimizer untouched."""
+    finite = tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
+    clipped = grad_norm > clip_norm if clip_norm > 0 else tf.constant(False)
+    return {"loss": loss, "grad_norm": grad_norm, "clipped": clipped, "finite": finite}
+
+
 def dropout_kwargs(model, optimizer, seed, replica=0, replicas=1):
     """The keyword arguments a train step adds to `model(inputs, state)`.
 
@@ -125,16 +135,13 @@ def make_train_step(model, optimizer, clip_norm=0.0, clip_value=0.0, loss_fn=lm_
             loss = loss_fn(outputs, targets)
         grads = tape.gradient(loss, variables)
         grads, grad_norm = clip_gradients(grads, clip_norm, clip_value)
-        finite = tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
+        metrics = guarded_metrics(loss, grad_norm, clip_norm)
 
         def apply():
             optimizer.apply(grads, variables)
             return tf.constant(True)
 
-        tf.cond(finite, apply, lambda: tf.constant(False))
-        clipped = grad_norm > clip_norm if clip_norm > 0 else tf.constant(False)
-        metrics = {"loss": loss, "grad_norm": grad_norm, "clipped": clipped,
-                   "finite": finite}
+        tf.cond(metrics["finite"], apply, lambda: tf.constant(False))
         return metrics, new_state
 
     plain = _ShapeCachedFunction(tf.function(train_step))
@@ -186,9 +193,8 @@ class XlaOrFallback:
             result = self._plain(*args)  # raises the real error if it is not XLA's
             self._chosen = self._plain
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-            print(f"tf_rnn: XLA could not compile {self._what} ({reason}); running it "
-                  f"without XLA (--set jit_compile=false skips the attempt).",
-                  file=sys.stderr)
+            logs.note(f"tf_rnn: XLA could not compile {self._what} ({reason}); running it "
+                      f"without XLA (--set jit_compile=false skips the attempt).")
         return result
 
     def uses_xla(self):
@@ -239,6 +245,31 @@ def make_eval_step(model, jit_compile=False):
     return tf.function(eval_step, reduce_retracing=True, jit_compile=jit_compile)
 
 
+def scoring_streams(ids, batch_size):
+    """The cut of a text into `batch_size` scoring streams: the one every score uses.
+
+    Stream b holds characters b·L .. (b + 1)·L of `ids`, L = (len(ids) - 1) // B: it
+    predicts characters b·L + 1 .. (b + 1)·L, and consecutive streams share one
+    character (one's last target is the next one's first input), so the B streams
+    score every character from 1 to B·L once; the last (len(ids) - 1) % B are not
+    scored. Every contender of a quality comparison is scored on this cut, so that
+    all of them predict the same characters from the same context.
+
+    Args:
+      ids: (N,) the text's ids, N >= batch_size + 1.
+      batch_size: B, the number of streams.
+
+    Returns:
+      (B, L + 1) ids: row b is stream b.
+    """
+    ids = np.asarray(ids)
+    if len(ids) < batch_size + 1:
+        raise ValueError(f"A text of {len(ids)} characters cannot be cut into {batch_size} "
+                         f"streams of at least 2 characters.")
+    length = (len(ids) - 1) // batch_size  # predictions per stream
+    return ids[np.arange(batch_size)[:, None] * length + np.arange(length + 1)[None, :]]
+
+
 def evaluate(model, ids, batch_size, num_unrollings, eval_step=None):
     """Bits per character of `model` over a whole id sequence, state carried throughout.
 
@@ -247,8 +278,8 @@ def evaluate(model, ids, batch_size, num_unrollings, eval_step=None):
     scored character is conditioned on all the text before it in its stream. Stream b
     predicts characters b·L + 1 .. (b + 1)·L with L = (len(ids) - 1) // batch_size, so
     the result is the mean over the B slices, each scored alone; the last
-    (len(ids) - 1) % batch_size characters are not scored. batch_size is lowered to
-    len(ids) - 1 when the text is shorter.
+    (len(ids) - 1) % batch_size characters are not scored (`scoring_streams`).
+    batch_size is lowered to len(ids) - 1 when the text is shorter.
 
     Returns:
       {"bpc", "loss" (nats per character), "chars" (characters scored)}.
@@ -257,9 +288,8 @@ def evaluate(model, ids, batch_size, num_unrollings, eval_step=None):
     if len(ids) < 2:
         raise ValueError(f"Cannot evaluate a text of {len(ids)} character(s); need >= 2.")
     batch_size = max(1, min(batch_size, len(ids) - 1))
-    length = (len(ids) - 1) // batch_size  # predictions per stream
-    rows = np.arange(batch_size)[:, None] * length + np.arange(length + 1)[None, :]
-    streams = ids[rows]  # (B, length + 1)
+    streams = scoring_streams(ids, batch_size)  # (B, length + 1)
+    length = streams.shape[1] - 1  # predictions per stream
     eval_step = eval_step or make_eval_step(model)
     state = model.zero_state(batch_size)
     total = 0.0

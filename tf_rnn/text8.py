@@ -19,6 +19,7 @@ import urllib.request
 from tqdm import tqdm
 
 from tf_rnn import files
+from tf_rnn import logs
 from tf_rnn.errors import DataError
 from tf_rnn.textio import file_sha256, load_text
 
@@ -109,8 +110,8 @@ def download_text8(cache_dir, url=TEXT8_URL, expected_size=TEXT8_SIZE, sha256=TE
         problem = _verify(final, expected_size, sha256)
         if problem is None:
             return final
-        print(f"tf_rnn: cached {final} failed verification ({problem}); deleting it and "
-              f"downloading {url} again", file=sys.stderr)
+        logs.note(f"tf_rnn: cached {final} failed verification ({problem}); deleting it "
+                  f"and downloading {url} again")
         final.unlink()
     fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{filename}.", suffix=".part")
     os.fchmod(fd, files.umask_mode())  # a shared cache: readable like any other file

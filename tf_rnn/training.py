@@ -20,6 +20,7 @@ from tf_rnn import data as data_lib
 from tf_rnn import diagnostics
 from tf_rnn import distribute
 from tf_rnn import integrity
+from tf_rnn import logs
 from tf_rnn import preemption
 from tf_rnn import sampling
 from tf_rnn import steps as steps_lib
@@ -40,7 +41,7 @@ def total_steps(config, cursors):
 
 
 def _log(message):
-    tqdm.tqdm.write(message, file=sys.stderr)
+    logs.note(message)
 
 
 def train(config, workdir, data=None, *, allow_new_corpus=False, cache_dir=None,
@@ -357,5 +358,5 @@ def _cursors(config, corpus):
         return data_lib.BatchCursors(corpus.train, config.batch_size, config.num_unrollings)
     except DataError as err:  # the one DataError of well-formed ids: too short
         raise DataError(
-            f"{corpus.source}: its training split (90%) is too short: {err}; use a longer "
+            f"The training split (90%) of {corpus.source} is too short. {err} Use a longer "
             f"corpus, or lower --set batch_size / --set num_unrollings.") from None
