@@ -12,6 +12,8 @@ cut into 32 streams, each carrying its state from the zero state across windows.
 import math
 import time
 
+from tf_rnn.errors import ArgumentError
+
 SLICE_SECONDS = 5.0  # one turn of a contender
 
 # The tf_rnn contenders: a preset, with a few overrides. The best setting found for each
@@ -85,8 +87,8 @@ def make_contenders(names, make_trainer, alphabet):
         elif name in KERAS_CONTENDERS:
             contenders.append(keras_contender(name, *KERAS_CONTENDERS[name], alphabet))
         else:
-            raise ValueError(f"Unknown contender {name!r}; known: "
-                             f"{sorted(TF_RNN_CONTENDERS) + sorted(KERAS_CONTENDERS)}.")
+            raise ArgumentError(f"Unknown contender {name!r}; known: "
+                                f"{sorted(TF_RNN_CONTENDERS) + sorted(KERAS_CONTENDERS)}.")
     return contenders
 
 

@@ -62,16 +62,18 @@ def toy_settings(args, name, defaults=None):
     """The --set of a toy experiment ({"jit_compile": bool}), and args.workdir resolved.
 
     Raises:
-      ValueError: a key other than jit_compile, or a value of the wrong type.
+      ArgumentError: a key other than jit_compile; ConfigError: a value of the wrong type.
     """
     from tf_rnn import config as config_lib
+    from tf_rnn.errors import ArgumentError
 
     settings = dict(defaults or {"jit_compile": False})
     for item in args.set:
         key = item.partition("=")[0].strip()
         if key not in settings:
-            raise ValueError(f"experiments.{name} accepts --set {', '.join(settings)} only "
-                             f"(its other settings are flags: see --help), got {item!r}.")
+            raise ArgumentError(f"experiments.{name} accepts --set {', '.join(settings)} "
+                                f"only (its other settings are flags: see --help), got "
+                                f"{item!r}.")
         settings[key] = getattr(config_lib.with_overrides(config_lib.Config(), [item]), key)
     if args.workdir is None:
         fields = {k: v for k, v in sorted(vars(args).items())

@@ -52,6 +52,7 @@ def run(args):
     import tensorflow as tf
 
     from tf_rnn import plots, sequence, steps, summaries, tasks
+    from tf_rnn.errors import ArgumentError
     from tf_rnn.workdir import Workdir
 
     if args.plot:
@@ -59,8 +60,8 @@ def run(args):
 
     prime = args.text[:1] if args.prime is None else args.prime
     if not args.text.startswith(prime) or len(prime) >= len(args.text):
-        raise ValueError(f"Received an invalid value for `--prime`, expected a proper prefix "
-                         f"of --text {args.text!r}, got {prime!r}.")
+        raise ArgumentError(f"Received an invalid value for `--prime`, expected a proper "
+                            f"prefix of --text {args.text!r}, got {prime!r}.")
     keras.utils.set_random_seed(args.seed)
     vocab = tasks.alphabet_of(args.text, args.alphabet)
     inputs, targets = tasks.next_symbol_task(args.text, vocab)  # (1, L-1, A) each

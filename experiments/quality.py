@@ -54,11 +54,12 @@ def parse_args(argv=None):
     for item in args.add:
         name, _, spec = item.partition("=")
         preset, *assignments = spec.split(",")
-        try:
-            from tf_rnn import config
+        from tf_rnn import config
+        from tf_rnn.errors import UserError
 
+        try:
             cfg = config.with_overrides(config.get_preset(preset), assignments)
-        except ValueError as e:
+        except UserError as e:
             p.error(f"--add {item!r}: {e}")
         if not name or name in known or name in args.added:
             p.error(f"--add {item!r}: give a new contender name before '='")

@@ -85,15 +85,15 @@ def corpus_run(tmp_path_factory, files):
 # (case, data file or None, extra arguments, fragments of the message). Each is tried on a
 # new work directory (which must not appear) and on the trained run (which must not change).
 TRAIN_CASES = [
-    ("missing data path", "missing.txt", [], ["missing.txt does not exist"]),
-    ("empty file", "empty.txt", [], ["empty.txt is empty"]),
-    ("non-UTF-8 file", "latin1.txt", [], ["is not valid UTF-8: byte 0xe9 at byte offset 7"]),
-    ("zip with no member", "none.zip", [], ["none.zip contains no file"]),
+    ("missing data path", "missing.txt", [], ["missing.txt' does not exist."]),
+    ("empty file", "empty.txt", [], ["Text file '", "empty.txt' is empty."]),
+    ("non-UTF-8 file", "latin1.txt", [], ["is not valid UTF-8: byte 0xe9 at byte offset 7 ("]),
+    ("zip with no member", "none.zip", [], ["none.zip' contains no file."]),
     ("zip with several members", "two.zip", [],
-     ["two.zip holds 2 files, expected exactly one: 'a.txt', 'b.txt'"]),
+     ["two.zip' holds 2 files, expected exactly one: 'a.txt', 'b.txt'."]),
     ("corpus shorter than a window", "short.txt", [],
-     ["its training split (90%) is too short", "4 x 11 = 44 characters",
-      "--set batch_size"]),
+     ["The training split (90%) of ", "is too short. A corpus of ",
+      "4 x 11 = 44 characters. Use a", "--set batch_size"]),
     ("unknown preset", "corpus.txt", ["--preset", "text9"],
      ["Unknown preset 'text9'; available presets: ['charrnn_adagrad'"]),
     ("--set unknown key", "corpus.txt", ["--set", "batchsize=4"],
@@ -200,7 +200,7 @@ def test_eval_and_sample_without_a_checkpoint(tmp_path, capsys, run):
 def test_eval_with_a_bad_corpus_changes_nothing(capsys, files, run):
     before = snapshot(run)
     fails(capsys, ["eval", "--workdir", str(run), "--data", str(files / "empty.txt")],
-          "empty.txt is empty")
+          "empty.txt' is empty.")
     assert snapshot(run) == before
 
 
@@ -232,7 +232,7 @@ def test_text8_download_with_wrong_size_or_digest(tmp_path, capsys, change, frag
     assert cli.run_and_report(train_on_text8, None) == 2
     _, err = capsys.readouterr()
     assert err.strip().splitlines() == [err.strip()] and fragment in err
-    assert err.startswith(f"tf-rnn: error: download from {served.as_uri()}")
+    assert err.startswith(f"tf-rnn: error: The download from {served.as_uri()}")
     assert not (cache / "text8.zip").exists() and not workdir.exists()
 
 

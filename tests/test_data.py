@@ -83,7 +83,7 @@ def test_unknown_space_maps_to_space_id():
         vocab.encode("a", unknown="drop")
 
 
-@pytest.mark.parametrize("chars, match", [("", "empty"), ("abca", "repeat"), (None, "str")])
+@pytest.mark.parametrize("chars, match", [("", "at least one"), ("abca", "repeat"), (None, "str")])
 def test_bad_vocabulary_chars(chars, match):
     with pytest.raises(ValueError, match=match):
         Vocabulary(chars)
@@ -121,7 +121,7 @@ def test_vocabulary_save_load_round_trip(tmp_path):
     (b"{not json", "not valid JSON"),
     (b'{"letters": "ab"}', "chars"),
     (b'{"chars": "aa"}', "repeat"),
-    (b"\xff\xfe", "cannot read"),
+    (b"\xff\xfe", "Cannot read"),
 ])
 def test_vocabulary_load_corrupt_file(tmp_path, content, match):
     path = tmp_path / "vocab.json"
@@ -179,8 +179,8 @@ def test_load_zip_with_one_member(tmp_path):
     ("latin1.txt", b"abc\xe9def", "byte 0xe9 at byte offset 3"),
     ("none.zip", _zip_bytes({}), "contains no file"),
     ("two.zip", _zip_bytes({"a.txt": b"x", "b.txt": b"y"}), "2 files.*'a.txt', 'b.txt'"),
-    ("empty_member.zip", _zip_bytes({"a.txt": b""}), "member 'a.txt' .* is empty"),
-    ("bad_member.zip", _zip_bytes({"a.txt": b"ok\xff"}), "member 'a.txt' .*offset 2"),
+    ("empty_member.zip", _zip_bytes({"a.txt": b""}), "Member 'a.txt' .* is empty."),
+    ("bad_member.zip", _zip_bytes({"a.txt": b"ok\xff"}), "Member 'a.txt' .*offset 2"),
     ("corrupt.zip", b"PK\x03\x04 this is not really a zip", "not a valid zip"),
 ])
 def test_load_text_bad_files(tmp_path, name, content, match):

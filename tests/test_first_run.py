@@ -95,7 +95,7 @@ def test_native_log_lines_are_recognised():
         b"E0000 00:00:1796014350.321047    3587 util.cc:131] oneDNN supports DT_INT32")
     assert logs.is_native_log_line(b"WARNING: All log messages before absl::InitializeLog()"
                                    b" is called are written to STDERR")
-    for own in (b"tf-rnn: error: text file x does not exist", b"Error: 0.5",
+    for own in (b"tf-rnn: error: Text file 'x' does not exist.", b"Error: 0.5",
                 b"F0000 00:00:1.0  1 check.cc:1] Check failed", b"step 5/10: loss 3.2"):
         assert not logs.is_native_log_line(own)
 

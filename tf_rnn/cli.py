@@ -1,7 +1,8 @@
 """The `tf-rnn` command: train | eval | sample | export | diagnose, thin over the library.
 
 Progress goes to stderr; the last line on stdout is one JSON object with the
-command's figures. User errors print one line `tf-rnn: error: ...` and exit 2.
+command's figures. User errors (`tf_rnn.errors.UserError`) print one line
+`tf-rnn: error: ...` and exit 2; any other exception is a bug and keeps its traceback.
 """
 
 import argparse
@@ -219,10 +220,11 @@ def cmd_sample(args):
     import time
 
     from tf_rnn import sampling
+    from tf_rnn.errors import ArgumentError
 
     if args.out and args.num_streams != 1:
-        raise ValueError(f"--out writes one stream, got --num-streams {args.num_streams} "
-                         f"(drop --out to get the streams in the JSON line).")
+        raise ArgumentError(f"--out writes one stream, got --num-streams {args.num_streams} "
+                            f"(drop --out to get the streams in the JSON line).")
     progress = not args.no_progress and args.length > sampling.SAMPLE_CHUNK
     t0 = time.perf_counter()
     if args.export:
@@ -237,8 +239,9 @@ def cmd_sample(args):
         model, vocab, _ = runs.load_model(args.workdir)
         unknown = sorted(set(args.prime) - set(vocab.chars))
         if unknown:
-            raise ValueError(f"--prime {args.prime!r} has character(s) outside the model's "
-                             f"vocabulary {vocab.chars!r}: {', '.join(map(repr, unknown))}.")
+            raise ArgumentError(f"--prime {args.prime!r} has character(s) outside the "
+                                f"model's vocabulary {vocab.chars!r}: "
+                                f"{', '.join(map(repr, unknown))}.")
         texts = sampling.sample(model, vocab, args.prime, args.length, args.temperature,
                                 args.top_k, args.seed, args.num_streams, progress=progress)
     seconds = time.perf_counter() - t0
@@ -294,7 +297,8 @@ def run_and_report(fn, args, prog="tf-rnn"):
 
     Returns the exit status: 0, 2 for a user error (one line on stderr), the signal's
     status for a training run stopped by SIGTERM / SIGINT, 130 for Ctrl-C elsewhere
-    (start-up included: no traceback while TensorFlow imports).
+    (start-up included: no traceback while TensorFlow imports). Any other exception is
+    a bug: it propagates with its traceback (Python exits 1).
     """
     from tf_rnn import logs
 
@@ -314,13 +318,18 @@ def _run(fn, args, prog, verbose):
     """The command's result, or its exit status after printing why it failed."""
     import tensorflow as tf
 
+    from tf_rnn.errors import UserError
     from tf_rnn.preemption import Preempted
     from tf_rnn.run_state import TrainingDiverged
 
     quiet_tensorflow(verbose)
     try:
         return fn(args)
-    except (ValueError, TrainingDiverged, OSError) as e:
+    # UserError: what the user asked or gave (tf_rnn.errors); a plain ValueError, a
+    # TypeError, ... is a bug and keeps its traceback. OSError is the user's machine, not
+    # the code: a --out in a missing directory, a full disk, a missing permission; the
+    # message names the path and the reason ("[Errno 28] No space left on device").
+    except (UserError, TrainingDiverged, OSError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except tf.errors.ResourceExhaustedError as e:  # past the up-front estimate

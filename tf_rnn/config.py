@@ -9,6 +9,8 @@ import json
 import math
 import typing
 
+from tf_rnn.errors import ConfigError
+
 MODELS = ("arch1", "arch2", "elman")
 OPTIMIZERS = ("adadelta", "sgd", "adagrad", "adam")
 INITS = ("seed", "glorot", "irnn", "charrnn", "uniform")
@@ -160,7 +162,7 @@ class Config:
         """A copy with `changes` applied (and validated)."""
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
-            raise ValueError(f"Unknown config key(s) {unknown}; valid keys: {field_names()}.")
+            raise ConfigError(f"Unknown config key(s) {unknown}; valid keys: {field_names()}.")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -194,7 +196,7 @@ def _check_applies(config):
     why = REFUSED_INITS.get((config.model, config.init))
     if why:
         usable = [i for i in INITS if (config.model, i) not in REFUSED_INITS]
-        raise ValueError(
+        raise ConfigError(
             f"Received init={config.init!r} for model={config.model!r}, which cannot use "
             f"it: {why}. Use one of {usable} with model {config.model!r}.")
     defaults = Config.__dataclass_fields__
@@ -203,7 +205,7 @@ def _check_applies(config):
         if value != default and getattr(config, decider) not in values:
             names = ", ".join(map(repr, values[:-1])) + " or " * (len(values) > 1)
             only = f"{decider} {names}{values[-1]!r}"
-            raise ValueError(
+            raise ConfigError(
                 f"Received {name}={value!r} for {decider}={getattr(config, decider)!r}, "
                 f"which does not use it: `{name}` applies only to {only}. Leave `{name}` "
                 f"at its default {default!r}, or use {only}.")
@@ -212,14 +214,14 @@ def _check_applies(config):
 def _check(name, value, ok, expected, integer=False):
     bad_type = isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
     if bad_type or not ok(value) or (isinstance(value, float) and math.isnan(value)):
-        raise ValueError(
+        raise ConfigError(
             f"Received an invalid value for config field `{name}`, expected {expected}, "
             f"got {value!r}.")
 
 
 def _check_choice(name, value, choices):
     if value not in choices:
-        raise ValueError(
+        raise ConfigError(
             f"Received an invalid value for config field `{name}`, expected one of "
             f"{list(choices)}, got {value!r}.")
 
@@ -248,7 +250,7 @@ def _parse_value(name: str, text: str, field_type):
         return text
     except ValueError:
         kind = {bool: "true/false", int: "an integer", float: "a number"}.get(field_type, "text")
-        raise ValueError(
+        raise ConfigError(
             f"Received an invalid value for config field `{name}`, expected {kind}, "
             f"got {text!r}.") from None
 
@@ -257,7 +259,7 @@ def with_overrides(config: Config, assignments) -> Config:
     """Applies `key=value` strings (the CLI's `--set`) to `config`.
 
     Raises:
-      ValueError: an assignment without '=', an unknown key, or a value of the wrong
+      ConfigError: an assignment without '=', an unknown key, or a value of the wrong
         type or range; the message names the key and the value.
     """
     hints = typing.get_type_hints(Config)
@@ -266,9 +268,9 @@ def with_overrides(config: Config, assignments) -> Config:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ValueError(f"Expected --set KEY=VALUE, got {item!r}.")
+            raise ConfigError(f"Expected --set KEY=VALUE, got {item!r}.")
         if key not in hints:
-            raise ValueError(f"Unknown config key {key!r}; valid keys: {field_names()}.")
+            raise ConfigError(f"Unknown config key {key!r}; valid keys: {field_names()}.")
         changes[key] = _parse_value(key, text, hints[key])
     return config.replace(**changes)
 
@@ -308,7 +310,7 @@ PRESETS = {
 
 
 def get_preset(name: str) -> Config:
-    """The preset `name`; ValueError listing the presets when it does not exist."""
+    """The preset `name`; ConfigError listing the presets when it does not exist."""
     if name not in PRESETS:
-        raise ValueError(f"Unknown preset {name!r}; available presets: {sorted(PRESETS)}.")
+        raise ConfigError(f"Unknown preset {name!r}; available presets: {sorted(PRESETS)}.")
     return PRESETS[name]

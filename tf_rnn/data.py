@@ -49,15 +49,16 @@ def split_text(text, fractions=(0.9, 0.05, 0.05)):
     fractions = tuple(fractions)
     if len(fractions) != 3 or not all(0 <= f <= 1 for f in fractions) or \
             abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"fractions must be three numbers in [0, 1] summing to 1, "
-                         f"got {fractions}")
+        raise ValueError(f"Received an invalid value for argument `fractions`, expected three "
+                         f"numbers in [0, 1] summing to 1, got {fractions}.")
     n = len(text)
     a = int(round(n * fractions[0]))
     b = a + int(round(n * fractions[1]))
     sizes = (a, b - a, n - b)
     if min(sizes) <= 0:
-        raise DataError(f"cannot split {n} characters by fractions {fractions}: the parts "
-                        f"(train, valid, test) would have {sizes} characters; none may be empty")
+        raise DataError(f"Cannot split {n} characters by fractions {fractions}: the parts "
+                        f"(train, valid, test) would have {sizes} characters, and none may "
+                        f"be empty. Use a longer corpus.")
     return text[:a], text[a:b], text[b:]
 
 
@@ -106,7 +107,8 @@ def load_corpus(data=None, *, cache_dir=None, vocab="text8", normalize=False, un
     elif vocab in ("text8", "corpus"):
         vocabulary = Vocabulary.text8() if vocab == "text8" else Vocabulary.from_text(text)
     else:
-        raise ValueError(f"vocab must be 'text8', 'corpus' or a Vocabulary, got {vocab!r}")
+        raise ValueError(f"Received an invalid value for argument `vocab`, expected 'text8', "
+                         f"'corpus' or a Vocabulary, got {vocab!r}.")
     ids = vocabulary.encode(text, unknown=unknown)
     if data is None and len(ids) == sum(TEXT8_SPLIT):
         a, b = TEXT8_SPLIT[0], TEXT8_SPLIT[0] + TEXT8_SPLIT[1]
@@ -134,17 +136,18 @@ class BatchCursors:
     def __init__(self, ids, batch_size, num_unrollings):
         for name, value in (("batch_size", batch_size), ("num_unrollings", num_unrollings)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ValueError(f"Received an invalid value for argument `{name}`, expected a "
+                                 f"positive integer, got {value!r}.")
         ids = np.asarray(ids)
         if ids.ndim != 1 or not (np.issubdtype(ids.dtype, np.integer) or ids.size == 0):
-            raise DataError(f"ids must be a 1-D integer array, got shape {ids.shape} "
-                            f"dtype {ids.dtype}")
+            raise DataError(f"Received an invalid value for argument `ids`, expected a 1-D "
+                            f"integer array, got shape {ids.shape} dtype {ids.dtype}.")
         need = batch_size * (num_unrollings + 1)
         if len(ids) < need:
             raise DataError(
-                f"corpus of {len(ids)} characters is shorter than one batch window of "
+                f"A corpus of {len(ids)} characters is shorter than one batch window of "
                 f"batch_size x (num_unrollings+1) = {batch_size} x {num_unrollings + 1} = "
-                f"{need} characters")
+                f"{need} characters.")
         self._ids = ids
         self.batch_size, self.num_unrollings = int(batch_size), int(num_unrollings)
         self._segment = len(ids) // self.batch_size
@@ -172,9 +175,10 @@ class BatchCursors:
         """Restores `get_state` output; DataError on a wrong shape, dtype or range."""
         arr = np.asarray(positions)
         if arr.shape != (self.batch_size,) or not np.issubdtype(arr.dtype, np.integer):
-            raise DataError(f"cursor positions must be integers of shape ({self.batch_size},), "
-                            f"got shape {arr.shape} dtype {arr.dtype}")
+            raise DataError(f"Received an invalid value for argument `positions`, expected "
+                            f"integers of shape ({self.batch_size},), got shape {arr.shape} "
+                            f"dtype {arr.dtype}.")
         if ((arr < 0) | (arr >= len(self._ids))).any():
-            raise DataError(f"cursor positions must lie in [0, {len(self._ids)}), "
-                            f"got {arr.tolist()}")
+            raise DataError(f"Received an invalid value for argument `positions`, expected "
+                            f"integers in [0, {len(self._ids)}), got {arr.tolist()}.")
         self._positions = arr.astype(np.int64)

@@ -45,6 +45,7 @@ from tf_rnn import plots
 from tf_rnn import runs
 from tf_rnn import steps as steps_lib
 from tf_rnn.checks import positive_integer
+from tf_rnn.errors import ArgumentError, DataError
 from tf_rnn.workdir import Workdir
 
 SATURATION = 0.99  # tanh: |h| > 0.99; sigmoid: h outside [1 - 0.99, 0.99]
@@ -325,7 +326,7 @@ def diagnose(workdir, data=None, windows=4, plot=None, cache_dir=None, out=print
       The JSON-ready figures: scalars, "grad_by_lag", "grad_by_lag_last",
       "unit_rate" (lists), "grad_norms", "checkpoint", "windows".
     """
-    positive_integer("windows", windows)
+    positive_integer("windows", windows, ArgumentError)
     if plot is not None:
         plots.require_matplotlib()  # before any work: a missing extra fails at once
     workdir = Workdir(workdir)
@@ -368,8 +369,8 @@ def measure_text(model, ids, batch_size, num_unrollings, windows=4):
     """
     B, T = batch_size, num_unrollings
     if len(ids) < B * T + 1:  # each stream needs T predictions
-        raise ValueError(f"A text of {len(ids)} characters is shorter than one window of "
-                         f"{B} streams x {T + 1} characters.")
+        raise DataError(f"A text of {len(ids)} characters is shorter than one window of "
+                        f"{B} streams x {T + 1} characters.")
     streams = steps_lib.scoring_streams(ids, B)  # (B, L + 1), L predictions per stream
     windows = min(windows, (streams.shape[1] - 1) // T)
     measure, state, each = make_measure(model), model.zero_state(B), []

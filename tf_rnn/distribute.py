@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from tf_rnn import steps as steps_lib
 from tf_rnn.config import STRATEGIES
+from tf_rnn.errors import ConfigError
 
 CPU_DEVICES_ENV = "TF_RNN_CPU_DEVICES"  # mirrored without a GPU: this many logical CPUs
 # One strategy per kind and devices in a process: each instance numbers its collectives
@@ -58,8 +59,8 @@ def make_strategy(name="default", cpu_devices=None):
         TensorFlow already initialised its devices in this process.
     """
     if name not in STRATEGIES:
-        raise ValueError(f"Received an invalid value for `strategy`, expected one of "
-                         f"{list(STRATEGIES)}, got {name!r}.")
+        raise ConfigError(f"Received an invalid value for `strategy`, expected one of "
+                          f"{list(STRATEGIES)}, got {name!r}.")
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "multiworker":
@@ -78,7 +79,7 @@ def make_strategy(name="default", cpu_devices=None):
             hint = (" (MultiWorkerMirroredStrategy must be created before TensorFlow runs "
                     "anything in the process; its cluster comes from TF_CONFIG)"
                     if name == "multiworker" else "")
-            raise ValueError(f"Cannot start the {name!r} strategy{hint}: {err}") from None
+            raise ConfigError(f"Cannot start the {name!r} strategy{hint}: {err}") from None
     return _STRATEGIES[key]
 
 
@@ -91,9 +92,9 @@ def strategy_for(config):
     strategy = make_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
-        raise ValueError(f"Received an invalid value for config field `batch_size`: the "
-                         f"global batch of {config.batch_size} rows does not split evenly "
-                         f"over {replicas} replicas; use a multiple of {replicas}.")
+        raise ConfigError(f"Received an invalid value for config field `batch_size`: the "
+                          f"global batch of {config.batch_size} rows does not split evenly "
+                          f"over {replicas} replicas; use a multiple of {replicas}.")
     return strategy
 
 
@@ -102,8 +103,8 @@ def _env_int(name):
     if not text:
         return 0
     if not text.isdigit():
-        raise ValueError(f"Environment variable {name} must be a non-negative integer, "
-                         f"got {text!r}.")
+        raise ConfigError(f"Environment variable {name} must be a non-negative integer, "
+                          f"got {text!r}.")
     return int(text)
 
 
@@ -117,9 +118,9 @@ def _logical_cpus(count):
         pass
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     if len(devices) != count:
-        raise ValueError(f"Asked for {count} logical CPU devices ({CPU_DEVICES_ENV}), but "
-                         f"TensorFlow already initialised {len(devices)} in this process; "
-                         f"set it before TensorFlow starts (a fresh process).")
+        raise ConfigError(f"Asked for {count} logical CPU devices ({CPU_DEVICES_ENV}), but "
+                          f"TensorFlow already initialised {len(devices)} in this process; "
+                          f"set it before TensorFlow starts (a fresh process).")
     return devices
 
 
@@ -165,9 +166,9 @@ def split_rows(strategy, value):
     replicas = strategy.num_replicas_in_sync
     batch = int(value.shape[0])
     if batch % replicas:
-        raise ValueError(f"Received an invalid value for config field `batch_size`: the "
-                         f"global batch of {batch} rows does not split evenly over "
-                         f"{replicas} replicas; use a multiple of {replicas}.")
+        raise ConfigError(f"Received an invalid value for config field `batch_size`: the "
+                          f"global batch of {batch} rows does not split evenly over "
+                          f"{replicas} replicas; use a multiple of {replicas}.")
     rows = batch // replicas
 
     def rows_of(context):

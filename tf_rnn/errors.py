@@ -2,15 +2,20 @@
 
 Everything raised because of what a user asked or gave — a bad setting, a bad file, a
 work directory that cannot be used as asked, a value out of range — derives from
-`UserError`. The CLI and the experiments catch `UserError` only: it prints as one line
+`UserError`. The CLI and the experiments catch `UserError` only (and OSError: a full
+disk or a missing permission is the user's machine, not the code): it prints as one line
 `tf-rnn: error: ...` and exits 2, while any other exception is a bug and keeps its
-traceback.
+traceback. A plain ValueError stays what Keras raises for a library caller's bad
+argument (a layer's constructor): the CLI validates a config before it builds anything.
 
-Two message styles, both one sentence or a few, ending with a full stop:
-- an argument or setting: Keras's form, "Received an invalid value for argument
-  `units`, expected a positive integer, got 0."; a config field says "config field".
-- a file or a run: what is wrong with which path, then what to do, capitalised:
-  "Text file 'corpus.txt' is empty." / "The run in 'runs/a' ... Use another --workdir."
+Two message styles. Each is one or a few full sentences: capitalised, ending with a
+full stop; a wrapped reason follows a colon and ends the sentence.
+- An argument or a setting, in Keras's form, naming it and the value received:
+  "Received an invalid value for argument `top_k`, expected a non-negative integer,
+  got -3." A config field says "config field `batch_size`".
+- A file, a download or a run: what is wrong with which path, then what to do:
+  "Text file 'corpus.txt' is empty." / "The run in 'runs/a' is already at step 10, ...
+  Use another --workdir." Paths are quoted (repr) where a message names them.
 """
 
 
@@ -32,3 +37,8 @@ class DataError(UserError):
 
 class WorkdirError(UserError):
     """A work directory that cannot be used as asked (missing, conflicting)."""
+
+
+class ArgumentError(UserError):
+    """A bad value passed through a command's flag or an experiment's setting (a sampling
+    temperature, a toy task's length): Keras's "Received an invalid value for argument"."""

@@ -46,6 +46,7 @@ from tf_rnn import preemption
 from tf_rnn import sampling
 from tf_rnn import steps
 from tf_rnn import runs
+from tf_rnn.errors import UserError
 from tf_rnn.workdir import Workdir, atomic_write_text, write_failed
 
 VOCAB_ASSET = "vocab.txt"
@@ -58,7 +59,7 @@ SCORE_WINDOW = 256  # characters scored per compiled window; the state carries a
 _LN2 = math.log(2.0)
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """An export that cannot be written or read as asked."""
 
 
@@ -83,7 +84,11 @@ class CharModelExport(tf.Module):
             raise ValueError(f"Received an invalid value for argument `unknown`, expected "
                              f"'error' or 'space', got {unknown!r}.")
         if unknown == "space" and " " not in vocab.chars:
-            raise ValueError("unknown='space' needs ' ' in the vocabulary.")
+            # A run's own setting (vocab=corpus, unknown=space on a text without
+            # spaces): the user's to change, not a bug.
+            raise ExportError("Received unknown='space' for a vocabulary without ' ', "
+                              "which has no space to map unknown characters to. Export a "
+                              "run whose vocabulary holds ' ', or one with unknown='error'.")
         # The Keras model is deliberately not a tracked child: the export saves its
         # variables (below) and the traced functions, not a Keras object to revive.
         object.__setattr__(self, "_model", model)

@@ -6,8 +6,10 @@ gets one `PlotError` naming the extra.
 
 import numpy as np
 
+from tf_rnn.errors import UserError
 
-class PlotError(ValueError):
+
+class PlotError(UserError):
     """A picture was asked for and cannot be drawn (matplotlib is missing)."""
 
 

@@ -15,6 +15,7 @@ import tqdm
 
 from tf_rnn import draws
 from tf_rnn.checks import positive_integer
+from tf_rnn.errors import ArgumentError
 
 SAMPLE_CHUNK = 20_000  # characters per stream per compiled call in `sample`
 RNG_ALG = "philox"  # the generator of the start characters (same in sampling and export)
@@ -168,19 +169,19 @@ def check_sample_arguments(length, num_streams, temperature=1.0, top_k=0, prime=
     `temperature` <= 0 is greedy; NaN or infinite is an error. `top_k` 0 is off.
     """
     if length < 0:
-        raise ValueError(f"Received an invalid value for argument `length`, expected a "
-                         f"non-negative integer, got {length!r}.")
+        raise ArgumentError(f"Received an invalid value for argument `length`, expected a "
+                            f"non-negative integer, got {length!r}.")
     if length == 0 and prime == "":
-        raise ValueError("Received an invalid value for argument `length`, expected a "
-                         "positive integer when the prime is empty (it would generate "
-                         "nothing), got 0.")
-    positive_integer("num_streams", num_streams)
+        raise ArgumentError("Received an invalid value for argument `length`, expected a "
+                            "positive integer when the prime is empty (it would generate "
+                            "nothing), got 0.")
+    positive_integer("num_streams", num_streams, ArgumentError)
     if not np.isfinite(temperature):
-        raise ValueError(f"Received an invalid value for argument `temperature`, expected "
-                         f"a finite number (<= 0: greedy), got {temperature!r}.")
+        raise ArgumentError(f"Received an invalid value for argument `temperature`, expected "
+                            f"a finite number (<= 0: greedy), got {temperature!r}.")
     if top_k < 0:
-        raise ValueError(f"Received an invalid value for argument `top_k`, expected a "
-                         f"non-negative integer (0: off), got {top_k!r}.")
+        raise ArgumentError(f"Received an invalid value for argument `top_k`, expected a "
+                            f"non-negative integer (0: off), got {top_k!r}.")
 
 
 def sample(model, vocab, prime="", length=100, temperature=1.0, top_k=0, seed=None,

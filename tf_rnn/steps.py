@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_rnn import logs
+from tf_rnn.errors import DataError
 
 LN2 = math.log(2.0)
 
@@ -264,8 +265,8 @@ def scoring_streams(ids, batch_size):
     """
     ids = np.asarray(ids)
     if len(ids) < batch_size + 1:
-        raise ValueError(f"A text of {len(ids)} characters cannot be cut into {batch_size} "
-                         f"streams of at least 2 characters.")
+        raise DataError(f"A text of {len(ids)} characters cannot be cut into {batch_size} "
+                        f"streams of at least 2 characters.")
     length = (len(ids) - 1) // batch_size  # predictions per stream
     return ids[np.arange(batch_size)[:, None] * length + np.arange(length + 1)[None, :]]
 
@@ -286,7 +287,7 @@ def evaluate(model, ids, batch_size, num_unrollings, eval_step=None):
     """
     ids = np.asarray(ids)
     if len(ids) < 2:
-        raise ValueError(f"Cannot evaluate a text of {len(ids)} character(s); need >= 2.")
+        raise DataError(f"Cannot evaluate a text of {len(ids)} character(s); need >= 2.")
     batch_size = max(1, min(batch_size, len(ids) - 1))
     streams = scoring_streams(ids, batch_size)  # (B, length + 1)
     length = streams.shape[1] - 1  # predictions per stream

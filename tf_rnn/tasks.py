@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_rnn import sampling
+from tf_rnn.errors import ArgumentError
 from tf_rnn.vocab import Vocabulary
 
 SEED_XOR_BITS = (0, 0, 1, 1, 0)  # the S1 seed's training stream; its targets 0?,0,1,0,1
@@ -20,8 +21,8 @@ _PREDICT = weakref.WeakKeyDictionary()
 
 def _positive(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"Received an invalid value for argument `{name}`, expected a "
-                         f"positive integer, got {value!r}.")
+        raise ArgumentError(f"Received an invalid value for argument `{name}`, expected a "
+                            f"positive integer, got {value!r}.")
     return int(value)
 
 
@@ -40,8 +41,8 @@ def xor_task(bits):
     """
     bits = np.atleast_2d(np.asarray(bits, np.int64))
     if bits.shape[1] < 2 or not np.isin(bits, (0, 1)).all():
-        raise ValueError(f"Received an invalid value for argument `bits`, expected 0/1 "
-                         f"streams of length >= 2, got shape {bits.shape}.")
+        raise ArgumentError(f"Received an invalid value for argument `bits`, expected 0/1 "
+                            f"streams of length >= 2, got shape {bits.shape}.")
     targets = np.zeros_like(bits)
     targets[:, 1:] = bits[:, 1:] ^ bits[:, :-1]
     mask = np.ones(bits.shape[1], np.float32)
@@ -73,8 +74,8 @@ def to_bits(values, bits):
     """Non-negative ints (N,) -> (N, bits) 0/1, least-significant bit first."""
     values = np.asarray(values, np.int64)
     if (values < 0).any() or (values >> _positive("bits", bits)).any():
-        raise ValueError(f"Received an invalid value for argument `values`, expected "
-                         f"integers in [0, 2**{bits}), got min {values.min()} max "
+        raise ArgumentError(f"Received an invalid value for argument `values`, expected "
+                            f"integers in [0, 2**{bits}), got min {values.min()} max "
                          f"{values.max()}.")
     return (values[:, None] >> np.arange(bits)) & 1
 
@@ -133,8 +134,8 @@ def next_symbol_task(text, vocab):
       inputs (1, L-1, A) one-hot of text[:-1], targets (1, L-1, A) one-hot of text[1:].
     """
     if len(text) < 2:
-        raise ValueError(f"Received an invalid value for argument `text`, expected at least "
-                         f"2 characters, got {text!r}.")
+        raise ArgumentError(f"Received an invalid value for argument `text`, expected at least "
+                            f"2 characters, got {text!r}.")
     one_hot = np.eye(vocab.size, dtype=np.float32)[vocab.encode(text)]  # (L, A)
     return one_hot[None, :-1], one_hot[None, 1:]
 
@@ -150,8 +151,8 @@ def greedy_continuations(model, vocab, prime, length, generator=None):
       K strings, each the prime followed by `length` generated symbols.
     """
     if not prime:
-        raise ValueError("Received an invalid value for argument `prime`, expected at "
-                         "least one symbol, got ''.")
+        raise ArgumentError("Received an invalid value for argument `prime`, expected at "
+                            "least one symbol, got ''.")
     ids = vocab.encode(prime)  # (P,)
     k = model.members
     state = model.zero_state(k)

@@ -70,14 +70,15 @@ def _fetch(url, tmp: pathlib.Path, expected_size, sha256, progress, desc) -> Non
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
         plain = isinstance(err, urllib.error.HTTPError) or not hasattr(err, "reason")
         reason = err if plain else err.reason  # "HTTP Error 404: ..." / "[Errno 111] ..."
-        raise DataError(f"downloading {url} failed: {reason}") from None
+        reason = str(reason).rstrip(".")
+        raise DataError(f"Downloading {url} failed: {reason}.") from None
     if expected_size is not None and got != expected_size:
         got_text = f"more than {expected_size}" if got > expected_size else str(got)
-        raise DataError(f"download from {url} has the wrong size: expected {expected_size} "
-                        f"bytes, got {got_text}")
+        raise DataError(f"The download from {url} has the wrong size: expected "
+                        f"{expected_size} bytes, got {got_text}.")
     if sha256 is not None and digest.hexdigest() != sha256.lower():
-        raise DataError(f"download from {url} has the wrong SHA-256: expected "
-                        f"{sha256.lower()}, got {digest.hexdigest()}")
+        raise DataError(f"The download from {url} has the wrong SHA-256: expected "
+                        f"{sha256.lower()}, got {digest.hexdigest()}.")
 
 
 def download_text8(cache_dir, url=TEXT8_URL, expected_size=TEXT8_SIZE, sha256=TEXT8_SHA256,
@@ -104,7 +105,8 @@ def download_text8(cache_dir, url=TEXT8_URL, expected_size=TEXT8_SIZE, sha256=TE
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DataError(f"cannot create cache directory {cache_dir}: {err}") from None
+        raise DataError(f"Cannot create the cache directory {str(cache_dir)!r}: {err}. "
+                        f"Set {CACHE_ENV} or pass --cache-dir to use another one.") from None
     final = cache_dir / filename
     if final.is_file():
         problem = _verify(final, expected_size, sha256)
@@ -121,7 +123,7 @@ def download_text8(cache_dir, url=TEXT8_URL, expected_size=TEXT8_SIZE, sha256=TE
         _fetch(url, tmp, expected_size, sha256, progress, desc=filename)
         os.replace(tmp, final)
     except DataError as err:
-        raise DataError(f"{err}. {_by_hand(final, url)}") from None
+        raise DataError(f"{err} {_by_hand(final, url)}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return final

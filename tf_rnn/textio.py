@@ -24,16 +24,17 @@ def file_sha256(path) -> str:
 
 
 def _decode_utf8(payload: bytes, what: str) -> str:
-    """Decodes UTF-8 (dropping a leading BOM); DataError naming `what` and the offset."""
+    """Decodes UTF-8 (dropping a leading BOM); DataError naming `what` (capitalised: it
+    starts the message) and the offset."""
     skip = 3 if payload.startswith(b"\xef\xbb\xbf") else 0
     try:
         text = payload[skip:].decode("utf-8")
     except UnicodeDecodeError as err:
         at = err.start + skip
         raise DataError(f"{what} is not valid UTF-8: byte 0x{payload[at]:02x} at byte offset "
-                        f"{at} ({err.reason})") from None
+                        f"{at} ({err.reason}).") from None
     if not text:
-        raise DataError(f"{what} is empty")
+        raise DataError(f"{what} is empty.")
     return text
 
 
@@ -43,16 +44,16 @@ def _read_zip_member(path: pathlib.Path) -> str:
         with zipfile.ZipFile(path) as zf:
             members = [info for info in zf.infolist() if not info.is_dir()]
             if not members:
-                raise DataError(f"zip archive {path} contains no file")
+                raise DataError(f"Zip archive {str(path)!r} contains no file.")
             if len(members) > 1:
                 names = ", ".join(repr(m.filename) for m in members[:10])
                 more = " ..." if len(members) > 10 else ""
-                raise DataError(f"zip archive {path} holds {len(members)} files, expected "
-                                f"exactly one: {names}{more}")
+                raise DataError(f"Zip archive {str(path)!r} holds {len(members)} files, "
+                                f"expected exactly one: {names}{more}.")
             payload = zf.read(members[0])
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
-        raise DataError(f"{path} is not a valid zip archive: {err}") from None
-    return _decode_utf8(payload, f"member {members[0].filename!r} of {path}")
+        raise DataError(f"File {str(path)!r} is not a valid zip archive: {err}.") from None
+    return _decode_utf8(payload, f"Member {members[0].filename!r} of {str(path)!r}")
 
 
 def load_text(path) -> str:
@@ -64,14 +65,15 @@ def load_text(path) -> str:
     """
     path = pathlib.Path(path)
     if not path.exists():
-        raise DataError(f"text file {path} does not exist")
+        raise DataError(f"Text file {str(path)!r} does not exist.")
     if path.is_dir():
-        raise DataError(f"{path} is a directory, expected a text file or a .zip archive")
+        raise DataError(f"Path {str(path)!r} is a directory, expected a text file or a .zip "
+                        f"archive.")
     try:
         with path.open("rb") as f:
             magic = f.read(4)
         if path.suffix.lower() == ".zip" or magic == b"PK\x03\x04":
             return _read_zip_member(path)
-        return _decode_utf8(path.read_bytes(), f"text file {path}")
+        return _decode_utf8(path.read_bytes(), f"Text file {str(path)!r}")
     except OSError as err:
-        raise DataError(f"cannot read {path}: {err}") from None
+        raise DataError(f"Cannot read {str(path)!r}: {err}.") from None

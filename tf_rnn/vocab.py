@@ -31,12 +31,15 @@ class Vocabulary:
 
     def __init__(self, chars: str):
         if not isinstance(chars, str):
-            raise DataError(f"Vocabulary chars must be a str, got {type(chars).__name__}")
+            raise DataError(f"Received an invalid value for argument `chars`, expected a str, "
+                            f"got {type(chars).__name__}.")
         if not chars:
-            raise DataError("Vocabulary chars must not be empty")
+            raise DataError("Received an invalid value for argument `chars`, expected at least "
+                            "one character, got ''.")
         repeated = [c for c, n in Counter(chars).items() if n > 1]
         if repeated:
-            raise DataError(f"Vocabulary chars repeat {repeated!r}; each must appear once")
+            raise DataError(f"Received an invalid value for argument `chars`, expected distinct "
+                            f"characters, got {len(chars)} that repeat {repeated!r}.")
         self._chars = chars
         self._cps = _codepoints(chars)  # (V,) code point of each id
         # id of each code point, -1 if absent; at least 256 entries so latin-1 text indexes
@@ -83,9 +86,11 @@ class Vocabulary:
                 of ' ' (DataError if the vocabulary has no space).
         """
         if unknown not in ("error", "space"):
-            raise ValueError(f"unknown must be 'error' or 'space', got {unknown!r}")
+            raise ValueError(f"Received an invalid value for argument `unknown`, expected "
+                             f"'error' or 'space', got {unknown!r}.")
         if not isinstance(text, str):
-            raise DataError(f"encode expects a str, got {type(text).__name__}")
+            raise DataError(f"Received an invalid value for argument `text`, expected a str, "
+                            f"got {type(text).__name__}.")
         try:  # the common case: one byte per character, a direct table lookup
             codes = np.frombuffer(text.encode("latin-1"), np.uint8)  # (N,)
             ids = self._table[codes]
@@ -102,12 +107,13 @@ class Vocabulary:
         distinct = np.unique(codes[where])
         shown = ", ".join(repr(chr(c)) for c in distinct[:10])
         more = f" and {len(distinct) - 10} more" if len(distinct) > 10 else ""
-        hint = ("unknown='space' needs ' ' in the vocabulary" if unknown == "space" else
-                "normalise the text, use a corpus vocabulary, or pass unknown='space'")
+        hint = ("Mapping them with unknown='space' needs ' ' in the vocabulary." if
+                unknown == "space" else
+                "Normalise the text, use a corpus vocabulary, or pass unknown='space'.")
         raise DataError(
-            f"text has {where.size} occurrence(s) of {len(distinct)} distinct character(s) not "
-            f"in the vocabulary {self._chars!r}: {shown}{more} (first at position {where[0]}); "
-            f"{hint}")
+            f"The text has {where.size} occurrence(s) of {len(distinct)} distinct character(s) "
+            f"not in the vocabulary {self._chars!r}: {shown}{more} (first at position "
+            f"{where[0]}). {hint}")
 
     def decode(self, ids) -> str:
         """Maps integer ids, shape (N,) (or a scalar), to a string of N characters.
@@ -118,15 +124,18 @@ class Vocabulary:
         if arr.size == 0:
             return ""
         if not np.issubdtype(arr.dtype, np.integer):
-            raise DataError(f"decode expects integer ids, got dtype {arr.dtype}")
+            raise DataError(f"Received an invalid value for argument `ids`, expected integer "
+                            f"ids, got dtype {arr.dtype}.")
         if arr.ndim > 1:
-            raise DataError(f"decode expects ids of shape (N,), got shape {arr.shape}")
+            raise DataError(f"Received an invalid value for argument `ids`, expected ids of "
+                            f"shape (N,), got shape {arr.shape}.")
         arr = arr.reshape(-1)
         bad = (arr < 0) | (arr >= self.size)
         if bad.any():
             i = int(np.argmax(bad))
-            raise DataError(f"id {arr[i]} at position {i} is out of range for a vocabulary of "
-                            f"{self.size} characters (valid ids 0..{self.size - 1})")
+            raise DataError(f"Received an invalid value for argument `ids`: id {arr[i]} at "
+                            f"position {i} is out of range for a vocabulary of {self.size} "
+                            f"characters (valid ids 0..{self.size - 1}).")
         return self._cps[arr].tobytes().decode("utf-32-le", "surrogatepass")
 
     def to_json(self) -> str:
@@ -139,9 +148,10 @@ class Vocabulary:
         try:
             obj = json.loads(s)
         except ValueError as err:
-            raise DataError(f"not valid JSON: {err}") from None
+            raise DataError(f"Not valid JSON ({err}).") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("chars"), str):
-            raise DataError('expected a JSON object {"chars": "<characters>"}')
+            raise DataError(f'Expected a JSON object {{"chars": "<characters>"}}, got '
+                            f'{json.dumps(obj)[:80]}.')
         return cls(obj["chars"])
 
     def save(self, path) -> None:
@@ -155,10 +165,12 @@ class Vocabulary:
         try:
             text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
-            raise DataError(f"vocabulary file {path} does not exist") from None
+            raise DataError(f"Vocabulary file {str(path)!r} does not exist.") from None
         except (OSError, UnicodeDecodeError) as err:
-            raise DataError(f"cannot read vocabulary file {path}: {err}") from None
+            raise DataError(f"Cannot read vocabulary file {str(path)!r}: {err}.") from None
         try:
             return cls.from_json(text)
-        except DataError as err:
-            raise DataError(f"vocabulary file {path} is corrupt: {err}") from None
+        except DataError as err:  # its sentence goes on after the colon
+            reason = str(err)
+            raise DataError(f"Vocabulary file {str(path)!r} is corrupt: "
+                            f"{reason[:1].lower()}{reason[1:]}") from None

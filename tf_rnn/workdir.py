@@ -102,8 +102,9 @@ class Workdir:
                 raise ValueError(f"expected a JSON object of config fields, got "
                                  f"{type(values).__name__}")
             return config_lib.Config.from_dict(values)
-        except (ValueError, TypeError, OSError) as e:
-            raise WorkdirError(f"Cannot read {str(self.config_path)!r}: {e}") from None
+        except (ValueError, TypeError, OSError) as e:  # ConfigError, JSON's, ...
+            raise WorkdirError(f"Cannot read {str(self.config_path)!r}: "
+                               f"{str(e).rstrip('.')}.") from None
 
     def check_compatible(self, config):
         """Raises WorkdirError if `config` cannot continue the run saved here."""
@@ -148,7 +149,8 @@ class Workdir:
                                  f"{info['data']!r}")
             return info
         except (ValueError, OSError) as e:
-            raise WorkdirError(f"Cannot read {str(self.run_path)!r}: {e}") from None
+            raise WorkdirError(f"Cannot read {str(self.run_path)!r}: "
+                               f"{str(e).rstrip('.')}.") from None
 
     def save_run_info(self, info):
         atomic_write_text(self.run_path, json.dumps(info, indent=2, sort_keys=True) + "\n")
