@@ -12,6 +12,8 @@ own `sys.stderr` (progress bars, messages) is re-pointed straight at the real st
 so it is neither delayed nor filtered. Fatal (`F...`) lines are always forwarded.
 
 `--verbose` on the commands, or `TF_RNN_VERBOSE=1`, turns the filter off.
+
+`note(message)` is how every module tells the user something on stderr.
 """
 
 import contextlib
