@@ -20,6 +20,7 @@ from tf_rnn import config as config_lib
 from tf_rnn import export as export_lib
 from tf_rnn import sampling
 from tf_rnn import steps as steps_lib
+from tf_rnn import runs as runs_lib
 from tf_rnn import training
 
 TINY = ["num_nodes=8", "batch_size=4", "num_unrollings=10", "eval_every=0",
@@ -49,7 +50,7 @@ def runs(tmp_path_factory):
         out = root / f"export_{kind}"
         info = export_lib.export(workdir, out)
         assert info["step"] == 30 and info["model"] == config.model
-        model, vocab, config = runs.load_model(workdir)
+        model, vocab, config = runs_lib.load_model(workdir)
         runs[kind] = Run(workdir, out, data, text, model, vocab, config,
                          tf.saved_model.load(str(out)))
     return runs

@@ -11,6 +11,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tf_rnn"
 
@@ -109,3 +111,18 @@ def test_importing_tf_rnn_leaves_the_environment_alone():
                          capture_output=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "None"
+
+
+@pytest.mark.slow
+def test_importing_every_module_runs_no_tensorflow_op():
+    """MultiWorkerMirroredStrategy must be created before TensorFlow runs anything in
+    the process, so no module may run an op (a module-level tf.constant) on import."""
+    names = [m for m in modules() if m != "__main__"]
+    code = ("import importlib\n"
+            f"for name in {names!r}: importlib.import_module('tf_rnn.' + name)\n"
+            "from tensorflow.python.eager import context\n"
+            "print(context.context()._context_handle is None)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, text=True,
+                         capture_output=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "True"

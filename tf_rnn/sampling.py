@@ -122,7 +122,9 @@ def make_generator(step_fn, jit_compile=True, capacity=None):
     return generate
 
 
-_BUCKETS = tf.constant([1 << i for i in range(31)], tf.int32)
+# Python numbers, not a tensor: importing a tf_rnn module must run no TensorFlow op
+# (MultiWorkerMirroredStrategy has to be created before the first one).
+_BUCKETS = tuple(1 << i for i in range(31))
 
 
 def _batch_bucket(batch):
@@ -131,7 +133,8 @@ def _batch_bucket(batch):
     Rows are independent (each row's draw uses its own index, `tf_rnn.draws`), so the
     padding rows change nothing in the others; 1..64 streams take 7 compilations.
     """
-    return tf.gather(_BUCKETS, tf.searchsorted(_BUCKETS, tf.reshape(batch, [1]))[0])
+    buckets = tf.constant(_BUCKETS, tf.int32)
+    return tf.gather(buckets, tf.searchsorted(buckets, tf.reshape(batch, [1]))[0])
 
 
 def _pad_batch(tensors, rows):
