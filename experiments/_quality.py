@@ -17,7 +17,7 @@ from tf_rnn.errors import ArgumentError
 SLICE_SECONDS = 5.0  # one turn of a contender
 
 # The tf_rnn contenders: a preset, with a few overrides. The best setting found for each
-# of Arch 1's combinations (README "Performance" lists the sweeps behind them).
+# of Arch 1's combinations (docs/performance.md lists the sweeps behind them).
 TF_RNN_CONTENDERS = {
     "text8_arch1": ("text8_arch1", {"jit_compile": True}),  # the seed's settings
     "arch1_concat_best": ("text8_arch1_tuned", {}),

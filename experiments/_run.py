@@ -49,7 +49,7 @@ def add_toy_arguments(parser, name):
     experiments, which take their other settings as flags of their own."""
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="jit_compile=true|false: XLA for the train step (default "
-                        "false for the toy systems; see README)")
+                        "false for the toy systems; see docs/experiments.md)")
     parser.add_argument("--workdir", help=f"the run's directory (default: runs/{name}/ "
                         "plus a short digest of the settings, so that runs with other "
                         "settings do not overwrite each other)")

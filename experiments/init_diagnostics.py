@@ -5,7 +5,7 @@ initialisation for the same number of steps, and measures each at step 0 and at 
 end with `tf_rnn.diagnostics` on the validation split: the fraction of dead recurrent
 units and the gradient reaching the hidden state k steps back. One JSON line per
 initialisation, then a summary; --plot FILE.png draws the end figures side by side
-(the README's picture): the gradient by lag of the window's loss and of the last
+(the picture in docs/diagnostics.md): the gradient by lag of the window's loss and of the last
 step's loss, and the activity of the recurrent units (Arch 1 concat: r, the n units
 that feed back).
 

@@ -102,7 +102,7 @@ def test_presets_hold_the_documented_settings():
     faithful = config.get_preset("text8_arch1")
     assert (faithful.combine, faithful.activation, faithful.init) == ("concat", "relu", "seed")
     assert faithful.dropout == 0.0
-    best = config.get_preset("text8_best")  # the README's Presets row
+    best = config.get_preset("text8_best")  # the README's presets table
     assert (best.combine, best.activation, best.num_nodes, best.batch_size,
             best.num_unrollings, best.init, best.optimizer, best.learning_rate,
             best.decay_steps, best.decay_rate, best.clip_norm, best.dropout,

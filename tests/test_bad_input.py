@@ -1,7 +1,7 @@
 """Bad input through the `tf-rnn` CLI: each case gets exit code 2 and one line
 `tf-rnn: error: ...` on stderr (no traceback), and leaves what was saved untouched.
 
-The cases are the README's troubleshooting table."""
+The cases are the error table of docs/troubleshooting.md."""
 
 import json
 import shutil

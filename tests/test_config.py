@@ -30,7 +30,7 @@ def test_unknown_preset_lists_the_presets():
     with pytest.raises(ValueError, match="Unknown preset 'text9'; available presets: ") as e:
         config.get_preset("text9")
     assert str(e.value).endswith(f"{sorted(config.PRESETS)}.")
-    assert str(e.value) == (  # as the README's error table quotes it
+    assert str(e.value) == (  # as docs/troubleshooting.md's error table quotes it
         "Unknown preset 'text9'; available presets: ['charrnn_adagrad', 'text8_arch1', "
         "'text8_arch1_sum', 'text8_arch1_tuned', 'text8_arch2', 'text8_best'].")
 
@@ -116,7 +116,7 @@ def test_the_issue_commands_are_refused_with_the_keras_style_message():
         config.with_overrides(arch2, ["combine=mul"])
     with pytest.raises(ValueError, match="Received activation='tanh' for model='arch2'"):
         config.with_overrides(arch2, ["activation=tanh"])
-    with pytest.raises(ValueError) as e:  # as the README's error table quotes it
+    with pytest.raises(ValueError) as e:  # as docs/troubleshooting.md's error table quotes it
         config.with_overrides(arch2, ["init=irnn"])
     assert str(e.value) == (
         "Received init='irnn' for model='arch2', which cannot use it: Arch 2's fed-back "

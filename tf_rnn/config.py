@@ -291,7 +291,7 @@ PRESETS = {
         combine="sum", activation="tanh", num_nodes=50, batch_size=64, num_unrollings=20,
         optimizer="sgd", learning_rate=5.0, decay_steps=5000, decay_rate=0.5, steps=50001),
     # The lowest validation BPC per CPU-minute found here (`python -m experiments.quality`;
-    # README, Performance): Arch 1 with multiplicative integration (S4c), tanh, n = 384,
+    # docs/performance.md): Arch 1 with multiplicative integration (S4c), tanh, n = 384,
     # Glorot/orthogonal init, Adam 2e-3 halved every 3000 steps, XLA. A simple RNN still.
     "text8_best": Config(
         combine="mul", activation="tanh", num_nodes=384, init="glorot", optimizer="adam",

@@ -153,7 +153,8 @@ class CharModel(keras.Model):
             del self._inbound_nodes[nodes:]
 
     # Keras's fit/evaluate: the model returns (logits, state); losses and metrics take
-    # the logits. Each batch is an independent window from the zero state (see README).
+    # the logits. Each batch is an independent window from the zero state
+    # (docs/models.md, Keras-native use).
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         return super().compute_loss(x, y, _logits(y_pred), sample_weight, training)
 
