@@ -47,6 +47,7 @@ def corpus(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_variant_end_to_end(tmp_path, capsys, corpus, variant):
     preset, extra = VARIANTS[variant]

@@ -115,6 +115,7 @@ TRAIN_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case,name,extra,fragments", TRAIN_CASES,
                          ids=[c[0] for c in TRAIN_CASES])
 def test_train_bad_input(tmp_path, capsys, files, run, case, name, extra, fragments):
@@ -129,6 +130,7 @@ def test_train_bad_input(tmp_path, capsys, files, run, case, name, extra, fragme
     assert snapshot(run) == before
 
 
+@pytest.mark.slow
 def test_unknown_characters_name_the_fix_and_the_flag_maps_them(tmp_path, capsys, files,
                                                                run):
     capitals = str(files / "capitals.txt")
@@ -169,6 +171,7 @@ def test_workdir_config_conflict(capsys, files, run, flags, fragment):
     assert snapshot(run) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,fragment", [
     ("zebra.txt", "the corpus has 2 occurrence(s) of 2 character(s) outside it: 'b', 'z'"),
     ("no_y.txt", "the corpus lacks 'y'"),

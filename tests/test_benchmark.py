@@ -23,6 +23,7 @@ def quick_run():
     return out
 
 
+@pytest.mark.slow
 def test_every_stdout_line_is_a_json_object_and_the_summary_comes_last(quick_run):
     lines = quick_run.stdout.strip().splitlines()
     records = [json.loads(line) for line in lines]
@@ -31,6 +32,7 @@ def test_every_stdout_line_is_a_json_object_and_the_summary_comes_last(quick_run
     assert all("summary" not in r for r in records[:-1])
 
 
+@pytest.mark.slow
 def test_rows_carry_a_name_and_a_positive_speed(quick_run):
     rows = [json.loads(line) for line in quick_run.stdout.strip().splitlines()[:-1]]
     names = [row["name"] for row in rows]
@@ -46,6 +48,7 @@ def test_rows_carry_a_name_and_a_positive_speed(quick_run):
     assert {"state_size", "unroll", "peak_rss_mb"} <= set(scale)
 
 
+@pytest.mark.slow
 def test_summary_holds_the_four_ratios(quick_run):
     summary = json.loads(quick_run.stdout.strip().splitlines()[-1])["summary"]
     assert SUMMARY_KEYS <= set(summary)
@@ -53,6 +56,7 @@ def test_summary_holds_the_four_ratios(quick_run):
         assert isinstance(summary[key], (int, float)) and summary[key] > 0, key
 
 
+@pytest.mark.slow
 def test_the_table_goes_to_stderr_without_tensorflow_chatter(quick_run):
     assert "| row | chars/s |" in quick_run.stderr
     assert "| train/arch1/tf_rnn |" in quick_run.stderr

@@ -231,6 +231,7 @@ def _events(events_dir):
     return acc
 
 
+@pytest.mark.slow
 def test_training_writes_diagnostics_resumes_exports_and_diagnoses(tmp_path, capsys,
                                                                  monkeypatch):
     from tf_rnn import export, training

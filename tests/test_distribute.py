@@ -182,6 +182,7 @@ def mirrored(tmp_path_factory, corpus):
     return workdir, out
 
 
+@pytest.mark.slow
 def test_mirrored_two_cpus_matches_one_device(mirrored):
     out = mirrored[1]["compare"]
     assert out["replicas"] == 2 and len(set(out["devices"])) == 2
@@ -265,6 +266,7 @@ def _cli_runs(workdir, data):
     return results
 
 
+@pytest.mark.slow
 def test_mirrored_dropout_draws_a_mask_per_replica_from_the_step(mirrored):
     for k, seen in enumerate(mirrored[1]["dropout"]):
         assert seen["loss"] == pytest.approx(seen["expected"], rel=1e-5), k
@@ -281,6 +283,7 @@ def _checkpoint(path):
     return {k.split("/.ATTRIBUTES")[0]: reader.get_tensor(k) for k in keys}
 
 
+@pytest.mark.slow
 def test_mirrored_cli_trains_resumes_and_matches_one_device(mirrored):
     tmp_path, runs = mirrored[0] / "cli", mirrored[1]["cli"]
     for key in ("m20", "m30", "d30"):

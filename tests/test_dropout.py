@@ -113,6 +113,7 @@ def _train_losses(dropout, seed, jit, count=4):
     return losses
 
 
+@pytest.mark.slow
 def test_train_step_draws_masks_from_the_seed_and_the_step():
     plain = _train_losses(0.0, 0, jit=False)
     dropped = _train_losses(0.5, 0, jit=False)
@@ -138,6 +139,7 @@ def _checkpoint(workdir):
             if k.startswith(("model/", "optimizer/", "state/", "cursors/"))}
 
 
+@pytest.mark.slow
 def test_a_resumed_run_draws_the_masks_of_the_uninterrupted_one(tmp_path, capsys):
     # With XLA (the default); the masks are the same without it (the train-step test above).
     corpus = tmp_path / "corpus.txt"

@@ -68,6 +68,7 @@ def corpus(tmp_path_factory):
     return make_corpus(tmp_path_factory.mktemp("data") / "corpus.txt")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["text8_arch1", "text8_arch2"])
 def test_train_resume_eval_sample(tmp_path, capsys, corpus, preset):
     workdir = tmp_path / "run"

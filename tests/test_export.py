@@ -72,6 +72,7 @@ def _generate(loaded, primes, length=30, temperature=1.0, top_k=0, seed=0):
 # --- Signatures -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_signatures_are_batch_polymorphic(runs):
     loaded = runs["arch1"].loaded
     assert {"step", "generate", "score", "step_text", "zero_state"} <= set(loaded.signatures)
@@ -86,6 +87,7 @@ def test_signatures_are_batch_polymorphic(runs):
         assert out["logits"].shape == (batch, 27) and out["state"].shape == state.shape
 
 
+@pytest.mark.slow
 def test_no_retracing_per_batch_size(runs, tmp_path):
     run = runs["arch1"]
     module = export_lib.CharModelExport(run.model, run.vocab, str(tmp_path))
@@ -99,6 +101,7 @@ def test_no_retracing_per_batch_size(runs, tmp_path):
 # --- score / step / generate against the training model ----------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["arch1", "arch2", "elman"])
 def test_score_ragged_batch_matches_evaluate(runs, kind):
     run = runs[kind]
@@ -114,6 +117,7 @@ def test_score_ragged_batch_matches_evaluate(runs, kind):
         assert bpc[i] == pytest.approx(expected, abs=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["arch1", "arch2", "elman"])
 def test_step_matches_training_model(runs, kind):
     run, text = runs[kind], runs[kind].text[:25]
@@ -127,6 +131,7 @@ def test_step_matches_training_model(runs, kind):
         np.testing.assert_allclose(state.numpy(), model_state.numpy(), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_arch2_state_is_previous_output(runs):
     run = runs["arch2"]
     state = run.loaded.zero_state(tf.constant(2))["state"]
@@ -136,6 +141,7 @@ def test_arch2_state_is_previous_output(runs):
     np.testing.assert_array_equal(out["state"].numpy(), np.eye(27)[ids])  # fed back next
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["arch1", "elman"])
 def test_generate_ragged_primes_match_sampling(runs, kind):
     run = runs[kind]
@@ -148,6 +154,7 @@ def test_generate_ragged_primes_match_sampling(runs, kind):
                                        generator=generator)[0]
 
 
+@pytest.mark.slow
 def test_generate_seeded_and_empty_prime(runs):
     loaded, vocab = runs["arch1"].loaded, runs["arch1"].vocab
     primes = ["the cat", "", "a"]
@@ -170,6 +177,7 @@ def test_generate_seeded_and_empty_prime(runs):
 # --- bad input --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_unknown_characters_are_an_error(runs):
     loaded = runs["arch1"].loaded
     with pytest.raises(tf.errors.InvalidArgumentError, match="not in the vocabulary"):
@@ -182,6 +190,7 @@ def test_unknown_characters_are_an_error(runs):
         loaded.step(tf.constant([27]), loaded.zero_state(tf.constant(1))["state"])
 
 
+@pytest.mark.slow
 def test_unknown_space_maps_to_space(runs, tmp_path):
     run = runs["arch1"]
     module = export_lib.CharModelExport(run.model, run.vocab, str(tmp_path), unknown="space")
@@ -200,6 +209,7 @@ def _cli(capsys, *argv):
     return code, (json.loads(out.strip().splitlines()[-1]) if code == 0 else None), err
 
 
+@pytest.mark.slow
 def test_export_refuses_non_empty_dir(runs, tmp_path, capsys):
     workdir = str(runs["arch1"].workdir)
     out = tmp_path / "exp"
@@ -259,6 +269,7 @@ def test_replace_dir_swaps_whole_directories(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["exp"]
 
 
+@pytest.mark.slow
 def test_failed_export_keeps_the_old_one(runs, tmp_path, monkeypatch):
     out = tmp_path / "exp"
     shutil.copytree(runs["arch1"].export, out)
@@ -275,6 +286,7 @@ def test_failed_export_keeps_the_old_one(runs, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]  # staging removed
 
 
+@pytest.mark.slow
 def test_cli_sample_from_export_without_checkpoint(runs, capsys):
     run = runs["elman"]
     checkpoints = run.workdir / "checkpoints"
@@ -390,6 +402,7 @@ def test_saved_model_cli_lists_the_signatures(runs):
     assert "shape: (-1)" in proc.stdout and "shape: (-1, 27)" in proc.stdout
 
 
+@pytest.mark.slow
 def test_export_follows_the_runs_unknown_space(tmp_path):
     """README: an export reads characters outside the vocabulary as spaces when the run
     was trained with `--set unknown=space` (and fails on them otherwise: see above)."""

@@ -71,6 +71,7 @@ def snapshot(workdir):
 
 # 1. A resumed run keeps its corpus ----------------------------------------------------
 
+@pytest.mark.slow
 def test_resume_without_data_trains_on_the_recorded_corpus(tmp_path, corpora, capsys):
     a, _ = corpora
     w = tmp_path / "run"
@@ -88,6 +89,7 @@ def test_resume_without_data_trains_on_the_recorded_corpus(tmp_path, corpora, ca
     assert "already at step 20" in line and snapshot(w) == before
 
 
+@pytest.mark.slow
 def test_resume_on_another_corpus_is_refused_naming_both(tmp_path, corpora, capsys):
     a, b = corpora
     w = tmp_path / "run"
@@ -110,6 +112,7 @@ def test_resume_on_another_corpus_is_refused_naming_both(tmp_path, corpora, caps
     assert json.loads((w / "run.json").read_text())["sha256"] == textio.file_sha256(b)
 
 
+@pytest.mark.slow
 def test_a_changed_file_at_the_recorded_path_gets_a_note(tmp_path, corpora, capsys):
     a, _ = corpora
     w = tmp_path / "run"
@@ -159,6 +162,7 @@ def test_an_out_of_memory_error_is_one_line_exit_2(monkeypatch, capsys, tmp_path
 
 # 4. chars/s is the train step's ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_chars_per_sec_leaves_out_diagnostics_samples_and_saves(tmp_path, corpora,
                                                                 monkeypatch):
     a, _ = corpora
@@ -211,6 +215,7 @@ def test_a_commands_json_line_is_strict(capsys):
     assert code == 0 and strict_loads(out) == {"loss": None, "nonfinite": {"loss": "nan"}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("umask", [0o022, 0o027])
 def test_run_files_get_the_umasks_mode(tmp_path, corpora, capsys, umask):
     a, _ = corpora

@@ -66,6 +66,7 @@ def subprocess_env():
 
 # 2. Quiet by default ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_stderr_holds_none_of_tensorflows_chatter(tmp_path, corpus):
     """A real `tf-rnn train` in a fresh process: only tf_rnn's own lines on stderr."""
     out = subprocess.run(
@@ -115,11 +116,13 @@ def test_the_filter_forwards_other_lines_and_verbose_turns_it_off(monkeypatch):
 
 # 1. XLA by default, with a fallback ---------------------------------------------------
 
+@pytest.mark.slow
 def test_xla_is_the_default_and_the_result_says_so(trained):
     assert config.Config().jit_compile is True
     assert all(p.jit_compile for p in config.PRESETS.values())
 
 
+@pytest.mark.slow
 def test_train_reports_xla_and_the_first_steps_time(capsys, tmp_path, corpus):
     code, out, err = run(capsys, "train", "--data", str(corpus), "--workdir",
                          str(tmp_path / "a"), "--steps", "3", *TINY)
@@ -163,6 +166,7 @@ def test_offline_text8_says_what_to_do(tmp_path):
 
 # 7. run.json ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_run_json_is_absolute_and_eval_works_from_elsewhere(capsys, tmp_path, corpus,
                                                             monkeypatch):
     rel = os.path.relpath(corpus, tmp_path)
@@ -201,6 +205,7 @@ def test_length_zero_with_a_prime_returns_the_prime(capsys, trained):
     assert code == 0 and json.loads(out)["text"] == "the"
 
 
+@pytest.mark.slow
 def test_fewer_steps_than_the_run_has_changes_nothing(capsys, tmp_path, corpus):
     workdir = tmp_path / "run"
     assert cli.main(["train", "--data", str(corpus), "--workdir", str(workdir), "--steps",
@@ -219,6 +224,7 @@ def test_fewer_steps_than_the_run_has_changes_nothing(capsys, tmp_path, corpus):
 
 # 9. One seed, one text -----------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prime", ["the ", ""])
 def test_workdir_and_export_samplers_agree(capsys, trained, prime):
     for seed in (1, 7):
@@ -254,6 +260,7 @@ def test_sample_exports_agree_in_the_library_too(trained):
 
 # 10. The experiments' shared flags ----------------------------------------------------
 
+@pytest.mark.slow
 def test_toy_experiments_take_set_jit_compile_and_a_workdir_per_settings(
         tmp_path, monkeypatch, capsys):
     from experiments import hello

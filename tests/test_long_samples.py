@@ -55,6 +55,7 @@ def _cli(capsys, *argv):
 # --- chunks ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prime", ["the ", ""])
 def test_chunked_sample_is_the_one_piece_sample(model, prime):
     whole = sampling.sample(model, VOCAB, prime, 90, seed=8, num_streams=3, chunk_size=90)
@@ -86,6 +87,7 @@ def test_progress_bar_on_stderr_only_when_asked(model, capsys):
 # --- the export's sampler -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_export_generate_is_xla_and_matches_the_workdir_sampler_across_its_chunks(
         model, tmp_path):
     module = export.CharModelExport(model, VOCAB, str(tmp_path))
@@ -126,6 +128,7 @@ def test_export_sampler_falls_back_without_xla(capsys):
 # --- the CLI --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sample_out_writes_the_text_with_the_umasks_mode(trained, tmp_path, capsys):
     old = os.umask(0o027)
     try:

@@ -71,6 +71,7 @@ def up_to(logged, step):
 
 # 1. Preemption ------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_checkpoints_the_current_step_and_the_resume_is_bitwise_exact(
         tmp_path, capsys, corpus, reference, signum, code):
@@ -102,6 +103,7 @@ def test_a_signal_checkpoints_the_current_step_and_the_resume_is_bitwise_exact(
 
 # 2. Two writers -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_at_once_and_a_killed_holder_blocks_nothing(
         tmp_path, capsys, corpus, reference):
     workdir = tmp_path / "run"
@@ -137,6 +139,7 @@ def test_a_second_writer_is_refused_at_once_and_a_killed_holder_blocks_nothing(
     assert_same_training_state(workdir, reference)
 
 
+@pytest.mark.slow
 def test_readers_never_see_a_half_written_checkpoint(tmp_path, corpus):
     workdir = tmp_path / "run"
     # A checkpoint every step, one kept: each save replaces the one readers load.
@@ -175,6 +178,7 @@ def killed_after_20(tmp_path_factory, corpus):
     return root / "run"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what, limit, message", [
     ("config", 600, "Could not write config.json '{workdir}/config.json': File too large "
                     "(needs about "),

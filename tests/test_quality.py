@@ -33,6 +33,7 @@ def quality_run(tmp_path_factory):
     return tmp, out
 
 
+@pytest.mark.slow
 def test_one_row_per_contender_then_the_summary(quality_run):
     _, out = quality_run
     records = [json.loads(line) for line in out.stdout.strip().splitlines()]
@@ -52,6 +53,7 @@ def test_one_row_per_contender_then_the_summary(quality_run):
         rows[2]["valid_bpc"] - rows[0]["valid_bpc"], abs=2e-3)
 
 
+@pytest.mark.slow
 def test_each_contender_is_a_tensorboard_run(quality_run):
     tmp, out = quality_run
     rows = {r["name"].split("/")[1]: r for r in map(json.loads,
@@ -68,6 +70,7 @@ def test_each_contender_is_a_tensorboard_run(quality_run):
         np.testing.assert_allclose(values, [b for _, _, b in rows[name]["curve"]], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_the_plot_is_a_png(quality_run):
     tmp, _ = quality_run
     assert (tmp / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -101,6 +104,7 @@ def test_a_run_without_keras_contenders_reports_null_not_a_crash():
     assert summary["best_beats_keras_by_0_05"] is False
 
 
+@pytest.mark.slow
 def test_lstm_streams_scores_per_stream_as_the_quality_run_does(tmp_path):
     corpus = tmp_path / "corpus.txt"
     words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away"]

@@ -203,6 +203,7 @@ def test_sigkill_inside_a_checkpoint_save_keeps_the_previous_one(tmp_path, capsy
     assert_same_events(events(workdir), reference[2])
 
 
+@pytest.mark.slow
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys, corpus,
                                                                   reference):
     workdir = tmp_path / "run"
@@ -270,6 +271,7 @@ def _divergence_argv(corpus, workdir, *extra):
             "--set", "decay_rate=1", "--set", "optimizer=sgd", *extra]
 
 
+@pytest.mark.slow
 def test_divergence_guard_restores_lowers_the_rate_and_continues(tmp_path, capsys, corpus):
     # SGD at 1e30 blows the weights up in one step: step 2 is non-finite. The guard goes
     # back to ckpt-0 with the rate scaled by 1e-30 (so 1.0) and the run continues.
@@ -296,6 +298,7 @@ def value(serialized):
     return float(tf.make_ndarray(proto))
 
 
+@pytest.mark.slow
 def test_divergence_guard_gives_up_with_a_clear_message(tmp_path, capsys, corpus):
     workdir = tmp_path / "run"
     code, _, err = run_cli(capsys, _divergence_argv(corpus, workdir,
@@ -312,6 +315,7 @@ def test_divergence_guard_gives_up_with_a_clear_message(tmp_path, capsys, corpus
     assert code == 0, err
 
 
+@pytest.mark.slow
 def test_same_seed_same_losses_for_50_steps(tmp_path, corpus):
     def losses(name, seed):
         config = config_lib.get_preset("text8_arch1").replace(
@@ -327,6 +331,7 @@ def test_same_seed_same_losses_for_50_steps(tmp_path, corpus):
     assert len(set(first)) > 40  # and they are real, changing losses
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130_and_keeps_a_checkpoint_to_resume_from(tmp_path, capsys, corpus):
     """README: Ctrl-C exits 130 and keeps the last checkpoint. A real SIGINT to a real
     `python -m tf_rnn.cli train` once it has saved a checkpoint past step 0."""

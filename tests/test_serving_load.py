@@ -40,6 +40,7 @@ def test_16_threads_2000_requests_no_error_and_every_answer_single_threaded(expo
     assert all(r["errors"] == r["mismatches"] == 0 for r in rows[1:])
 
 
+@pytest.mark.slow
 def test_the_module_prints_one_json_row_per_line(export_dir, capsys):
     code = serve_benchmark.main(["--export", str(export_dir), "--threads", "4",
                                  "--requests", "30", "--seed", "1"])

@@ -202,6 +202,7 @@ def test_every_score_cuts_the_text_with_scoring_streams(monkeypatch):
     assert calls == [4, 4, 4]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["arch1", "arch2", "elman"])
 def test_xla_and_plain_train_steps_give_the_same_losses(name):
     """README: `jit_compile` changes the speed, not the training (to float tolerance)."""

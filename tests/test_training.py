@@ -29,6 +29,7 @@ def saved(checkpoint, name):
 # most relus off, or W_hh = 0.01·I forgets at once) and short windows: the state after a
 # window then depends on the state it was entered with. (Arch 2's state is the window's
 # last character, the same however the window was entered.)
+@pytest.mark.slow
 @pytest.mark.parametrize("preset,changes", [("text8_arch1", {}),
                                             ("charrnn_adagrad", {"epochs": 0.0})])
 def test_saved_state_is_the_model_run_over_the_windows_seen(tmp_path, preset, changes):
