@@ -7,9 +7,9 @@ import json
 import shutil
 import zipfile
 
-import numpy as np
 import pytest
 
+from corpora import words
 from tf_rnn import cli
 from tf_rnn import config as config_lib
 from tf_rnn import training
@@ -18,12 +18,6 @@ from tf_rnn import vocab as vocab_lib
 TINY = ["--no-progress", "--set", "num_nodes=8", "--set", "batch_size=4", "--set",
         "num_unrollings=10", "--set", "log_every=10", "--set", "eval_every=0", "--set",
         "sample_every=0", "--set", "checkpoint_every=10", "--set", "sample_length=5"]
-
-
-def words(chars, seed=0, lexicon=("the", "cat", "sat", "on", "a", "mat", "and", "dog",
-                                   "ran", "far", "away")):
-    rng = np.random.default_rng(seed)
-    return " ".join(rng.choice(list(lexicon), size=chars // 3))[:chars]
 
 
 def snapshot(path):
@@ -44,24 +38,6 @@ def fails(capsys, argv, *fragments):
     for fragment in fragments:
         assert fragment in lines[0]
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("files")
-    (d / "corpus.txt").write_text(words(8000), encoding="utf-8")
-    (d / "empty.txt").write_bytes(b"")
-    (d / "latin1.txt").write_bytes("the café sat".encode("latin-1"))
-    with zipfile.ZipFile(d / "none.zip", "w") as zf:
-        zf.writestr("folder/", "")
-    with zipfile.ZipFile(d / "two.zip", "w") as zf:
-        zf.writestr("a.txt", "the cat")
-        zf.writestr("b.txt", "sat on")
-    (d / "short.txt").write_text("the cat sat on the mat", encoding="utf-8")
-    (d / "capitals.txt").write_text(words(3000).replace("cat", "Cat."), encoding="utf-8")
-    (d / "zebra.txt").write_text(words(8000) + " zebra", encoding="utf-8")
-    (d / "no_y.txt").write_text(words(8000).replace("y", ""), encoding="utf-8")
-    return d
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ import subprocess
 import sys
 import zipfile
 
-import numpy as np
 import pytest
 from hooked_cli import DRIVER  # tests/ is on sys.path under pytest (no __init__.py)
 
+from corpora import words
 from tf_rnn import cli
 from tf_rnn import config as config_lib
 from tf_rnn import training
@@ -107,31 +107,6 @@ ROWS = read_table()
 
 
 # Making each situation -------------------------------------------------------------------
-
-def words(chars, seed=0, lexicon=("the", "cat", "sat", "on", "a", "mat", "and", "dog",
-                                   "ran", "far", "away")):
-    rng = np.random.default_rng(seed)
-    return " ".join(rng.choice(list(lexicon), size=chars // 3))[:chars]
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("files")
-    (d / "corpus.txt").write_text(words(8000), encoding="utf-8")
-    (d / "other.txt").write_text(words(8000, seed=1), encoding="utf-8")
-    (d / "empty.txt").write_bytes(b"")
-    (d / "latin1.txt").write_bytes("the café sat".encode("latin-1"))
-    with zipfile.ZipFile(d / "none.zip", "w") as zf:
-        zf.writestr("folder/", "")
-    with zipfile.ZipFile(d / "two.zip", "w") as zf:
-        zf.writestr("a.txt", "the cat")
-        zf.writestr("b.txt", "sat on")
-    (d / "short.txt").write_text("the cat sat on the mat", encoding="utf-8")
-    (d / "capitals.txt").write_text(words(3000).replace("cat", "Cat."), encoding="utf-8")
-    (d / "zebra.txt").write_text(words(8000) + " zebra", encoding="utf-8")
-    (d / "no_y.txt").write_text(words(8000).replace("y", ""), encoding="utf-8")
-    return d
-
 
 def _train(workdir, corpus, *extra):
     code = cli.main(["train", "--data", str(corpus), "--workdir", str(workdir), "--steps",
