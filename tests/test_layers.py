@@ -113,6 +113,20 @@ def test_importing_tf_rnn_leaves_the_environment_alone():
     assert out.stdout.strip() == "None"
 
 
+def test_the_entry_points_log_level_lasts_only_their_block(monkeypatch):
+    from tf_rnn import logs  # no TensorFlow import
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.delenv(logs.VERBOSE_ENV, raising=False)
+    with logs.native_logs_filtered():
+        assert os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "2"
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # the user's own setting stays
+    with logs.native_logs_filtered():
+        assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
 @pytest.mark.slow
 def test_importing_every_module_runs_no_tensorflow_op():
     """MultiWorkerMirroredStrategy must be created before TensorFlow runs anything in

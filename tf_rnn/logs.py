@@ -74,16 +74,37 @@ def _pump(read_fd, write_fd):
 def native_logs_filtered(verbose=False):
     """Within the block, native log lines written to fd 2 are dropped (see the module).
 
-    The entry points (the CLI, the experiments) run in this block. On entry it also sets
-    `TF_CPP_MIN_LOG_LEVEL=2` for a TensorFlow not yet imported, unless the user set it:
-    a process-wide setting, so it is made here, never by importing tf_rnn.
+    The entry points (the CLI, the experiments) run in this block. Within it
+    `TF_CPP_MIN_LOG_LEVEL` is 2 (for a TensorFlow imported there), unless the user set
+    it, and is taken back after: a process-wide setting, made here and never by
+    importing tf_rnn.
     Does nothing when `verbose_requested(verbose)`; only the variable when fd 2 cannot be
     redirected.
     """
     if verbose_requested(verbose):
         yield
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _tensorflow_log_level("2"), _fd2_filtered():
+        yield
+
+
+@contextlib.contextmanager
+def _tensorflow_log_level(level):
+    """TF_CPP_MIN_LOG_LEVEL=`level` within the block unless the user set it; put back
+    after it, so a library caller's process keeps its own settings."""
+    ours = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    if ours:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
+    try:
+        yield
+    finally:
+        if ours:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+
+
+@contextlib.contextmanager
+def _fd2_filtered():
+    """fd 2 through the filter within the block (nothing when it cannot be redirected)."""
     try:
         sys.stderr.flush()
         real = os.dup(2)
