@@ -305,17 +305,16 @@ def run_and_report(fn, args, prog="tf-rnn"):
     verbose = logs.verbose_requested(getattr(args, "verbose", False))
     try:
         with logs.native_logs_filtered(verbose):
-            result = _run(fn, args, prog, verbose)
+            status, result = _run(fn, args, prog, verbose)
     except KeyboardInterrupt:  # before the command started: nothing to keep or say
         return 130
-    if isinstance(result, int):
-        return result
-    print(jsonl.dumps(result))
-    return 0
+    if status == 0:
+        print(jsonl.dumps(result))
+    return status
 
 
 def _run(fn, args, prog, verbose):
-    """The command's result, or its exit status after printing why it failed."""
+    """(0, the command's result), or (its exit status, None) after saying why it failed."""
     import tensorflow as tf
 
     from tf_rnn.errors import UserError
@@ -324,26 +323,26 @@ def _run(fn, args, prog, verbose):
 
     quiet_tensorflow(verbose)
     try:
-        return fn(args)
+        return 0, fn(args)
     # UserError: what the user asked or gave (tf_rnn.errors); a plain ValueError, a
     # TypeError, ... is a bug and keeps its traceback. OSError is the user's machine, not
     # the code: a --out in a missing directory, a full disk, a missing permission; the
     # message names the path and the reason ("[Errno 28] No space left on device").
     except (UserError, TrainingDiverged, OSError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+        return 2, None
     except tf.errors.ResourceExhaustedError as e:  # past the up-front estimate
         first = (str(e.message).strip().splitlines() or ["out of memory"])[0]
         first = re.sub(r"^\{\{[^}]*\}\}\s*", "", first)  # {{function_node ...}}
         print(f"{prog}: error: out of memory: {first[:300]}. Use a smaller model or "
               f"batch (--set num_nodes=..., --set batch_size=...).", file=sys.stderr)
-        return 2
+        return 2, None
     except Preempted as e:  # SIGTERM / SIGINT in training: a checkpoint at its step
         print(f"{prog}: {e}", file=sys.stderr)
-        return e.exit_code
+        return e.exit_code, None
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; the last checkpoint is kept.", file=sys.stderr)
-        return 130
+        return 130, None
 
 
 def main(argv=None):

@@ -51,9 +51,10 @@ def model_size(config, alphabet_size):
             round(_quadratic_at(_PROBE_WIDTHS, widths, n)))
 
 
-def training_bytes(config, alphabet_size, bytes_per_value=4):
-    """Estimated peak memory (bytes) of training `config` on one device."""
-    params, width = model_size(config, alphabet_size)
+def training_bytes(config, alphabet_size, bytes_per_value=4, size=None):
+    """Estimated peak memory (bytes) of training `config` on one device (`size`: its
+    `model_size`, if known)."""
+    params, width = size or model_size(config, alphabet_size)
     weights = params * (3 + OPTIMIZER_SLOTS.get(config.optimizer, 2))
     window = config.batch_size * config.num_unrollings * (2 * width + 3 * alphabet_size)
     return (weights + window) * bytes_per_value
@@ -87,9 +88,10 @@ def check_fits(config, alphabet_size, available=None):
         available = available_bytes()
         if available is None:
             return
-    needed = training_bytes(config, alphabet_size)
+    size = model_size(config, alphabet_size)
+    needed = training_bytes(config, alphabet_size, size=size)
     if needed > available:
-        params, _ = model_size(config, alphabet_size)
+        params, _ = size
         raise ModelTooLarge(
             f"The {config.model!r} model with num_nodes={config.num_nodes} ({params:,} "
             f"weights) and batch_size={config.batch_size} x num_unrollings="

@@ -203,7 +203,7 @@ class Trainer:
 
     def due(self, every):
         """Whether a job run every `every` steps (0: never) is due now, or it is the end."""
-        return bool(every) and self.step % every == 0 or self.final
+        return (bool(every) and self.step % every == 0) or self.final
 
     def train(self):
         """Trains up to the last step; returns the run's figures (`train`'s Returns)."""
@@ -262,7 +262,7 @@ class Trainer:
              f"{int(self.run.recoveries.numpy())}/{self.config.max_recoveries}).")
 
     def _log_if_due(self):
-        if not (self.step % self.config.log_every == 0 or self.final):
+        if not self.due(self.config.log_every):
             return
         sums, step, LN2 = self.sums, self.step, steps_lib.LN2
         self.loss = sums.loss / sums.n
@@ -298,8 +298,7 @@ class Trainer:
 
     def _checkpoint_if_due(self):
         """Events, then the checkpoint; then, after SIGTERM / SIGINT, the stop."""
-        if not (self.step % self.config.checkpoint_every == 0 or self.final
-                or self.stop.signum):
+        if not (self.due(self.config.checkpoint_every) or self.stop.signum):
             return
         path = self._save_now()
         if self.stop.signum and not self.final:
