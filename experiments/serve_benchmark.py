@@ -168,17 +168,27 @@ def parse_args(argv=None):
 
 
 def run(args):
-    """Prints the rows; returns the exit status: 1 when an answer failed or differed."""
+    """Prints the rows, one JSON object a line, and returns them."""
     with tempfile.TemporaryDirectory() as root:
         export_dir = args.export or _tiny_export(root)
         rows = run_load(export_dir, args.threads, args.requests, args.seed, args.max_batch)
     for row in rows:
         print(json.dumps(row), flush=True)
-    return 0 if rows[0]["errors"] == 0 and rows[0]["mismatches"] == 0 else 1
+    return rows
 
 
 def main(argv=None):
-    return cli.run_and_report(run, parse_args(argv), prog="experiments.serve_benchmark")
+    """The exit status: 1 when an answer failed or differed from the reference."""
+    rows = []
+
+    def print_rows(args):
+        rows.extend(run(args))  # None: the rows are already printed
+
+    status = cli.run_and_report(print_rows, parse_args(argv),
+                                prog="experiments.serve_benchmark")
+    if status == 0 and (rows[0]["errors"] or rows[0]["mismatches"]):
+        return 1
+    return status
 
 
 if __name__ == "__main__":

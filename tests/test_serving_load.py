@@ -49,6 +49,15 @@ def test_the_module_prints_one_json_row_per_line(export_dir, capsys):
     assert rows[0]["requests"] == 30 and rows[0]["threads"] == 4 and len(rows) == 4
 
 
+@pytest.mark.parametrize("errors, mismatches, status", [(0, 0, 0), (0, 1, 1), (2, 0, 1)])
+def test_the_exit_status_says_whether_every_answer_held(monkeypatch, capsys, errors,
+                                                        mismatches, status):
+    row = {"kind": "serve_load", "errors": errors, "mismatches": mismatches}
+    monkeypatch.setattr(serve_benchmark, "run_load", lambda *a: [row])
+    assert serve_benchmark.main(["--export", "unused"]) == status
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [row]
+
+
 @pytest.mark.slow
 def test_the_real_command_prints_no_tensorflow_log_lines(export_dir):
     """Loading the export and serving it must not print TensorFlow's native log lines

@@ -295,6 +295,9 @@ def quiet_tensorflow(verbose=False):
 def run_and_report(fn, args, prog="tf-rnn"):
     """Runs a command; prints its JSON result last on stdout, or one error line.
 
+    A command that printed its own rows (a benchmark's, one per line) returns None:
+    nothing more is printed.
+
     Returns the exit status: 0, 2 for a user error (one line on stderr), the signal's
     status for a training run stopped by SIGTERM / SIGINT, 130 for Ctrl-C elsewhere
     (start-up included: no traceback while TensorFlow imports). Any other exception is
@@ -308,7 +311,7 @@ def run_and_report(fn, args, prog="tf-rnn"):
             status, result = _run(fn, args, prog, verbose)
     except KeyboardInterrupt:  # before the command started: nothing to keep or say
         return 130
-    if status == 0:
+    if status == 0 and result is not None:
         print(jsonl.dumps(result))
     return status
 
