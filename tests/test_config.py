@@ -74,10 +74,12 @@ def test_json_round_trip():
 # Every model, and each of Arch 1's combinations (their recurrent kernels differ in shape).
 MODEL_VARIANTS = {"arch1": {}, "arch1_sum": {"combine": "sum"},
                   "arch1_mul": {"combine": "mul"}, "arch2": {"model": "arch2"},
-                  "elman": {"model": "elman"}}
+                  "elman": {"model": "elman"}, "indrnn": {"model": "indrnn"},
+                  "indrnn_2": {"model": "indrnn", "num_layers": 2}}
 # A valid value other than the default, for each field some settings ignore.
 OTHER_VALUE = {"combine": "mul", "activation": "tanh", "feedback": "probs", "dropout": 0.2,
-               "init_mean": 0.0, "init_stddev": 0.2, "init_gain": 0.5, "epsilon": 1e-7}
+               "init_mean": 0.0, "init_stddev": 0.2, "init_gain": 0.5, "epsilon": 1e-7,
+               "num_layers": 2, "residual": True, "indrnn_gamma": 1.5}
 
 
 def test_other_value_covers_every_conditional_field():

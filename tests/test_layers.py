@@ -21,7 +21,7 @@ LAYERS = [
     ("base", {"config", "errors", "checks", "files", "jsonl", "logs", "draws",
               "plots"}),
     ("data", {"vocab", "textio", "text8", "data"}),
-    ("model", {"kernels", "cells", "models"}),
+    ("model", {"kernels", "cells", "charmodel", "indrnn", "models"}),
     ("steps", {"steps", "sampling", "summaries", "distribute", "sequence", "tasks"}),
     ("run", {"workdir", "preemption", "integrity", "runs", "resources", "run_state",
              "diagnostics"}),

@@ -280,3 +280,64 @@ class ElmanCell(_Cell):
     def get_config(self):
         return {**super().get_config(), "input_size": self.input_size, "units": self.units,
                 "output_size": self.output_size, "activation": self.activation}
+
+
+@keras.saving.register_keras_serializable("tf_rnn")
+class MaxAbs(keras.constraints.Constraint):
+    """Clips every element to [-max_value, max_value] (IndRNN's bound on u).
+
+    Keras's optimizers apply a variable's constraint after each update
+    (`optimizer.apply`), so the bound holds after every training step.
+    """
+
+    def __init__(self, max_value):
+        self.max_value = float(max_value)
+
+    def __call__(self, w):
+        return keras.ops.clip(w, -self.max_value, self.max_value)
+
+    def get_config(self):
+        return {"max_value": self.max_value}
+
+
+@keras.saving.register_keras_serializable("tf_rnn")
+class IndRNNCell(_Cell):
+    """One IndRNN layer (Li et al. 2018): h' = relu(x·W + b + u ⊙ h); its output is h'.
+
+    Each unit feeds back only itself, through its own weight u_i. W: (I, n), b: (n,),
+    u: (n,), initialised U(0, recurrent_max) and kept in [-recurrent_max,
+    recurrent_max] after every update (`MaxAbs`): with |u_i| <= γ^(1/T) the gradient
+    through T steps of a unit that stays active neither vanishes nor grows past γ.
+    A stacked model reads the output layer off the last layer (`tf_rnn.indrnn`).
+    """
+
+    def __init__(self, input_size, units, recurrent_max=2.0 ** (1 / 40), **kwargs):
+        super().__init__(**kwargs)
+        self.input_size = positive_integer("input_size", input_size)
+        self.units = positive_integer("units", units)
+        if isinstance(recurrent_max, bool) or not isinstance(recurrent_max, (int, float)) \
+                or not 0 < recurrent_max < float("inf"):
+            raise ValueError(f"Received an invalid value for argument `recurrent_max`, "
+                             f"expected a positive number, got {recurrent_max!r}.")
+        self.recurrent_max = float(recurrent_max)
+        self.state_size = self.output_size = units
+
+    def build(self, input_shape=None):
+        I, n = self.input_size, self.units
+        self.W = self._weight("W", (I, n), self.kernel_initializer)
+        self.b = self._weight("b", (n,), "zeros")
+        self.u = self.add_weight(
+            name="u", shape=(n,), constraint=MaxAbs(self.recurrent_max),
+            initializer=keras.initializers.RandomUniform(0.0, self.recurrent_max))
+
+    def hidden(self, x, state):
+        """x: (B, I); state: (B, n) -> the new state h (B, n)."""
+        return tf.nn.relu(tf.matmul(x, self.W) + self.b + self.u * state)
+
+    def readout(self, h):
+        """The layer's output is its state: h (B, n) -> h."""
+        return h
+
+    def get_config(self):
+        return {**super().get_config(), "input_size": self.input_size, "units": self.units,
+                "recurrent_max": self.recurrent_max}

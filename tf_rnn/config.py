@@ -11,7 +11,7 @@ import typing
 
 from tf_rnn.errors import ConfigError
 
-MODELS = ("arch1", "arch2", "elman")
+MODELS = ("arch1", "arch2", "elman", "indrnn")
 OPTIMIZERS = ("adadelta", "sgd", "adagrad", "adam")
 INITS = ("seed", "glorot", "irnn", "charrnn", "uniform")
 COMBINES = ("concat", "sum", "mul")  # Arch 1: how x·U and h·W meet (tf_rnn.cells.Arch1Cell)
@@ -25,7 +25,7 @@ STRATEGIES = ("default", "mirrored", "multiworker")  # see tf_rnn.distribute
 # holds (one cursor and state row per batch row, the optimizer's slots): a work
 # directory trained with one value cannot be resumed with another.
 SHAPE_FIELDS = ("model", "combine", "num_nodes", "vocab", "normalize", "batch_size",
-                "optimizer")
+                "optimizer", "num_layers")
 
 
 # Fields read only under some settings: field -> (the field that decides, the values of
@@ -37,7 +37,10 @@ APPLIES_ONLY = {
     "combine": ("model", ("arch1",)),
     "activation": ("model", ("arch1",)),
     "feedback": ("model", ("arch2",)),
-    "dropout": ("model", ("arch1", "elman")),  # Arch 2's window has no hidden layer to drop
+    "dropout": ("model", ("arch1", "elman", "indrnn")),  # Arch 2's window has no hidden layer
+    "num_layers": ("model", ("indrnn",)),
+    "residual": ("model", ("indrnn",)),
+    "indrnn_gamma": ("model", ("indrnn",)),
     "init_mean": ("init", ("seed",)),
     "init_stddev": ("init", ("seed",)),
     "init_gain": ("init", ("irnn",)),
@@ -50,6 +53,10 @@ REFUSED_INITS = {
     ("arch2", "irnn"): "Arch 2's fed-back kernel W maps the previous output (one unit per "
                        "character) to the hidden units: it is no recurrent square matrix "
                        "to start at the identity",
+    ("indrnn", "irnn"): "IndRNN's recurrent weights are the vector u, which starts "
+                        "U(0, indrnn_gamma^(1/num_unrollings)) whatever the init (init "
+                        "chooses its input and output kernels): there is no recurrent "
+                        "matrix to start at init_gain·I",
 }
 
 
@@ -64,9 +71,9 @@ class Config:
 
     # Model.
     model: str = _field("arch1", "arch1 (hidden feedback) | arch2 (output feedback) | "
-                        "elman (S3)")
+                        "elman (S3) | indrnn (Li et al. 2018)")
     num_nodes: int = _field(100, "n: Arch 1 state is 2n wide (n for sum/mul), Arch 2 "
-                            "hidden 2n, Elman hidden n")
+                            "hidden 2n, Elman hidden n, IndRNN n per layer")
     combine: str = _field("concat", "arch1: concat(x·U, h·W) | sum x·U + h·W | mul "
                           "(multiplicative integration)")
     activation: str = _field("relu", "arch1's non-linearity: relu (the seed's) | tanh")
@@ -78,8 +85,17 @@ class Config:
                               "tf.truncated_normal(shape, -0.1, 0.1))")
     init_stddev: float = _field(0.1, "init=seed: the standard deviation")
     init_gain: float = _field(1.0, "init=irnn: the recurrent kernel starts as init_gain·I")
-    dropout: float = _field(0.0, "arch1, elman: in training, drop this fraction of the "
-                            "units the output layer reads")
+    dropout: float = _field(0.0, "arch1, elman, indrnn: in training, drop this fraction "
+                            "of the units the output layer (indrnn: and each layer above "
+                            "the first) reads")
+    num_layers: int = _field(1, "indrnn: stacked recurrent layers, each reading the one "
+                             "below's output sequence")
+    residual: bool = _field(False, "indrnn: add each layer's input sequence to its output "
+                            "(from layer 2 on, where the widths match)")
+    indrnn_gamma: float = _field(2.0, "indrnn: |u| <= gamma^(1/num_unrollings), kept after "
+                                 "every update, u ~ U(0, that) at the start; 2 as in Li et "
+                                 "al. 2018: an active unit's gradient grows at most 2x "
+                                 "over a window")
     # Data.
     vocab: str = _field("text8", "text8: ' '+a-z | corpus: the corpus's sorted distinct "
                         "characters")
@@ -134,7 +150,7 @@ class Config:
         _check_choice("unknown", self.unknown, UNKNOWN)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("strategy", self.strategy, STRATEGIES)
-        for name in ("num_nodes", "batch_size", "num_unrollings", "steps", "decay_steps",
+        for name in ("num_nodes", "num_layers", "batch_size", "num_unrollings", "steps", "decay_steps",
                      "log_every", "eval_batch_size", "sample_length", "checkpoint_every",
                      "keep_checkpoints"):
             _check(name, getattr(self, name), lambda v: v > 0, "a positive integer",
@@ -147,6 +163,11 @@ class Config:
         _check("learning_rate", self.learning_rate, lambda v: 0 < v < math.inf,
                "a positive number")
         _check("init_stddev", self.init_stddev, lambda v: v > 0, "a positive number")
+        _check("indrnn_gamma", self.indrnn_gamma, lambda v: 0 < v < math.inf,
+               "a positive number")
+        if not isinstance(self.residual, bool):
+            raise ConfigError(f"Received an invalid value for config field `residual`, "
+                              f"expected true or false, got {self.residual!r}.")
         _check("init_gain", self.init_gain, lambda v: 0 < v < math.inf, "a positive number")
         _check("epsilon", self.epsilon, lambda v: v > 0, "a positive number")
         _check("decay_rate", self.decay_rate, lambda v: 0 < v <= 1, "a number in (0, 1]")
