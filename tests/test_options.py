@@ -8,6 +8,9 @@ asserts that the value reached the right argument or config field, or changed wh
 command itself makes of it (the sampled text, the rows, the files). Nothing trains: a
 toy experiment's `sequence.fit` is a fake that returns at once, so the checks of
 options used after training run the rest of the experiment on the untrained model.
+
+A new option: write its check and add it to its parser's table (`CLI_CHECKS`, or the
+experiment's `..._CHECKS`); `test_every_option_has_a_check` names what is missing.
 """
 
 import contextlib
@@ -24,7 +27,6 @@ import pytest
 import tensorflow as tf
 from option_probes import STOP, THROUGH, Replace, experiment_modules, options, parser_of
 from option_probes import run, subparsers, value
-from support import write_corpus
 
 from experiments import _quality, benchmark, diag_benchmark, init_diagnostics, lstm_streams
 from experiments import quality, serve_benchmark
@@ -611,8 +613,10 @@ ADDITION_CHECKS = {
 # The benchmarks and tools ---------------------------------------------------------------
 
 def corpus_file(name="corpus.txt"):
-    """A small text8-style corpus in the current directory; returns its name."""
-    write_corpus(pathlib.Path(name))
+    """A small text8-style corpus (20 000 characters) in the current directory; returns
+    its name."""
+    words = np.random.default_rng(0).choice(["the", "cat", "sat", "on", "a", "mat"], 5000)
+    pathlib.Path(name).write_text(" ".join(words)[:20000], encoding="utf-8")
     return name
 
 
