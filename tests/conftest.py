@@ -3,8 +3,38 @@
 import zipfile
 
 import pytest
+from tensorflow.python.framework import config as tf_config
 
-from corpora import words
+from support import checkpoint_values, events, exact_argv, words, write_corpus
+from tf_rnn import cli
+
+
+@pytest.fixture
+def op_determinism_restored():
+    """`deterministic=true` turns op determinism on process-wide; the tests after run
+    without it (a module asks for this with `pytestmark`)."""
+    was = tf_config.is_op_determinism_enabled()
+    yield
+    if not was:
+        tf_config.disable_op_determinism()
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """20 000 characters of `words` (a module may define its own `corpus` instead)."""
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "corpus.txt")
+
+
+@pytest.fixture(scope="session")
+def exact_reference(tmp_path_factory, corpus):
+    """The uninterrupted `exact_argv` run: (its workdir, final checkpoint_values, events)."""
+    workdir = tmp_path_factory.mktemp("reference") / "run"
+    was = tf_config.is_op_determinism_enabled()
+    code = cli.main(exact_argv(corpus, workdir))
+    if not was:
+        tf_config.disable_op_determinism()
+    assert code == 0
+    return workdir, checkpoint_values(workdir), events(workdir)
 
 
 @pytest.fixture(scope="module")

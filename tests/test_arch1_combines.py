@@ -11,13 +11,13 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import tiny
 
 from tf_rnn import cli, config, export, runs, steps
 from tf_rnn.workdir import Workdir
 
-TINY = ["--set", "num_nodes=12", "--set", "batch_size=4", "--set", "num_unrollings=10",
-        "--set", "log_every=10", "--set", "eval_every=20", "--set", "sample_every=0",
-        "--set", "checkpoint_every=20", "--set", "eval_batch_size=4", "--no-progress"]
+TINY = tiny(num_nodes=12, eval_every=20, checkpoint_every=20, eval_batch_size=4,
+            sample_length=None)
 
 # (preset, extra --set): the seed author's sum, text8_best (mul, tanh, XLA), mul with
 # relu, and the seed's concat with tanh.
@@ -36,15 +36,6 @@ def _run(capsys, *argv):
     out, err = capsys.readouterr()
     assert code == 0, err
     return json.loads(out.strip().splitlines()[-1]), err
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away"]
-    path = tmp_path_factory.mktemp("data") / "corpus.txt"
-    path.write_text(" ".join(rng.choice(words, size=6000)), encoding="utf-8")
-    return path
 
 
 @pytest.mark.slow

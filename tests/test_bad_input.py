@@ -9,15 +9,13 @@ import zipfile
 
 import pytest
 
-from corpora import words
+from support import tiny, words
 from tf_rnn import cli
 from tf_rnn import config as config_lib
 from tf_rnn import training
 from tf_rnn import vocab as vocab_lib
 
-TINY = ["--no-progress", "--set", "num_nodes=8", "--set", "batch_size=4", "--set",
-        "num_unrollings=10", "--set", "log_every=10", "--set", "eval_every=0", "--set",
-        "sample_every=0", "--set", "checkpoint_every=10", "--set", "sample_length=5"]
+TINY = tiny()
 
 
 def snapshot(path):

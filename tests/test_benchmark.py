@@ -2,13 +2,12 @@
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
 import pytest
+from support import ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {"arch1_vs_keras", "arch1_peak_fraction", "arch2_vs_naive", "sampling_vs_loop"}
 
 

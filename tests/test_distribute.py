@@ -11,35 +11,19 @@ import hashlib
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--set", "num_nodes=16", "--set", "batch_size=4", "--set", "num_unrollings=10",
-        "--set", "log_every=10", "--set", "eval_every=20", "--set", "sample_every=20",
-        "--set", "checkpoint_every=10", "--set", "sample_length=30", "--no-progress"]
+from support import ROOT, free_ports, subprocess_env, tiny
 
-
-def make_corpus(path, chars=30000, seed=0):
-    """Text8-like text: words from a small lexicon, so there is something to learn."""
-    rng = np.random.default_rng(seed)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away"]
-    path.write_text(" ".join(rng.choice(words, size=chars // 3))[:chars], encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return make_corpus(tmp_path_factory.mktemp("data") / "corpus.txt")
+TINY = tiny(num_nodes=16, eval_every=20, sample_every=20, sample_length=30)
 
 
 def _env(**extra):
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    env = subprocess_env(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     env.pop("TF_CONFIG", None)
     env.update(extra)
     return env
@@ -307,17 +291,6 @@ def test_mirrored_cli_trains_resumes_and_matches_one_device(mirrored):
 
 # MultiWorkerMirroredStrategy: two worker processes on 127.0.0.1 -----------------------
 
-def _free_ports(count):
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _worker_run(workdir, data, steps):
     """One worker: `tf-rnn train --strategy multiworker`, and a digest of the weights
     and carried state it holds at its last save (every worker saves, the chief keeps)."""
@@ -352,7 +325,7 @@ def _digest(arrays):
 
 def _launch_workers(workdir, data, steps, scratch, timeout=420):
     """Starts two workers (TF_CONFIG on free 127.0.0.1 ports); their JSON and stderr."""
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
     for index in range(2):

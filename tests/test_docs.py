@@ -7,12 +7,11 @@ text, not links. Addresses with a scheme (https:, mailto:) are not checked: no n
 Reads files only (no TensorFlow): fast.
 """
 
-import pathlib
 import re
 
 import pytest
+from support import ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 README_MAX_LINES = 250  # a front page; the manual lives in docs/
 
@@ -91,7 +90,7 @@ def test_links_are_found_outside_code_only():
                         "# not a heading\n```\n[e](#top-1)\n# Top\n", encoding="utf-8")
         assert [t for _, t in links(page)] == ["#top", "x.png", "#top-1"]
         assert anchors(page) == {"top", "top-1"}
-        assert broken(page) == [f"tests/_links_probe.md:2: (x.png) x.png does not exist"]
+        assert broken(page) == ["tests/_links_probe.md:2: (x.png) x.png does not exist"]
     finally:
         page.unlink()
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config
+from support import write_corpus
 
 from tf_rnn import cli, config, models, runs, steps
 
@@ -142,9 +143,7 @@ def _checkpoint(workdir):
 @pytest.mark.slow
 def test_a_resumed_run_draws_the_masks_of_the_uninterrupted_one(tmp_path, capsys):
     # With XLA (the default); the masks are the same without it (the train-step test above).
-    corpus = tmp_path / "corpus.txt"
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away"]
-    corpus.write_text(" ".join(np.random.default_rng(0).choice(words, 3000)))
+    corpus = write_corpus(tmp_path / "corpus.txt", 11000)
     argv = ["train", "--preset", "text8_best", "--data", str(corpus), "--no-progress",
             "--set", "num_nodes=24", "--set", "batch_size=4", "--set", "num_unrollings=10",
             "--set", "dropout=0.3", "--set", "checkpoint_every=10", "--set", "eval_every=0",

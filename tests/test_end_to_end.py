@@ -2,38 +2,19 @@
 sample, and the TensorBoard event files read back with TensorBoard's own reader."""
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import ROOT, run_cli, tiny
 from tensorboard.backend.event_processing import event_accumulator
 
-from tf_rnn import cli
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--set", "num_nodes=16", "--set", "batch_size=4", "--set", "num_unrollings=10",
-        "--set", "log_every=10", "--set", "eval_every=20", "--set", "sample_every=20",
-        "--set", "checkpoint_every=20", "--set", "sample_length=30", "--no-progress"]
+TINY = tiny(num_nodes=16, eval_every=20, sample_every=20, checkpoint_every=20,
+            sample_length=30)
 SCALAR_TAGS = {"train/loss", "train/bpc", "train/learning_rate", "train/grad_norm",
                "train/clip_fraction", "train/chars_per_sec", "valid/bpc"}
-
-
-def make_corpus(path, chars=30000, seed=0):
-    """Text8-like text: words from a small lexicon, so there is something to learn."""
-    rng = np.random.default_rng(seed)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away"]
-    text = " ".join(rng.choice(words, size=chars // 3))[:chars]
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def run_cli(capsys, *argv):
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, (json.loads(out.strip().splitlines()[-1]) if code == 0 else None), err
 
 
 def read_events(events_dir):
@@ -61,11 +42,6 @@ def untrained_valid_bpc(workdir, corpus_path):
     ids = runs.load_corpus_for(config, w, str(corpus_path)).valid
     ids = ids[:config.eval_chars] if config.eval_chars else ids
     return steps.evaluate(model, ids, config.eval_batch_size, config.num_unrollings)["bpc"]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return make_corpus(tmp_path_factory.mktemp("data") / "corpus.txt")
 
 
 @pytest.mark.slow

@@ -10,8 +10,6 @@ is gone: a new row gets its producer, a changed message gets the table fixed.
 """
 
 import json
-import os
-import pathlib
 import re
 import shutil
 import socket
@@ -22,20 +20,16 @@ import zipfile
 import pytest
 from hooked_cli import DRIVER  # tests/ is on sys.path under pytest (no __init__.py)
 
-from corpora import words
+from support import ROOT, subprocess_env, tiny, words
 from tf_rnn import cli
 from tf_rnn import config as config_lib
 from tf_rnn import training
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 TABLE_FILE = ROOT / "docs" / "troubleshooting.md"  # where the table lives
 TABLE_HEADING = "## Error messages"
 PREFIX = "tf-rnn: error: "
 
-TINY = ["--no-progress", "--set", "num_nodes=8", "--set", "batch_size=4", "--set",
-        "num_unrollings=10", "--set", "log_every=10", "--set", "eval_every=0", "--set",
-        "sample_every=0", "--set", "checkpoint_every=10", "--set", "sample_length=5",
-        "--set", "jit_compile=false"]  # no XLA compile: these runs are 10 steps
+TINY = tiny(jit_compile=False)  # no XLA compile: these runs are 10 steps
 
 
 # Reading the table ----------------------------------------------------------------------
@@ -331,8 +325,7 @@ def _write_failed(s):
     """A real RLIMIT_FSIZE in a fresh process (tests/hooked_cli.py) resuming a bigger run:
     its next checkpoint is larger than the limit, the events written before it are not."""
     run = _train(s.tmp / "run", s.files / "corpus.txt", "--set", "num_nodes=64")  # ~170 kB
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = subprocess_env(TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run([sys.executable, "-c", DRIVER, "limit", "20000", "unused", "train",
                            "--workdir", str(run), "--steps", "20", "--no-progress"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -6,8 +6,6 @@ the two styles of the errors module's docstring: capitalised sentences ending wi
 full stop.
 """
 
-import os
-import pathlib
 import re
 import socket
 import subprocess
@@ -16,12 +14,12 @@ import zipfile
 
 import numpy as np
 import pytest
+from support import subprocess_env
 
 from tf_rnn import cli, config, data, errors, export, plots, preemption, resources, runs
 from tf_rnn import sampling, tasks, text8, textio, workdir
 from tf_rnn.vocab import Vocabulary
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _raise(error):
@@ -94,7 +92,7 @@ sys.exit(cli.main(["sample", "--workdir", sys.argv[1]]))
 
 @pytest.mark.slow  # two fresh processes, each importing TensorFlow
 def test_a_bug_exits_1_with_its_traceback_a_user_error_2_in_one_line(tmp_path):
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = subprocess_env()
 
     def run(error):
         return subprocess.run([sys.executable, "-c", BUG_DRIVER.format(error=error),

@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import settings, words
 
 from tf_rnn import cli
 from tf_rnn import config as config_lib
@@ -23,21 +24,17 @@ from tf_rnn import steps as steps_lib
 from tf_rnn import runs as runs_lib
 from tf_rnn import training
 
-TINY = ["num_nodes=8", "batch_size=4", "num_unrollings=10", "eval_every=0",
-        "sample_every=0", "sample_length=10", "log_every=10", "eval_batch_size=4"]
+TINY = settings(sample_length=10, eval_batch_size=4, checkpoint_every=None)
 Run = collections.namedtuple("Run", "workdir export data text model vocab config loaded")
-
-
-def _corpus(words, n_words, seed):
-    rng = np.random.default_rng(seed)
-    return " ".join(rng.choice(words, size=n_words))
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
-    plain = _corpus(["the", "cat", "sat", "on", "a", "mat", "and", "ran", "away"], 900, 0)
-    rich = _corpus(["The", "café", "is", "naïve,", "said", "Zoë.\n", "Yes!", "no;"], 800, 1)
+    plain = words(3300, seed=0, lexicon=["the", "cat", "sat", "on", "a", "mat", "and", "ran",
+                                         "away"])
+    rich = words(4000, seed=1, lexicon=["The", "café", "is", "naïve,", "said", "Zoë.\n",
+                                        "Yes!", "no;"])
     runs = {}
     for kind, preset, text in (("arch1", "text8_arch1", plain), ("arch2", "text8_arch2", plain),
                                ("elman", "charrnn_adagrad", rich)):
@@ -407,7 +404,7 @@ def test_export_follows_the_runs_unknown_space(tmp_path):
     """README: an export reads characters outside the vocabulary as spaces when the run
     was trained with `--set unknown=space` (and fails on them otherwise: see above)."""
     data = tmp_path / "capitals.txt"
-    data.write_text(_corpus(["The", "cat", "Sat", "on", "a", "mat."], 600, 2), encoding="utf-8")
+    data.write_text(words(2200, seed=2, lexicon=["The", "cat", "Sat", "on", "a", "mat."]), encoding="utf-8")
     config = config_lib.with_overrides(config_lib.get_preset("text8_arch1"),
                                        TINY + ["unknown=space", "init=glorot"])
     training.train(config.replace(steps=2), tmp_path / "run", str(data), progress=False)

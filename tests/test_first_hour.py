@@ -15,19 +15,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from support import subprocess_env, tiny, words
+
 from tf_rnn import cli, config, diagnostics, jsonl, models, resources, run_state, text8
 from tf_rnn import training
 from tf_rnn import textio
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--set", "num_nodes=8", "--set", "batch_size=4", "--set", "num_unrollings=10",
-        "--set", "log_every=5", "--set", "eval_every=0", "--set", "sample_every=0",
-        "--set", "checkpoint_every=10", "--set", "sample_length=5", "--no-progress"]
-
-
-def words(chars, seed=0, lexicon=("the", "cat", "sat", "on", "a", "mat", "and", "dog")):
-    rng = np.random.default_rng(seed)
-    return " ".join(rng.choice(list(lexicon), size=chars // 3))[:chars]
+TINY = tiny(log_every=5)
 
 
 @pytest.fixture(autouse=True)
@@ -231,18 +225,35 @@ def test_run_files_get_the_umasks_mode(tmp_path, corpora, capsys, umask):
 
 @pytest.mark.slow
 def test_ctrl_c_while_tensorflow_imports_exits_130_without_a_traceback(tmp_path):
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "tf_rnn.cli", "eval", "--workdir",
+    """A real SIGINT to `tf-rnn eval` while its `import tensorflow` is under way. The
+    child holds that import open (a meta-path hook waits inside it once TensorFlow's
+    own package starts loading) until the signal comes, so the moment does not depend
+    on how fast the machine is."""
+    marker = tmp_path / "importing"
+    driver = (
+        "import sys, time\n"
+        "class Hold:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'tensorflow.python':\n"
+        f"            open({str(marker)!r}, 'w').close()\n"
+        "            time.sleep(300)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Hold())\n"
+        "from tf_rnn import cli\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n")
+    proc = subprocess.Popen([sys.executable, "-c", driver, "eval", "--workdir",
                              str(tmp_path / "none")], stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=tmp_path)
-    maps = f"/proc/{proc.pid}/maps"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:  # TF's library is loading
-        with open(maps) as f:
-            if "tensorflow" in f.read():
-                break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+                            env=subprocess_env(), cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err

@@ -11,28 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from support import subprocess_env, tiny
+
 from tf_rnn import cli, config, errors, export, logs, steps, text8
 from tf_rnn.workdir import Workdir
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--set", "num_nodes=8", "--set", "batch_size=4", "--set", "num_unrollings=10",
-        "--set", "log_every=5", "--set", "eval_every=0", "--set", "sample_every=0",
-        "--set", "checkpoint_every=10", "--set", "sample_length=5", "--no-progress"]
+TINY = tiny(log_every=5)
 CHATTER = ("absl::InitializeLog", "oneDNN", "I0000", "E0000", "W0000", "port.cc",
            "cpu_feature_guard")
-
-
-def words(chars, seed=0):
-    rng = np.random.default_rng(seed)
-    lexicon = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
-    return " ".join(rng.choice(lexicon, size=chars // 3))[:chars]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "corpus.txt"
-    path.write_text(words(8000), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +44,12 @@ def error_line(capsys, *argv):
     return lines[0]
 
 
-def subprocess_env():
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TF_CPP_MIN_LOG_LEVEL", logs.VERBOSE_ENV)}
-    return {**env, "PYTHONPATH": ROOT + os.pathsep + env.get("PYTHONPATH", "")}
+def quiet_env():
+    """The environment of a user who set nothing: no log level, no verbose flag."""
+    env = subprocess_env()
+    for name in ("TF_CPP_MIN_LOG_LEVEL", logs.VERBOSE_ENV):
+        env.pop(name, None)
+    return env
 
 
 # 2. Quiet by default ------------------------------------------------------------------
@@ -72,7 +60,7 @@ def test_cli_stderr_holds_none_of_tensorflows_chatter(tmp_path, corpus):
     out = subprocess.run(
         [sys.executable, "-m", "tf_rnn.cli", "train", "--data", str(corpus), "--workdir",
          str(tmp_path / "run"), "--steps", "10", *TINY], cwd=tmp_path,
-        capture_output=True, text=True, timeout=300, env=subprocess_env())
+        capture_output=True, text=True, timeout=300, env=quiet_env())
     assert out.returncode == 0, out.stderr
     for word in CHATTER:
         assert word not in out.stderr, out.stderr
@@ -83,7 +71,7 @@ def test_cli_stderr_holds_none_of_tensorflows_chatter(tmp_path, corpus):
 
     bad = subprocess.run(
         [sys.executable, "-m", "tf_rnn.cli", "eval", "--workdir", str(tmp_path / "none")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=subprocess_env())
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=quiet_env())
     assert bad.returncode == 2
     assert bad.stderr.splitlines() == [bad.stderr.strip()]  # the one error line
     assert bad.stderr.startswith("tf-rnn: error: No run in")
@@ -107,10 +95,10 @@ def test_the_filter_forwards_other_lines_and_verbose_turns_it_off(monkeypatch):
             "    os.write(2, b'I0000 00:00:1.5  7 port.cc:1] chatter\\nkept native\\n')\n"
             "    print('kept python', file=sys.stderr)\n")
     quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env=subprocess_env(), timeout=60)
+                           env=quiet_env(), timeout=60)
     assert sorted(quiet.stderr.splitlines()) == ["kept native", "kept python"]
     loud = subprocess.run([sys.executable, "-c", code, "-v"], capture_output=True,
-                          text=True, env=subprocess_env(), timeout=60)
+                          text=True, env=quiet_env(), timeout=60)
     assert "chatter" in loud.stderr
 
 

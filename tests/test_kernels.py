@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import assert_central_differences
 
 from tf_rnn import kernels
 
@@ -126,27 +127,6 @@ def test_gradients_match_central_differences(activation, path):
         return float(tf.reduce_sum(g * run(p, h0, w, activation)))
 
     assert_central_differences(loss, [p, h0, w], analytic, ["p", "h0", "w"])
-
-
-def assert_central_differences(loss, args, analytic, names, eps=1e-6, tolerance=1e-6):
-    """Each analytic gradient within `tolerance` (relative) of loss's central differences.
-
-    Args:
-      loss: f(*args) -> float.
-      args: the float64 tensors at which to differentiate.
-      analytic: the gradient of loss with respect to each of args.
-    """
-    args = [a.numpy() for a in args]
-    for i, grad in enumerate(analytic):
-        numeric = np.zeros_like(args[i])
-        for idx in np.ndindex(args[i].shape):
-            plus = [a.copy() for a in args]
-            minus = [a.copy() for a in args]
-            plus[i][idx] += eps
-            minus[i][idx] -= eps
-            numeric[idx] = (loss(*plus) - loss(*minus)) / (2 * eps)
-        error = np.linalg.norm(numeric - grad.numpy()) / np.linalg.norm(numeric)
-        assert error < tolerance, (names[i], error)
 
 
 def test_relu_gradient_is_zero_where_inactive():

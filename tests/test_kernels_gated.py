@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from test_kernels import assert_central_differences
+from support import assert_central_differences
 from tf_rnn import kernels
 
 

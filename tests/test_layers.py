@@ -7,13 +7,12 @@ Read with `ast` alone: no TensorFlow import, so this runs in a second.
 
 import ast
 import os
-import pathlib
 import subprocess
 import sys
 
 import pytest
+from support import ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tf_rnn"
 
 # Lowest first. A module may import modules of its own layer and of the layers before it.

@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import keras
-import numpy as np
 import pytest
 import tensorflow as tf
+from support import LEXICON, settings, write_corpus
 
 from tf_rnn import cli
 from tf_rnn import config as config_lib
@@ -19,8 +19,7 @@ from tf_rnn import export, logs, models, runs, sampling, training
 from tf_rnn import vocab as vocab_lib
 
 VOCAB = vocab_lib.Vocabulary.text8()
-TINY = ["num_nodes=8", "batch_size=4", "num_unrollings=10", "eval_every=0",
-        "sample_every=0", "sample_length=10", "log_every=10", "eval_batch_size=4"]
+TINY = settings(sample_length=10, eval_batch_size=4, checkpoint_every=None)
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +34,7 @@ def model():
 def trained(tmp_path_factory):
     """A tiny trained run and its export."""
     root = tmp_path_factory.mktemp("long")
-    rng = np.random.default_rng(0)
-    corpus = root / "corpus.txt"
-    corpus.write_text(" ".join(rng.choice(["the", "cat", "sat", "on", "a", "mat"], 600)),
-                      encoding="utf-8")
+    corpus = write_corpus(root / "corpus.txt", 2100, lexicon=LEXICON[:6])
     config = config_lib.with_overrides(config_lib.get_preset("text8_arch1"), TINY)
     training.train(config.replace(steps=3, epochs=0.0), root / "run", str(corpus),
                    progress=False)

@@ -18,14 +18,14 @@ import time
 
 import pytest
 import tensorflow as tf
-from test_reliability import (  # noqa: F401  (fixtures, the autouse one too, by name)
-    ROOT, STEPS, _op_determinism_off_afterwards, assert_bitwise_equal, assert_same_events,
-    checkpoint_values, corpus, events, latest_checkpoint_name, make_corpus, reference,
-    run_cli, train_argv, wait_for)
-from hooked_cli import DRIVER  # tests/ is on sys.path under pytest, as for test_reliability
+from support import (  # tests/ is on sys.path under pytest (no __init__.py)
+    EXACT_STEPS, ROOT, assert_bitwise_equal, assert_same_events, checkpoint_values, events,
+    exact_argv, finish, free_ports, latest_checkpoint_name, run_cli, start_driver,
+    subprocess_env, wait_for)
 
 from tf_rnn import runs
 
+pytestmark = pytest.mark.usefixtures("op_determinism_restored")
 SAVE_COUNTER = "save_counter/.ATTRIBUTES/VARIABLE_VALUE"
 
 
@@ -35,28 +35,6 @@ def assert_same_training_state(workdir, reference):
     got, want = checkpoint_values(workdir), reference[1]
     assert_bitwise_equal((got[0], {n: v for n, v in got[1].items() if n != SAVE_COUNTER}),
                          (want[0], {n: v for n, v in want[1].items() if n != SAVE_COUNTER}))
-
-
-def _env():
-    return {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-            "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def start(tmp_path, mode, k, argv):
-    marker = tmp_path / f"{mode}-{k}-{random.random():.9f}.marker"
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, mode, str(k), str(marker), *argv],
-                            cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    return proc, marker
-
-
-def finish(proc, timeout=300):
-    try:
-        return proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 def error_lines(err):
@@ -74,11 +52,11 @@ def up_to(logged, step):
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_checkpoints_the_current_step_and_the_resume_is_bitwise_exact(
-        tmp_path, capsys, corpus, reference, signum, code):
+        tmp_path, capsys, corpus, exact_reference, signum, code):
     k = 26 if signum == signal.SIGTERM else 33  # inside a checkpoint interval (20)
     workdir = tmp_path / "run"
-    argv = train_argv(corpus, workdir)
-    proc, marker = start(tmp_path, "pause", k, argv)
+    argv = exact_argv(corpus, workdir)
+    proc, marker = start_driver(tmp_path, "pause", k, argv)
     try:
         wait_for(marker, proc)
         proc.send_signal(signum)  # while step k+1 is under way
@@ -92,61 +70,62 @@ def test_a_signal_checkpoints_the_current_step_and_the_resume_is_bitwise_exact(
         f"{workdir / 'checkpoints' / f'ckpt-{k + 1}'} written, TensorBoard events flushed. "
         f"Run the same command to resume."], err[-3000:]
     assert latest_checkpoint_name(workdir) == f"ckpt-{k + 1}"
-    assert_same_events(events(workdir), up_to(reference[2], k + 1))  # flushed, no more
+    assert_same_events(events(workdir), up_to(exact_reference[2], k + 1))  # flushed, no more
 
-    code, result, err = run_cli(capsys, argv)  # the same command again
+    code, result, err = run_cli(capsys, *argv)  # the same command again
     assert code == 0, err
-    assert f"at step {k + 1}." in err and result["step"] == STEPS
-    assert_same_training_state(workdir, reference)
-    assert_same_events(events(workdir), reference[2])
+    assert f"at step {k + 1}." in err and result["step"] == EXACT_STEPS
+    assert_same_training_state(workdir, exact_reference)
+    assert_same_events(events(workdir), exact_reference[2])
 
 
 # 2. Two writers -----------------------------------------------------------------------
 
 @pytest.mark.slow
 def test_a_second_writer_is_refused_at_once_and_a_killed_holder_blocks_nothing(
-        tmp_path, capsys, corpus, reference):
+        tmp_path, capsys, corpus, exact_reference):
     workdir = tmp_path / "run"
-    argv = train_argv(corpus, workdir)
-    proc, marker = start(tmp_path, "pause", 25, argv)
+    argv = exact_argv(corpus, workdir)
+    proc, marker = start_driver(tmp_path, "pause", 25, argv)
     try:
         wait_for(marker, proc)
         second = subprocess.run([sys.executable, "-m", "tf_rnn.cli", *argv], cwd=ROOT,
-                                env=_env(), capture_output=True, text=True, timeout=300)
+                                env=subprocess_env(TF_CPP_MIN_LOG_LEVEL="2"),
+                                capture_output=True, text=True, timeout=300)
         assert second.returncode == 2 and "Traceback" not in second.stderr
         [line] = error_lines(second.stderr)
         assert line.startswith(f"tf-rnn: error: Work directory '{workdir}' is in use by "
                                f"process {proc.pid} ")
         for command in (argv, ["export", "--workdir", str(workdir), "--overwrite"]):
-            code, _, err = run_cli(capsys, command)
+            code, _, err = run_cli(capsys, *command)
             assert code == 2 and f"in use by process {proc.pid} " in err, err
         assert not (workdir / "export").exists()
         # Readers are welcome while it trains.
-        code, result, err = run_cli(capsys, ["eval", "--workdir", str(workdir)])
+        code, result, err = run_cli(capsys, "eval", "--workdir", str(workdir))
         assert code == 0 and result["bpc"] > 0, err
-        code, result, err = run_cli(capsys, ["sample", "--workdir", str(workdir),
-                                             "--length", "5", "--seed", "1"])
+        code, result, err = run_cli(capsys, "sample", "--workdir", str(workdir),
+                                             "--length", "5", "--seed", "1")
         assert code == 0 and result["text"], err
-        code, result, err = run_cli(capsys, ["export", "--workdir", str(workdir), "--out",
-                                             str(tmp_path / "elsewhere")])
+        code, result, err = run_cli(capsys, "export", "--workdir", str(workdir), "--out",
+                                             str(tmp_path / "elsewhere"))
         assert code == 0 and result["step"] == 20, err
     finally:
         proc.send_signal(signal.SIGKILL)
         finish(proc)
     # The kernel dropped the lock with the process: the same command goes on at once.
-    code, result, err = run_cli(capsys, argv)
+    code, result, err = run_cli(capsys, *argv)
     assert code == 0 and "at step 20." in err, err
-    assert_same_training_state(workdir, reference)
+    assert_same_training_state(workdir, exact_reference)
 
 
 @pytest.mark.slow
 def test_readers_never_see_a_half_written_checkpoint(tmp_path, corpus):
     workdir = tmp_path / "run"
     # A checkpoint every step, one kept: each save replaces the one readers load.
-    argv = train_argv(corpus, workdir, "--steps", "1000000", "--set", "checkpoint_every=1",
+    argv = exact_argv(corpus, workdir, "--steps", "1000000", "--set", "checkpoint_every=1",
                       "--set", "keep_checkpoints=1", "--set", "eval_every=0",
                       "--set", "sample_every=0")
-    proc, marker = start(tmp_path, "pause", 3, argv)
+    proc, marker = start_driver(tmp_path, "pause", 3, argv)
     try:
         wait_for(marker, proc)
         (tmp_path / (marker.name + ".go")).touch()
@@ -169,7 +148,7 @@ def test_readers_never_see_a_half_written_checkpoint(tmp_path, corpus):
 def killed_after_20(tmp_path_factory, corpus):
     """The work directory of a run SIGKILLed at step 25: ckpt-20 is its last."""
     root = tmp_path_factory.mktemp("killed")
-    proc, marker = start(root, "pause", 25, train_argv(corpus, root / "run"))
+    proc, marker = start_driver(root, "pause", 25, exact_argv(corpus, root / "run"))
     try:
         wait_for(marker, proc)
     finally:
@@ -190,10 +169,10 @@ def killed_after_20(tmp_path_factory, corpus):
                           "File too large (needs about "),
 ])
 def test_a_write_that_fails_stops_with_one_line_and_the_next_run_resumes(
-        tmp_path, capsys, corpus, reference, killed_after_20, what, limit, message):
+        tmp_path, capsys, corpus, exact_reference, killed_after_20, what, limit, message):
     workdir = tmp_path / "run"
     shutil.copytree(killed_after_20, workdir)
-    proc, _ = start(tmp_path, "limit", limit, train_argv(corpus, workdir))
+    proc, _ = start_driver(tmp_path, "limit", limit, exact_argv(corpus, workdir))
     _, err = finish(proc)
     assert proc.returncode == 2 and "Traceback" not in err, err[-3000:]
     [line] = error_lines(err)
@@ -210,10 +189,10 @@ def test_a_write_that_fails_stops_with_one_line_and_the_next_run_resumes(
             "ckpt-20.data-00000-of-00001", "ckpt-20.index"]
     assert latest_checkpoint_name(workdir) == "ckpt-20"
 
-    code, result, err = run_cli(capsys, train_argv(corpus, workdir))
+    code, result, err = run_cli(capsys, *exact_argv(corpus, workdir))
     assert code == 0 and "at step 20." in err, err
-    assert_same_training_state(workdir, reference)
-    assert_same_events(events(workdir), reference[2])
+    assert_same_training_state(workdir, exact_reference)
+    assert_same_events(events(workdir), exact_reference[2])
 
 
 # 6. Hand-damaged files ----------------------------------------------------------------
@@ -253,10 +232,10 @@ DAMAGE = {  # name: (file, edit, what the message says)
 @pytest.mark.parametrize("command", ["train", "eval", "sample", "export"])
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_a_hand_damaged_file_stops_every_command_with_one_line(tmp_path, capsys, corpus,
-                                                               reference, damage, command):
+                                                               exact_reference, damage, command):
     name, edit, fragment = DAMAGE[damage]
     workdir = tmp_path / "run"
-    shutil.copytree(reference[0], workdir)
+    shutil.copytree(exact_reference[0], workdir)
     path = workdir / name
     path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
     before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
@@ -265,7 +244,7 @@ def test_a_hand_damaged_file_stops_every_command_with_one_line(tmp_path, capsys,
             "eval": ["eval", "--workdir", str(workdir)],
             "sample": ["sample", "--workdir", str(workdir), "--length", "5"],
             "export": ["export", "--workdir", str(workdir), "--overwrite"]}[command]
-    code, _, err = run_cli(capsys, argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2 and "Traceback" not in err, err
     assert err.count("\n") == 1 and err.startswith("tf-rnn: error: "), err
     assert str(path) in err and fragment in err, err
@@ -281,10 +260,10 @@ def _restored_step(workdir):
 
 @pytest.mark.slow
 def test_ten_sigkills_at_random_moments_then_the_run_ends_bitwise_equal(
-        tmp_path, capsys, corpus, reference):
+        tmp_path, capsys, corpus, exact_reference):
     rng = random.Random(13)
     workdir = tmp_path / "run"
-    argv = train_argv(corpus, workdir)
+    argv = exact_argv(corpus, workdir)
     # Inside a checkpoint save, inside an event write, between steps, and at any moment
     # at all (start-up, tracing, a step, a save: wherever a random delay lands).
     plan = ["kill_save"] * 3 + ["kill_events"] * 3 + ["pause"] * 2 + ["anytime"] * 2
@@ -293,15 +272,15 @@ def test_ten_sigkills_at_random_moments_then_the_run_ends_bitwise_equal(
     for mode in plan:
         restored = _restored_step(workdir) if (workdir / "checkpoints").is_dir() else 0
         if mode in ("kill_save", "kill_events"):
-            k = rng.choice([s for s in (20, 40, STEPS) if s > restored])
+            k = rng.choice([s for s in (20, 40, EXACT_STEPS) if s > restored])
         elif mode == "pause":
-            k = rng.randint(restored + 1, STEPS - 1)
+            k = rng.randint(restored + 1, EXACT_STEPS - 1)
         else:  # anytime: it may never get further than its last step
-            k = STEPS - 1
+            k = EXACT_STEPS - 1
         # pause counts the windows of its own process: a resumed one starts at `restored`
         # (counted from 0, a random delay let the run finish and write its last checkpoint)
         hook_k = k - restored if mode in ("pause", "anytime") else k
-        proc, marker = start(tmp_path, "pause" if mode == "anytime" else mode, hook_k, argv)
+        proc, marker = start_driver(tmp_path, "pause" if mode == "anytime" else mode, hook_k, argv)
         try:
             if mode == "anytime":  # a random moment, not a marker
                 deadline = time.monotonic() + rng.uniform(0.0, 10.0)
@@ -315,13 +294,13 @@ def test_ten_sigkills_at_random_moments_then_the_run_ends_bitwise_equal(
             _, err = finish(proc)
         assert proc.returncode == -signal.SIGKILL, err[-3000:]
         done.append((mode, k, restored))
-    assert _restored_step(workdir) < STEPS, done  # the run was never allowed to finish
+    assert _restored_step(workdir) < EXACT_STEPS, done  # the run was never allowed to finish
 
-    code, result, err = run_cli(capsys, argv)
-    assert code == 0 and result["step"] == STEPS, (err, done)
-    assert_bitwise_equal(checkpoint_values(workdir), reference[1])
+    code, result, err = run_cli(capsys, *argv)
+    assert code == 0 and result["step"] == EXACT_STEPS, (err, done)
+    assert_bitwise_equal(checkpoint_values(workdir), exact_reference[1])
     # Every TensorBoard step exactly once, with the values of the uninterrupted run.
-    assert_same_events(events(workdir), reference[2])
+    assert_same_events(events(workdir), exact_reference[2])
 
 
 # 1b. Preemption of a multi-worker cluster ---------------------------------------------
@@ -341,18 +320,13 @@ def _kill_leftovers(procs):
 
 
 def _launch_workers(tmp_path, scratch, mode, k, argv):
-    from test_distribute import _free_ports
-
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     procs = []
     for index in range(2):
-        env = {**_env(), "CUDA_VISIBLE_DEVICES": "", "TMPDIR": str(scratch),
-               "TF_CONFIG": json.dumps({"cluster": cluster,
-                                        "task": {"type": "worker", "index": index}})}
-        marker = tmp_path / f"worker{index}-{mode}-{k}.marker"
-        procs.append((subprocess.Popen(
-            [sys.executable, "-c", DRIVER, mode, str(k), str(marker), *argv], cwd=ROOT,
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), marker))
+        task = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        env = subprocess_env(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+                             TMPDIR=str(scratch), TF_CONFIG=json.dumps(task))
+        procs.append(start_driver(tmp_path, mode, k, argv, env=env))
     return procs
 
 

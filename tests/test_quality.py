@@ -2,16 +2,14 @@
 (read back with TensorBoard's own reader) and its PNG, never its figures."""
 
 import json
-import os
-import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
+from support import ROOT, subprocess_env, write_corpus
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONTENDERS = ["text8_best", "arch1_sum_best", "keras_simplernn_200"]
 
 
@@ -28,7 +26,7 @@ def quality_run(tmp_path_factory):
          "--add", "mul16=text8_best,num_nodes=16,learning_rate=0.01",
          "--logdir", str(tmp / "tb"), "--plot", str(tmp / "curves.png")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        env=subprocess_env())
     assert out.returncode == 0, out.stderr[-3000:]
     return tmp, out
 
@@ -106,11 +104,9 @@ def test_a_run_without_keras_contenders_reports_null_not_a_crash():
 
 @pytest.mark.slow
 def test_lstm_streams_scores_per_stream_as_the_quality_run_does(tmp_path):
-    corpus = tmp_path / "corpus.txt"
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away"]
-    corpus.write_text(" ".join(np.random.default_rng(0).choice(words, size=8000)))
+    corpus = write_corpus(tmp_path / "corpus.txt", 30000)
     cmd = [sys.executable, "-m", "experiments.lstm_streams", "--data", str(corpus)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     out = subprocess.run(cmd + ["--steps", "2"], cwd=ROOT, capture_output=True, text=True,
                          timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]

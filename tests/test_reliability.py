@@ -6,8 +6,6 @@ holds (weights, optimizer slots and iterations, cursors, carried state, RNG, ...
 every logged value but chars/s comes out identical to the bit.
 """
 
-import json
-import os
 import random
 import shutil
 import signal
@@ -18,24 +16,17 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorboard.backend.event_processing import event_accumulator
-from tensorflow.python.framework import config as tf_config
-from hooked_cli import DRIVER  # tests/ is on sys.path under pytest (no __init__.py)
+from support import (  # tests/ is on sys.path under pytest (no __init__.py)
+    EXACT_STEPS, ROOT, assert_bitwise_equal, assert_same_events, checkpoint_values, events,
+    exact_argv, latest_checkpoint_name, run_cli, start_driver, subprocess_env, wait_for)
 
-from tf_rnn import cli
 from tf_rnn import config as config_lib
 from tf_rnn import runs
 from tf_rnn import training
 from tf_rnn.workdir import Workdir
 from tf_rnn import vocab as vocab_lib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS = 60
-# log_every does not divide checkpoint_every: a resume lands inside a logging interval.
-SMALL = ["--set", "num_nodes=16", "--set", "batch_size=4", "--set", "num_unrollings=10",
-         "--set", "log_every=7", "--set", "eval_every=10", "--set", "sample_every=10",
-         "--set", "checkpoint_every=20", "--set", "sample_length=20",
-         "--set", "deterministic=true", "--no-progress"]
+pytestmark = pytest.mark.usefixtures("op_determinism_restored")
 
 # The hooks (tests/hooked_cli.py): "pause K" blocks the loop when it asks for window K+1
 # (steps 1..K done, any save at K written) so that the test can SIGKILL it there;
@@ -43,122 +34,16 @@ SMALL = ["--set", "num_nodes=16", "--set", "batch_size=4", "--set", "num_unrolli
 # files are written and before the checkpoint index names it.
 
 
-@pytest.fixture(autouse=True)
-def _op_determinism_off_afterwards():
-    """`deterministic=true` turns op determinism on process-wide; other tests run without."""
-    was = tf_config.is_op_determinism_enabled()
-    yield
-    if not was:
-        tf_config.disable_op_determinism()
-
-
-def make_corpus(path, chars=20000, seed=0):
-    rng = np.random.default_rng(seed)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away"]
-    path.write_text(" ".join(rng.choice(words, size=chars // 3))[:chars], encoding="utf-8")
-    return path
-
-
-def train_argv(corpus, workdir, *extra):
-    return ["train", "--data", str(corpus), "--workdir", str(workdir), "--steps", str(STEPS),
-            *SMALL, *extra]
-
-
-def run_cli(capsys, argv):
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, (json.loads(out.strip().splitlines()[-1]) if code == 0 else None), err
-
-
-def checkpoint_values(workdir):
-    """Every variable of the latest checkpoint, by name."""
-    path = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
-    reader = tf.train.load_checkpoint(path)
-    names = [n for n in reader.get_variable_to_shape_map()
-             if n != "_CHECKPOINTABLE_OBJECT_GRAPH"]  # metadata, not a variable
-    return os.path.basename(path), {n: reader.get_tensor(n) for n in names}
-
-
-def assert_bitwise_equal(got, want):
-    assert got[0] == want[0]
-    assert sorted(got[1]) == sorted(want[1])
-    differ = [n for n in want[1] if got[1][n].dtype != want[1][n].dtype
-              or got[1][n].tobytes() != want[1][n].tobytes()]
-    assert not differ, differ
-    assert any("optimizer" in n for n in want[1]) and "rng/_state_var/.ATTRIBUTES/" \
-        "VARIABLE_VALUE" in want[1]
-
-
-def events(workdir):
-    """{tag: [(step, serialized tensor)]} as TensorBoard's own loader reads them."""
-    acc = event_accumulator.EventAccumulator(str(workdir / "events"), size_guidance={
-        event_accumulator.TENSORS: 0})
-    acc.Reload()
-    return {tag: [(e.step, e.tensor_proto.SerializeToString()) for e in acc.Tensors(tag)]
-            for tag in acc.Tags()["tensors"]}
-
-
-def assert_same_events(got, want):
-    assert sorted(got) == sorted(want)
-    for tag in want:
-        steps = [s for s, _ in got[tag]]
-        assert steps == sorted(set(steps)), (tag, steps)  # no duplicates, in order
-        if tag == "train/chars_per_sec":  # a measurement of this process, not of the run
-            assert steps == [s for s, _ in want[tag]]
-        else:
-            assert got[tag] == want[tag], tag
-
-
 def max_event_step(workdir):
     return max((s for series in events(workdir).values() for s, _ in series), default=0)
 
 
-def latest_checkpoint_name(workdir):
-    return os.path.basename(tf.train.latest_checkpoint(str(workdir / "checkpoints")))
-
-
-def start_driver(tmp_path, mode, k, argv):
-    marker = tmp_path / f"{mode}-{k}.marker"
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, mode, str(k), str(marker), *argv],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    return proc, marker
-
-
-def wait_for(marker, proc, timeout=300):
-    deadline = time.monotonic() + timeout
-    while not marker.exists():
-        if proc.poll() is not None:
-            break
-        assert time.monotonic() < deadline, "the driver never reached its hook"
-        time.sleep(0.1)
-    assert marker.exists(), proc.communicate()[1]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return make_corpus(tmp_path_factory.mktemp("data") / "corpus.txt")
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, corpus):
-    """An uninterrupted run of STEPS steps: its workdir, final checkpoint and events."""
-    workdir = tmp_path_factory.mktemp("reference") / "run"
-    was = tf_config.is_op_determinism_enabled()
-    code = cli.main(train_argv(corpus, workdir))
-    if not was:
-        tf_config.disable_op_determinism()
-    assert code == 0
-    return workdir, checkpoint_values(workdir), events(workdir)
-
-
 @pytest.mark.slow
 def test_sigkill_after_a_checkpoint_then_resume_is_bitwise_exact(tmp_path, capsys, corpus,
-                                                                 reference):
-    kill_after = random.Random(6).randint(21, STEPS - 1)  # a step after a checkpoint
+                                                                 exact_reference):
+    kill_after = random.Random(6).randint(21, EXACT_STEPS - 1)  # a step after a checkpoint
     workdir = tmp_path / "run"
-    argv = train_argv(corpus, workdir)
+    argv = exact_argv(corpus, workdir)
     proc, marker = start_driver(tmp_path, "pause", kill_after, argv)
     try:
         wait_for(marker, proc)
@@ -171,19 +56,19 @@ def test_sigkill_after_a_checkpoint_then_resume_is_bitwise_exact(tmp_path, capsy
     # Nothing was logged past the checkpoint the run will resume from.
     assert max_event_step(workdir) == last_checkpoint
 
-    code, result, err = run_cli(capsys, argv)  # the same command again
+    code, result, err = run_cli(capsys, *argv)  # the same command again
     assert code == 0, err
-    assert f"at step {last_checkpoint}." in err and result["step"] == STEPS
-    assert_bitwise_equal(checkpoint_values(workdir), reference[1])
-    assert_same_events(events(workdir), reference[2])
+    assert f"at step {last_checkpoint}." in err and result["step"] == EXACT_STEPS
+    assert_bitwise_equal(checkpoint_values(workdir), exact_reference[1])
+    assert_same_events(events(workdir), exact_reference[2])
     assert len(list((workdir / "events").glob("*tfevents*"))) == 2  # one per process
 
 
 @pytest.mark.slow
 def test_sigkill_inside_a_checkpoint_save_keeps_the_previous_one(tmp_path, capsys, corpus,
-                                                                 reference):
+                                                                 exact_reference):
     workdir = tmp_path / "run"
-    proc, marker = start_driver(tmp_path, "kill_save", 40, train_argv(corpus, workdir))
+    proc, marker = start_driver(tmp_path, "kill_save", 40, exact_argv(corpus, workdir))
     proc.communicate(timeout=300)
     assert marker.exists() and proc.returncode == -signal.SIGKILL
     # Killed after ckpt-40's files were written, before the index named them; the
@@ -194,42 +79,42 @@ def test_sigkill_inside_a_checkpoint_save_keeps_the_previous_one(tmp_path, capsy
     assert Workdir(workdir).load_config().deterministic  # config and vocab intact
     assert Workdir(workdir).load_vocab().size == 27
 
-    code, result, err = run_cli(capsys, train_argv(corpus, workdir))
+    code, result, err = run_cli(capsys, *exact_argv(corpus, workdir))
     assert code == 0, err
     assert "at step 20." in err
-    assert_bitwise_equal(checkpoint_values(workdir), reference[1])
+    assert_bitwise_equal(checkpoint_values(workdir), exact_reference[1])
     # Steps 21-40 were logged by the killed run and again after the resume: the resume
     # dropped the first copies, so TensorBoard sees each step once.
-    assert_same_events(events(workdir), reference[2])
+    assert_same_events(events(workdir), exact_reference[2])
 
 
 @pytest.mark.slow
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys, corpus,
-                                                                  reference):
+                                                                  exact_reference):
     workdir = tmp_path / "run"
-    shutil.copytree(reference[0], workdir)
+    shutil.copytree(exact_reference[0], workdir)
     data_file = workdir / "checkpoints" / "ckpt-60.data-00000-of-00001"
     data_file.write_bytes(data_file.read_bytes()[:50])  # a partial write
 
-    code, ev, err = run_cli(capsys, ["eval", "--workdir", str(workdir)])
+    code, ev, err = run_cli(capsys, "eval", "--workdir", str(workdir))
     assert code == 0, err
     assert "ckpt-60" in err and f"restored {workdir / 'checkpoints' / 'ckpt-40'}" in err
 
-    code, result, err = run_cli(capsys, train_argv(corpus, workdir))
+    code, result, err = run_cli(capsys, *exact_argv(corpus, workdir))
     assert code == 0, err
     assert "Skipped unreadable checkpoint(s) (ckpt-60" in err and "at step 40." in err
-    assert_bitwise_equal(checkpoint_values(workdir), reference[1])
-    assert_same_events(events(workdir), reference[2])
+    assert_bitwise_equal(checkpoint_values(workdir), exact_reference[1])
+    assert_same_events(events(workdir), exact_reference[2])
 
 
 def test_no_loadable_checkpoint_is_an_error_that_changes_nothing(tmp_path, capsys, corpus,
-                                                                 reference):
+                                                                 exact_reference):
     workdir = tmp_path / "run"
-    shutil.copytree(reference[0], workdir)
+    shutil.copytree(exact_reference[0], workdir)
     for data_file in (workdir / "checkpoints").glob("*.data-*"):
         data_file.write_bytes(b"")
     before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
-    code, _, err = run_cli(capsys, train_argv(corpus, workdir, "--steps", "80"))
+    code, _, err = run_cli(capsys, *exact_argv(corpus, workdir, "--steps", "80"))
     assert code == 2 and "Traceback" not in err
     assert err.startswith("tf-rnn: error: No checkpoint in") and "can be restored" in err
     assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
@@ -276,7 +161,7 @@ def test_divergence_guard_restores_lowers_the_rate_and_continues(tmp_path, capsy
     # SGD at 1e30 blows the weights up in one step: step 2 is non-finite. The guard goes
     # back to ckpt-0 with the rate scaled by 1e-30 (so 1.0) and the run continues.
     workdir = tmp_path / "run"
-    code, result, err = run_cli(capsys, _divergence_argv(
+    code, result, err = run_cli(capsys, *_divergence_argv(
         corpus, workdir, "--set", "recovery_lr_factor=1e-30", "--set", "max_recoveries=2"))
     assert code == 0, err
     assert "Non-finite loss or gradient at step 2: weights not updated" in err
@@ -301,7 +186,7 @@ def value(serialized):
 @pytest.mark.slow
 def test_divergence_guard_gives_up_with_a_clear_message(tmp_path, capsys, corpus):
     workdir = tmp_path / "run"
-    code, _, err = run_cli(capsys, _divergence_argv(corpus, workdir,
+    code, _, err = run_cli(capsys, *_divergence_argv(corpus, workdir,
                                                    "--set", "max_recoveries=2"))
     assert code == 2 and "Traceback" not in err
     assert err.count("Non-finite loss") == 2
@@ -311,7 +196,7 @@ def test_divergence_guard_gives_up_with_a_clear_message(tmp_path, capsys, corpus
     assert "--set learning_rate=" in message
     # The last good checkpoint is still there and usable.
     assert latest_checkpoint_name(workdir) == "ckpt-0"
-    code, _, err = run_cli(capsys, ["sample", "--workdir", str(workdir), "--length", "5"])
+    code, _, err = run_cli(capsys, "sample", "--workdir", str(workdir), "--length", "5")
     assert code == 0, err
 
 
@@ -340,7 +225,7 @@ def test_ctrl_c_exits_130_and_keeps_a_checkpoint_to_resume_from(tmp_path, capsys
             "--no-progress", "--set", "num_nodes=8", "--set", "batch_size=4",
             "--set", "num_unrollings=5", "--set", "checkpoint_every=5", "--set",
             "eval_every=0", "--set", "sample_every=0", "--set", "log_every=5"]
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = subprocess_env()
     # SIGINT as a terminal sends it, even where the test runner was started with SIGINT
     # ignored (a background job): the child would inherit that and never see it.
     proc = subprocess.Popen([sys.executable, "-m", "tf_rnn.cli", *argv], cwd=ROOT, env=env,
@@ -365,6 +250,6 @@ def test_ctrl_c_exits_130_and_keeps_a_checkpoint_to_resume_from(tmp_path, capsys
     kept = int(latest_checkpoint_name(workdir).split("-")[1])
     assert kept >= 5
     runs.load_model(workdir)  # the kept checkpoint loads...
-    code, result, err = run_cli(capsys, [*argv[:5], "--steps", str(kept + 5), *argv[7:]])
+    code, result, err = run_cli(capsys, *[*argv[:5], "--steps", str(kept + 5), *argv[7:]])
     assert code == 0, err  # ...and the run resumes from it
     assert f"at step {kept}." in err and result["step"] == kept + 5

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import write_corpus
 
 from tf_rnn import config as config_lib
 from tf_rnn import data as data_lib
@@ -11,13 +12,6 @@ from tf_rnn import runs, training
 from tf_rnn.workdir import Workdir
 
 STEPS = 5
-
-
-def make_corpus(path, chars=6000, seed=0):
-    rng = np.random.default_rng(seed)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away"]
-    path.write_text(" ".join(rng.choice(words, size=chars // 3))[:chars], encoding="utf-8")
-    return path
 
 
 def saved(checkpoint, name):
@@ -40,7 +34,7 @@ def test_saved_state_is_the_model_run_over_the_windows_seen(tmp_path, preset, ch
         num_nodes=8, batch_size=4, num_unrollings=3, steps=STEPS, init="glorot", checkpoint_every=1,
         keep_checkpoints=STEPS + 1, log_every=1, eval_every=0, sample_every=0,
         sample_length=5, **changes)
-    corpus_path = make_corpus(tmp_path / "corpus.txt")
+    corpus_path = write_corpus(tmp_path / "corpus.txt", 6000)
     training.train(config, tmp_path / "run", str(corpus_path), progress=False)
 
     workdir = Workdir(tmp_path / "run")
