@@ -34,7 +34,7 @@ def test_dropout_is_a_validated_config_field():
             config.Config(dropout=bad)
     with pytest.raises(ValueError, match="arch2"):
         config.Config(model="arch2", dropout=0.2)
-    with pytest.raises(ValueError, match="Arch 2.*arch1 and elman"):
+    with pytest.raises(ValueError, match="Arch 2.*arch1, elman and indrnn"):
         models.Arch2Model(5, 4, dropout=0.2)
     with pytest.raises(ValueError, match="`dropout`"):
         models.Arch1Model(5, 4, dropout=1.0)

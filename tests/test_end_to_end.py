@@ -11,6 +11,9 @@ import tensorflow as tf
 from support import ROOT, run_cli, tiny
 from tensorboard.backend.event_processing import event_accumulator
 
+from tf_rnn import runs
+from tf_rnn.workdir import Workdir
+
 TINY = tiny(num_nodes=16, eval_every=20, sample_every=20, checkpoint_every=20,
             sample_length=30)
 SCALAR_TAGS = {"train/loss", "train/bpc", "train/learning_rate", "train/grad_norm",
@@ -83,7 +86,10 @@ def test_train_resume_eval_sample(tmp_path, capsys, corpus, preset):
     code, ev, err = run_cli(capsys, "eval", "--workdir", str(workdir))
     assert code == 0, err
     assert ev["split"] == "valid" and ev["bpc"] == pytest.approx(second["valid_bpc"], rel=1e-5)
-    assert ev["chars"] > 1000
+    valid = runs.load_corpus_for(Workdir(workdir).load_config(), Workdir(workdir),
+                                 str(corpus)).valid
+    streams = Workdir(workdir).load_config().eval_batch_size
+    assert ev["chars"] == (len(valid) - 1) // streams * streams > 900  # the whole split
 
     args = ["sample", "--workdir", str(workdir), "--prime", "the ", "--length", "40",
             "--seed", "3"]

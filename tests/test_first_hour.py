@@ -243,7 +243,10 @@ def test_ctrl_c_while_tensorflow_imports_exits_130_without_a_traceback(tmp_path)
         "sys.exit(cli.main(sys.argv[1:]))\n")
     proc = subprocess.Popen([sys.executable, "-c", driver, "eval", "--workdir",
                              str(tmp_path / "none")], stderr=subprocess.PIPE, text=True,
-                            env=subprocess_env(), cwd=tmp_path)
+                            env=subprocess_env(), cwd=tmp_path,
+                            # SIGINT as a terminal sends it, even where the runner was
+                            # started with it ignored (a background job: inherited).
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300
         while not marker.exists():
