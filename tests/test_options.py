@@ -171,7 +171,7 @@ def check_version(_):
 CORPUS = types.SimpleNamespace(train=np.array([1]), valid=np.array([2, 2]),
                                test=np.array([3, 3, 3]))
 EVAL = Command(cli.main, ["eval", "--workdir", "RUN"], [
-    (runs, "load_model", value(("model", "vocab", config_lib.Config()))),
+    (runs, "load_model", value(runs.Loaded("model", "vocab", config_lib.Config(), {}))),
     (runs, "run_data", lambda a: a["data"] or "recorded.txt"),
     (runs, "load_corpus_for", value(CORPUS)),
     (steps, "evaluate", value({"bpc": 1.0}))])
@@ -213,7 +213,8 @@ def fake_texts(a):
 
 
 SAMPLE = Command(cli.main, ["sample", "--workdir", "RUN"], [
-    (runs, "load_model", value(("model", Vocabulary.text8(), config_lib.Config()))),
+    (runs, "load_model", value(runs.Loaded("model", Vocabulary.text8(), config_lib.Config(),
+                                           {}))),
     (sampling, "sample", fake_texts)])
 SAMPLE_EXPORT = Command(cli.main, ["sample", "--export", "EXPORT"],
                         [(export, "sample_from_export", fake_texts)])
@@ -240,7 +241,8 @@ def sampled(*flags):
     """The text(s) `tf-rnn sample` writes from the tiny model (one compiled generator
     per capacity, shared by the checks)."""
     calls = SAMPLE("--length", 30, *flags, patches=[
-        (runs, "load_model", value(tiny_model())), (sampling, "sample", THROUGH),
+        (runs, "load_model", value(runs.Loaded(*tiny_model(), {}))),
+        (sampling, "sample", THROUGH),
         (sampling, "make_generator", lambda a: _generator(a["capacity"]))])
     assert calls.status == 0, calls.err
     out = result(calls)
@@ -354,6 +356,8 @@ CLI_CHECKS = {
     ("tf-rnn eval", "--batch-size"): (EVAL, check_eval_batch_size),
     ("tf-rnn eval", "--cache-dir"): (EVAL, check_eval_cache_dir),
     ("tf-rnn eval", "--verbose"): (EVAL, check_verbose),
+    ("tf-rnn eval", "--checkpoint"): (EVAL, argument_check(
+        "--checkpoint", "load_model", "checkpoint", "best")),
     ("tf-rnn sample", "--workdir"): (SAMPLE, check_sample_workdir),
     ("tf-rnn sample", "--export"): (None, check_sample_export),
     ("tf-rnn sample", "--prime"): (None, check_prime),
@@ -365,10 +369,14 @@ CLI_CHECKS = {
     ("tf-rnn sample", "--out"): (SAMPLE, check_sample_out),
     ("tf-rnn sample", "--no-progress"): (None, check_sample_no_progress),
     ("tf-rnn sample", "--verbose"): (SAMPLE, check_verbose),
+    ("tf-rnn sample", "--checkpoint"): (SAMPLE, argument_check(
+        "--checkpoint", "load_model", "checkpoint", "ckpt-10")),
     ("tf-rnn export", "--workdir"): (EXPORT, check_export_workdir),
     ("tf-rnn export", "--out"): (EXPORT, check_export_out),
     ("tf-rnn export", "--overwrite"): (EXPORT, check_export_overwrite),
     ("tf-rnn export", "--verbose"): (EXPORT, check_verbose),
+    ("tf-rnn export", "--checkpoint"): (EXPORT, argument_check(
+        "--checkpoint", "export", "checkpoint", "best")),
     ("tf-rnn diagnose", "--workdir"): (DIAGNOSE, argument_check(
         "--workdir", "diagnose", "workdir", "elsewhere")),
     ("tf-rnn diagnose", "--data"): (DIAGNOSE, argument_check(
@@ -377,6 +385,8 @@ CLI_CHECKS = {
         "--windows", "diagnose", "windows", 2)),
     ("tf-rnn diagnose", "--plot"): (DIAGNOSE, argument_check(
         "--plot", "diagnose", "plot", "d.png")),
+    ("tf-rnn diagnose", "--checkpoint"): (DIAGNOSE, argument_check(
+        "--checkpoint", "diagnose", "checkpoint", "best")),
     ("tf-rnn diagnose", "--cache-dir"): (DIAGNOSE, argument_check(
         "--cache-dir", "diagnose", "cache_dir", "cache")),
 }

@@ -52,10 +52,28 @@ def add_verbose_argument(p):
                    "lines (also: TF_RNN_VERBOSE=1)")
 
 
+_CHECKPOINT_HELP = (
+    "which checkpoint of the run: latest, best (the lowest validation BPC; kept by runs "
+    "with eval_every > 0) or ckpt-N (a kept one of step N). Default latest, for every "
+    "command: the weights whose figures training printed last and that a resume goes on "
+    "from; the JSON line names the checkpoint used (docs/cli.md)")
+
+
+def add_checkpoint_argument(p):
+    """--checkpoint best|latest|ckpt-N of eval, sample, export and diagnose."""
+    p.add_argument("--checkpoint", metavar="best|latest|ckpt-N", help=_CHECKPOINT_HELP)
+
+
+def _checkpoint_choice(args):
+    """The --checkpoint keyword for the library call; none (its default, latest) when
+    the flag is not given."""
+    return {"checkpoint": args.checkpoint} if args.checkpoint else {}
+
+
 def _add_eval(sub):
-    p = sub.add_parser("eval", help="bits per character of the latest checkpoint")
-    p.add_argument("--workdir", required=True, help="the run's directory (its latest "
-                   "checkpoint is scored)")
+    p = sub.add_parser("eval", help="bits per character of a checkpoint (the latest)")
+    p.add_argument("--workdir", required=True, help="the run's directory")
+    add_checkpoint_argument(p)
     p.add_argument("--data", help="corpus (default: the one the run trained on)")
     p.add_argument("--split", default="valid", choices=("train", "valid", "test", "all"),
                    help="all: the whole corpus as one text")
@@ -67,12 +85,13 @@ def _add_eval(sub):
 
 
 def _add_sample(sub):
-    p = sub.add_parser("sample", help="generate text from the latest checkpoint or an "
-                       "export")
+    p = sub.add_parser("sample", help="generate text from a checkpoint (the latest) or "
+                       "an export")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--workdir", help="a run's directory (its latest checkpoint)")
+    source.add_argument("--workdir", help="a run's directory (--checkpoint: which)")
     source.add_argument("--export", help="a SavedModel written by `tf-rnn export` "
                         "(no checkpoint needed)")
+    add_checkpoint_argument(p)
     p.add_argument("--prime", default="", help="text to start from")
     p.add_argument("--length", type=int, default=200, help="characters to generate")
     p.add_argument("--temperature", type=float, default=1.0, help="<= 0: greedy")
@@ -88,9 +107,9 @@ def _add_sample(sub):
 
 
 def _add_export(sub):
-    p = sub.add_parser("export", help="write the latest checkpoint as a SavedModel")
-    p.add_argument("--workdir", required=True, help="the run's directory (its latest "
-                   "checkpoint is exported)")
+    p = sub.add_parser("export", help="write a checkpoint (the latest) as a SavedModel")
+    p.add_argument("--workdir", required=True, help="the run's directory")
+    add_checkpoint_argument(p)
     p.add_argument("--out", help="export directory (default: WORKDIR/export)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a non-empty export directory (atomically)")
@@ -100,9 +119,9 @@ def _add_export(sub):
 
 def _add_diagnose(sub):
     p = sub.add_parser("diagnose", help="gradient flow through time, unit activity and "
-                       "recurrent spectrum of the latest checkpoint (tf_rnn.diagnostics)")
-    p.add_argument("--workdir", required=True, help="the run's directory (its latest "
-                   "checkpoint is measured)")
+                       "recurrent spectrum of a checkpoint (the latest; tf_rnn.diagnostics)")
+    p.add_argument("--workdir", required=True, help="the run's directory")
+    add_checkpoint_argument(p)
     p.add_argument("--data", help="corpus (default: the one the run trained on)")
     p.add_argument("--windows", type=int, default=4, help="validation windows measured")
     p.add_argument("--plot", metavar="FILE.png", help="draw gradient vs lag and unit "
@@ -200,7 +219,8 @@ def cmd_eval(args):
     from tf_rnn.workdir import Workdir
 
     workdir = Workdir(args.workdir)
-    model, vocab, config = runs.load_model(workdir)
+    loaded = runs.load_model(workdir, **_checkpoint_choice(args))
+    model, vocab, config = loaded
     data = runs.run_data(workdir, args.data)
     corpus = runs.load_corpus_for(config, workdir, data, args.cache_dir)
     if args.split == "all":
@@ -211,7 +231,7 @@ def cmd_eval(args):
         ids = getattr(corpus, args.split)
     figures = steps_lib.evaluate(model, ids, args.batch_size or config.eval_batch_size,
                                  config.num_unrollings)
-    return {"split": args.split, **figures}
+    return {"split": args.split, **figures, **loaded.checkpoint}
 
 
 def cmd_sample(args):
@@ -225,6 +245,9 @@ def cmd_sample(args):
     if args.out and args.num_streams != 1:
         raise ArgumentError(f"--out writes one stream, got --num-streams {args.num_streams} "
                             f"(drop --out to get the streams in the JSON line).")
+    if args.export and args.checkpoint:
+        raise ArgumentError(f"--checkpoint {args.checkpoint} picks a checkpoint of "
+                            f"--workdir; an --export holds the one it was written from.")
     progress = not args.no_progress and args.length > sampling.SAMPLE_CHUNK
     t0 = time.perf_counter()
     if args.export:
@@ -236,7 +259,9 @@ def cmd_sample(args):
     else:
         from tf_rnn import runs
 
-        model, vocab, _ = runs.load_model(args.workdir)
+        loaded = runs.load_model(args.workdir, **_checkpoint_choice(args))
+        model, vocab, _ = loaded
+        used = loaded.checkpoint
         unknown = sorted(set(args.prime) - set(vocab.chars))
         if unknown:
             raise ArgumentError(f"--prime {args.prime!r} has character(s) outside the "
@@ -246,7 +271,8 @@ def cmd_sample(args):
                                 args.top_k, args.seed, args.num_streams, progress=progress)
     seconds = time.perf_counter() - t0
     settings = {"prime": args.prime, "length": args.length,
-                "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed}
+                "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed,
+                **({} if args.export else used)}
     if args.out:
         from tf_rnn.workdir import atomic_write_text
 
@@ -261,14 +287,15 @@ def cmd_sample(args):
 def cmd_export(args):
     from tf_rnn import export
 
-    return export.export(args.workdir, args.out, overwrite=args.overwrite)
+    return export.export(args.workdir, args.out, overwrite=args.overwrite,
+                         **_checkpoint_choice(args))
 
 
 def cmd_diagnose(args):
     from tf_rnn import diagnostics
 
     return diagnostics.diagnose(args.workdir, args.data, args.windows, args.plot,
-                                args.cache_dir)
+                                args.cache_dir, **_checkpoint_choice(args))
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample,

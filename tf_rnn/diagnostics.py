@@ -309,8 +309,9 @@ class TrainingDiagnostics:
             write(pending, figures, self.model, step)
 
 
-def diagnose(workdir, data=None, windows=4, plot=None, cache_dir=None, out=print):
-    """`tf-rnn diagnose`: the latest checkpoint measured on a few validation windows.
+def diagnose(workdir, data=None, windows=4, plot=None, cache_dir=None, out=print,
+             checkpoint="latest"):
+    """`tf-rnn diagnose`: a checkpoint (the latest) measured on a few validation windows.
 
     The validation split is cut into `batch_size` streams (the training shape), each
     starting from the zero state and carrying it across `windows` consecutive windows
@@ -321,21 +322,23 @@ def diagnose(workdir, data=None, windows=4, plot=None, cache_dir=None, out=print
       data: the corpus (default: the one the run trained on).
       plot: optional PNG path for `tf_rnn.plots.diagnostics_figure`.
       out: where the table's lines go (print: stdout, before the JSON line).
+      checkpoint: "latest", "best" or "ckpt-N" (`runs.load_model`).
 
     Returns:
       The JSON-ready figures: scalars, "grad_by_lag", "grad_by_lag_last",
-      "unit_rate" (lists), "grad_norms", "checkpoint", "windows".
+      "unit_rate" (lists), "grad_norms", "windows", and the checkpoint measured:
+      "checkpoint" (its path), "step", "which", "best_valid_bpc".
     """
     positive_integer("windows", windows, ArgumentError)
     if plot is not None:
         plots.require_matplotlib()  # before any work: a missing extra fails at once
     workdir = Workdir(workdir)
-    model, _, config = runs.load_model(workdir)
+    loaded = runs.load_model(workdir, checkpoint)
+    model, _, config = loaded
     corpus = runs.load_corpus_for(config, workdir, runs.run_data(workdir, data), cache_dir)
     figures = measure_text(model, corpus.valid, config.batch_size, config.num_unrollings,
                            windows)
-    figures.update(checkpoint=tf.train.latest_checkpoint(
-        str(workdir.checkpoint_dir)))
+    figures.update(loaded.checkpoint)
     for line in table(figures):
         out(line)
     if plot is not None:

@@ -1,6 +1,7 @@
 """SavedModel export: a dedicated `tf.Module` that serves without tf_rnn installed.
 
-`export(workdir, out)` writes the latest checkpoint of a run as a SavedModel whose
+`export(workdir, out, checkpoint="latest")` writes a checkpoint of a run (latest, best or
+ckpt-N) as a SavedModel whose
 signatures (and same-named callable attributes of `tf.saved_model.load(out)`) are,
 with B any batch size (the batch dimension is None: no retracing per size):
 
@@ -341,8 +342,9 @@ def _replace_dir(staging, out):
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def export(workdir, out=None, overwrite=False, unknown=None, jit_compile=True):
-    """Writes the latest checkpoint of `workdir` as a SavedModel in `out`.
+def export(workdir, out=None, overwrite=False, unknown=None, jit_compile=True,
+           checkpoint="latest"):
+    """Writes a checkpoint of `workdir` (the latest) as a SavedModel in `out`.
 
     The export is written beside `out` and renamed into place, so a crash leaves the
     previous export (or none), never half of one.
@@ -356,15 +358,17 @@ def export(workdir, out=None, overwrite=False, unknown=None, jit_compile=True):
       unknown: "error" | "space" for characters outside the vocabulary in string
         inputs (default: the run's config.unknown).
       jit_compile: XLA-compile `generate`'s sampling loop (see `CharModelExport`).
+      checkpoint: "latest", "best" or "ckpt-N" (`runs.load_model`).
 
     Returns:
-      {"export_dir", "model", "step", "checkpoint", "alphabet_size", "state_size",
-       "signatures", "generate_xla"}.
+      {"export_dir", "model", "step", "checkpoint" (the path exported), "which" (as
+       asked), "best_valid_bpc" (a best's validation BPC, else None), "alphabet_size",
+       "state_size", "signatures", "generate_xla"}.
 
     Raises:
       ExportError: `out` is a file, holds `workdir`, is non-empty without
         `overwrite`, or is non-empty and no SavedModel.
-      DataError / WorkdirError: no trained run in `workdir`.
+      DataError / WorkdirError: no trained run in `workdir`, or no such checkpoint.
     """
     out = pathlib.Path(default_export_dir(workdir) if out is None else out)
     out = out.expanduser().absolute()
@@ -374,16 +378,15 @@ def export(workdir, out=None, overwrite=False, unknown=None, jit_compile=True):
     lock = (preemption.WorkdirLock(run_dir, "an export into it")
             if overwrite and run_dir in out.parents else contextlib.nullcontext())
     with lock:
-        return _export(workdir, out, unknown, jit_compile)
+        return _export(workdir, out, unknown, jit_compile, checkpoint)
 
 
-def _export(workdir, out, unknown, jit_compile):
-    model, vocab, config = runs.load_model(workdir)
-    checkpoint = tf.train.latest_checkpoint(str(Workdir(workdir).checkpoint_dir))
-    step = int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
-    info = {"export_dir": str(out), "model": config.model, "step": step,
-            "checkpoint": checkpoint, "alphabet_size": vocab.size,
-            "state_size": int(model.state_size), "signatures": list(SIGNATURES)}
+def _export(workdir, out, unknown, jit_compile, checkpoint):
+    loaded = runs.load_model(workdir, checkpoint)
+    model, vocab, config = loaded
+    info = {"export_dir": str(out), "model": config.model, **loaded.checkpoint,
+            "alphabet_size": vocab.size, "state_size": int(model.state_size),
+            "signatures": list(SIGNATURES)}
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp",
                                             dir=out.parent))

@@ -2,21 +2,28 @@
 
 A checkpoint holds the weights, the optimizer's slots and schedule position, the step,
 the data cursors, the carried state, the learning-rate scale and recoveries of the
-divergence guard, the RNG of the samples and the sums of the logging interval under way:
-a killed run resumes as if it had never stopped. A write that fails (a full disk, a
+divergence guard, the RNG of the samples, the sums of the logging interval under way and
+the best validation BPC so far with its step: a killed run resumes as if it had never
+stopped, and makes the same "is this the best?" decisions. The weights of that best live
+beside the latest checkpoints (`BestCheckpoint`). A write that fails (a full disk, a
 file-size limit) becomes one `WriteFailed` error that says what is intact
 (`save_checkpoint`, `write_events`).
 """
 
+import math
 import os
+import re
 import shutil
+import tempfile
 
 import keras
 import tensorflow as tf
+from tensorflow.python.checkpoint import checkpoint_management
 
 from tf_rnn import distribute
 from tf_rnn import models
 from tf_rnn import steps as steps_lib
+from tf_rnn import runs
 from tf_rnn.runs import restore_newest
 from tf_rnn.workdir import write_failed
 
@@ -27,7 +34,8 @@ class TrainingDiverged(RuntimeError):
 
 class Run:
     """Everything a checkpoint holds: weights, optimizer slots and schedule position,
-    step, data cursors, carried state, learning-rate scale, recoveries and RNG state."""
+    step, data cursors, carried state, learning-rate scale, recoveries, RNG state, and
+    the best validation BPC with its step (+inf and -1 before the first validation)."""
 
     def __init__(self, config, alphabet_size, workdir, strategy=None):
         self.strategy = strategy or tf.distribute.get_strategy()
@@ -51,12 +59,21 @@ class Run:
         # the first interval after a resume then averages the same steps as without one.
         self.log_totals = tf.Variable(tf.zeros([4], tf.float64), trainable=False,
                                       name="log_totals")
-        self.checkpoint = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, step=self.step,
-            recoveries=self.recoveries, cursors=self.cursors, state=self.state,
-            lr_scale=self.lr_scale, rng=self.rng, log_totals=self.log_totals)
+        self.best_bpc = tf.Variable(math.inf, dtype=tf.float64, trainable=False,
+                                    name="best_bpc")
+        self.best_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_step")
+        parts = dict(model=self.model, optimizer=self.optimizer, step=self.step,
+                     recoveries=self.recoveries, cursors=self.cursors, state=self.state,
+                     lr_scale=self.lr_scale, rng=self.rng, log_totals=self.log_totals)
+        self.checkpoint = tf.train.Checkpoint(**parts, best_bpc=self.best_bpc,
+                                              best_step=self.best_step)
+        # A restore must match every part (a checkpoint that does not fit is refused),
+        # but one written before the best was kept lacks best_*: checked without them.
+        self._parts = tf.train.Checkpoint(**parts)
         self.manager = distribute.checkpoint_manager(  # only the chief keeps its files
             self.strategy, self.checkpoint, workdir.checkpoint_dir, config.keep_checkpoints)
+        self.best = BestCheckpoint(self.strategy, self.model, self.best_step, self.best_bpc,
+                                   runs.best_dir(workdir))
 
     def restore(self):
         """Restores the newest checkpoint that loads; returns its path (None: there is none).
@@ -64,15 +81,34 @@ class Run:
         Raises:
           WorkdirError: there are checkpoints, but none of them loads.
         """
-        return restore_newest(self.checkpoint, self.manager.directory,
+        path = restore_newest(self._parts, self.manager.directory,
                               lambda status: status.assert_existing_objects_matched())
+        if path:  # then the whole: best_* (absent in an older one: no best yet), save_counter
+            self.checkpoint.restore(path).expect_partial()
+            self.best.keep_only(int(self.best_step.numpy()))
+        return path
+
+    def keep_if_best(self, step, bpc):
+        """Records validation BPC `bpc` at `step`; if it is the lowest so far, its
+        weights are held to be written with the next checkpoint. Returns whether it was."""
+        if not bpc < float(self.best_bpc.numpy()):  # not lower (or NaN): nothing changes
+            return False
+        self.best_bpc.assign(bpc)
+        self.best_step.assign(step)
+        self.best.hold()
+        return True
 
     def save(self, step, cursor_positions, state, log_totals=(0.0, 0.0, 0.0, 0.0)):
         self.step.assign(step)
         self.cursors.assign(cursor_positions)
         self.log_totals.assign(log_totals)
         self.state.assign(distribute.gather_rows(self.strategy, state))  # (B, S), global
-        return save_checkpoint(self.manager, step)  # WriteFailed: disk full
+        # The best first: a crash before ckpt-N leaves a best-M newer than the checkpoint
+        # resumed from, which the resume drops (and finds again); never the reverse.
+        self.best.write_held(self.manager.latest_checkpoint)  # WriteFailed: disk full
+        path = save_checkpoint(self.manager, step)  # WriteFailed: disk full
+        self.best.keep_only(int(self.best_step.numpy()))  # ckpt-N records it: older go
+        return path
 
     def roll_back(self, failed_step):
         """Restores the last good checkpoint and scales the learning rate by
@@ -96,6 +132,118 @@ class Run:
         self.recoveries.assign(recoveries)
         self.lr_scale.assign(scale)
         return path
+
+
+class BestCheckpoint:
+    """The weights of a run's lowest validation BPC, as WORKDIR/best/best-STEP.
+
+    A validation that sets a new best holds a copy of the weights (`hold`); the next
+    save writes them (`write_held`) just before ckpt-N, whose `best_step` then records
+    them, and only after ckpt-N is safe does the previous best go (`keep_only`). So a
+    crash anywhere leaves the best that the latest checkpoint records, on disk and
+    listed; a best written after that checkpoint (the crash came between the two) is
+    dropped when the run resumes from it, which then decides again from its own
+    record. Each write is TensorFlow's (files written aside, then renamed) followed by
+    an atomic rewrite of best/checkpoint, the index readers follow (`runs.load_model`).
+
+    A best-STEP holds the model's variables, `step` and `valid_bpc`; no optimizer
+    slots: it is read, never resumed from.
+    """
+
+    def __init__(self, strategy, model, step, bpc, directory):
+        self.strategy, self.model, self.directory = strategy, model, str(directory)
+        self.checkpoint = tf.train.Checkpoint(model=model, step=step, valid_bpc=bpc)
+        # write() saves save_counter only once it exists; readers (runs.load_model)
+        # match it, as in every CheckpointManager checkpoint.
+        self.checkpoint.save_counter  # noqa: B018 (creates it)
+        self.step = step
+        self.held = None  # the weights of a best not written yet: [arrays of variables]
+
+    def hold(self):
+        self.held = [v.numpy() for v in self.model.variables]
+
+    def write_held(self, latest):
+        """Writes the held best (if any) as best-STEP and lists it beside the previous.
+
+        Raises:
+          WriteFailed: it could not be written; the previous best and `latest` are intact.
+        """
+        if self.held is None:
+            return
+        name = f"best-{int(self.step.numpy())}"
+        variables = self.model.variables
+        current = [v.numpy() for v in variables]
+        for variable, value in zip(variables, self.held):  # the best's weights, saved,
+            variable.assign(value)
+        try:
+            self._write(name)
+        except (tf.errors.OpError, OSError) as err:
+            self._remove(lambda entry: entry == name)
+            then = (f"The latest checkpoint {os.path.basename(latest)} and the previous "
+                    f"best are intact: free some space and run the same command to resume."
+                    if latest else "Free some space and run the command again.")
+            raise write_failed(f"the best checkpoint {name} to", self.directory, err,
+                               sum(v.nbytes for v in self.held), then) from None
+        finally:
+            for variable, value in zip(variables, current):  # and put back, to the bit
+                variable.assign(value)
+        self.held = None
+
+    def _write(self, name):
+        if not distribute.is_chief(self.strategy):  # takes part in the save, keeps nothing
+            scratch = tempfile.mkdtemp(prefix="tf_rnn-best-")
+            try:
+                self.checkpoint.write(os.path.join(scratch, name))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            return
+        os.makedirs(self.directory, exist_ok=True)
+        self.checkpoint.write(os.path.join(self.directory, name))
+        self._list([n for n in self._listed() if n != name] + [name])
+
+    def keep_only(self, step):
+        """Drops every best but best-`step` (-1: all), the index first. The held best
+        goes too: after a restore it belongs to a run that is gone."""
+        self.held = None
+        if not distribute.is_chief(self.strategy) or not os.path.isdir(self.directory):
+            return
+        keep = f"best-{step}"
+        if not os.path.isfile(os.path.join(self.directory, keep + ".index")):
+            keep = None
+        index = os.path.join(self.directory, "checkpoint")
+        if keep is None:
+            if os.path.exists(index):
+                os.unlink(index)
+        elif self._listed() != [keep]:
+            self._list([keep])
+        self._remove(lambda entry: entry != keep)
+        if not os.listdir(self.directory):
+            os.rmdir(self.directory)
+
+    def _list(self, names):
+        """Rewrites best/checkpoint (atomically) to list `names`, the last the newest;
+        paths relative, as CheckpointManager writes them (a moved run still reads)."""
+        directory = os.path.abspath(self.directory)  # (TF relativises a relative one twice)
+        paths = [os.path.join(directory, n) for n in names]
+        checkpoint_management.update_checkpoint_state_internal(
+            directory, paths[-1], paths, save_relative_paths=True)
+
+    def _listed(self):
+        try:
+            state = tf.train.get_checkpoint_state(self.directory)
+        except (ValueError, tf.errors.OpError):  # an unreadable index: rewritten
+            state = None
+        return [os.path.basename(p) for p in state.all_model_checkpoint_paths] if state else []
+
+    def _remove(self, doomed):
+        """Removes the files of each best-STEP whose name `doomed(name)` selects."""
+        if not os.path.isdir(self.directory):
+            return
+        for entry in os.listdir(self.directory):
+            match = re.match(r"(best-\d+)(\.|_temp|$)", entry)
+            if match and doomed(match.group(1)):
+                target = os.path.join(self.directory, entry)
+                shutil.rmtree(target) if os.path.isdir(target) else os.unlink(target)
 
 
 def _checkpoint_bytes(directory, path):

@@ -1,9 +1,14 @@
 """Reading a run back: the newest checkpoint that loads, the model, the corpus it used.
 
-`train`, `eval`, `sample`, `export` and `diagnose` all start here.
+`train`, `eval`, `sample`, `export` and `diagnose` all start here. Besides its latest
+checkpoints (WORKDIR/checkpoints/ckpt-N) a run that validates keeps the weights of its
+lowest validation BPC in WORKDIR/best/best-N (`best_dir`; written by
+`run_state.BestCheckpoint`); `load_model(workdir, checkpoint)` reads either.
 """
 
 import os
+import re
+import types
 
 import numpy as np
 import tensorflow as tf
@@ -14,7 +19,7 @@ from tf_rnn import logs
 from tf_rnn import models
 from tf_rnn.errors import WorkdirError
 from tf_rnn.workdir import Workdir
-from tf_rnn.errors import DataError
+from tf_rnn.errors import ArgumentError, DataError
 from tf_rnn.vocab import Vocabulary
 from tf_rnn import text8
 from tf_rnn import textio
@@ -86,8 +91,42 @@ def _restore_listed(checkpoint, state, check):
     return None, failures
 
 
-def load_model(workdir):
-    """The model of a work directory with its latest weights, and its vocab and config."""
+BEST_NAME = "best"  # WORKDIR/best/best-N: apart from checkpoints/, which the latest ones own
+
+
+def best_dir(workdir):
+    """Where a run keeps the checkpoint of its lowest validation BPC."""
+    return Workdir(workdir).path / BEST_NAME
+
+
+class Loaded(tuple):
+    """`(model, vocab, config)` of a run, and `.checkpoint`: which checkpoint was restored,
+    {"which": "latest" | "best" | "ckpt-N" (as asked), "checkpoint": its path, "step",
+    "best_valid_bpc": the validation BPC that made it the best (None unless best)}."""
+
+    def __new__(cls, model, vocab, config, checkpoint):
+        loaded = super().__new__(cls, (model, vocab, config))
+        loaded.checkpoint = checkpoint
+        return loaded
+
+
+def load_model(workdir, checkpoint="latest"):
+    """The model of a work directory with the weights of `checkpoint`, its vocab, config.
+
+    Args:
+      checkpoint: "latest" (the newest checkpoint that loads), "best" (the lowest
+        validation BPC the run has saved) or "ckpt-N" (the latest-checkpoint series'
+        checkpoint of step N, if still kept).
+
+    Returns:
+      A `Loaded` (model, vocab, config), its `.checkpoint` naming what was restored.
+
+    Raises:
+      ArgumentError: `checkpoint` is none of those forms.
+      WorkdirError: the run has no such checkpoint (the message says what it has).
+      DataError: the run has no checkpoint at all.
+    """
+    which = _checkpoint_choice(checkpoint)
     workdir = Workdir(workdir)
     config = workdir.load_config()
     integrity.check_files(workdir)  # a hand-damaged file: one line naming it
@@ -97,9 +136,71 @@ def load_model(workdir):
                                  f"(`tf-rnn train --workdir {workdir.path}`).")
     integrity.check_against_checkpoint(workdir, config, vocab)
     model = models.build_model(config, vocab.size)
-    restore_newest(lambda: tf.train.Checkpoint(model=model), workdir.checkpoint_dir,
-                   lambda status: status.assert_existing_objects_matched().expect_partial())
-    return model, vocab, config
+    checkpoint = lambda: tf.train.Checkpoint(model=model)  # noqa: E731 (fresh per try)
+    check = lambda status: status.assert_existing_objects_matched().expect_partial()  # noqa
+    if which == "latest":
+        path = restore_newest(checkpoint, workdir.checkpoint_dir, check)
+    elif which == BEST_NAME:
+        if _checkpoint_state(best_dir(workdir)) is None:
+            raise WorkdirError(_no_best(workdir, config))
+        path = restore_newest(checkpoint, best_dir(workdir), check)
+    else:
+        path = _restore_numbered(checkpoint, workdir, which, check)
+    return Loaded(model, vocab, config, {"which": which, "checkpoint": path,
+                                         **_recorded(path, which)})
+
+
+def _checkpoint_choice(checkpoint):
+    if checkpoint in ("latest", BEST_NAME) or (isinstance(checkpoint, str) and
+                                               re.fullmatch(r"ckpt-\d+", checkpoint)):
+        return checkpoint
+    raise ArgumentError(f"Received an invalid value for argument `checkpoint`, expected "
+                        f"'best', 'latest' or 'ckpt-N' (N a step), got {checkpoint!r}.")
+
+
+def _recorded(path, which):
+    """{"step", "best_valid_bpc"} that checkpoint `path` holds."""
+    reader = tf.train.load_checkpoint(path)
+    key = "{}/.ATTRIBUTES/VARIABLE_VALUE".format
+    # A best holds the step and the BPC it was kept for (run_state.BestCheckpoint).
+    bpc = float(reader.get_tensor(key("valid_bpc"))) if which == BEST_NAME else None
+    return {"step": int(reader.get_tensor(key("step"))), "best_valid_bpc": bpc}
+
+
+def _no_best(workdir, config):
+    run = f"The run in {str(workdir.path)!r} has no best checkpoint"
+    if not config.eval_every:
+        return (f"{run}: it trains with eval_every=0, so no validation ran to choose one. "
+                f"Train on with --set eval_every=N (a best is kept from the next "
+                f"validation on), or use --checkpoint latest.")
+    return (f"{run} yet: a best is written with the first checkpoint after a validation "
+            f"(every {config.eval_every} steps; a run trained before tf_rnn kept one has "
+            f"none until it validates again). Train it further, or use --checkpoint latest.")
+
+
+def _restore_numbered(checkpoint, workdir, name, check):
+    """Restores checkpoints/`name` (ckpt-N); its path."""
+    directory = workdir.checkpoint_dir
+    path = str(directory / name)
+    if not os.path.isfile(path + ".index"):
+        state = _checkpoint_state(directory)
+        kept = [os.path.basename(p) for p in (state.all_model_checkpoint_paths if state
+                                              else [])]
+        best = _checkpoint_state(best_dir(workdir))
+        if best is not None:
+            kept.append(f"best ({os.path.basename(best.model_checkpoint_path)})")
+        raise WorkdirError(
+            f"No checkpoint {name} in {str(directory)!r}: the run keeps "
+            f"{', '.join(kept) or 'none'} (the last keep_checkpoints ones). Pass one of "
+            f"those to --checkpoint, or best or latest.")
+    listed = types.SimpleNamespace(all_model_checkpoint_paths=[path],
+                                   model_checkpoint_path=path)
+    restored, failures = _restore_listed(checkpoint(), listed, check)
+    if restored is None:
+        raise WorkdirError(f"Checkpoint {name} in {str(directory)!r} cannot be restored "
+                           f"({failures[0].split(': ', 1)[-1]}). Nothing was changed: use "
+                           f"another --checkpoint.")
+    return restored
 
 
 def load_corpus_for(config, workdir, data=None, cache_dir=None, download_kwargs=None,

@@ -286,8 +286,13 @@ class Trainer:
             self.bpc = self._validate()
             if self.bpc is not None:
                 self.pending.scalar("valid/bpc", self.bpc, self.step)
+                # Only scheduled validations choose a best (eval_every=0 still scores
+                # the last step, for the figures): its weights go out with the next save.
+                best = bool(self.config.eval_every) and self.run.keep_if_best(self.step,
+                                                                              self.bpc)
                 if not self.final:
-                    _log(f"step {self.step}: valid bpc {self.bpc:.4f}")
+                    _log(f"step {self.step}: valid bpc {self.bpc:.4f}"
+                         f"{' (best so far)' if best else ''}")
 
     def _sample_if_due(self):
         if self.due(self.config.sample_every):
