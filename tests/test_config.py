@@ -80,7 +80,8 @@ MODEL_VARIANTS = {"arch1": {}, "arch1_sum": {"combine": "sum"},
 # A valid value other than the default, for each field some settings ignore.
 OTHER_VALUE = {"combine": "mul", "activation": "tanh", "feedback": "probs", "dropout": 0.2,
                "init_mean": 0.0, "init_stddev": 0.2, "init_gain": 0.5, "epsilon": 1e-7,
-               "num_layers": 2, "residual": True, "indrnn_gamma": 1.5}
+               "num_layers": 2, "residual": True, "indrnn_gamma": 1.5,
+               "cooldown_fraction": 0.5}
 
 
 def test_other_value_covers_every_conditional_field():
@@ -93,7 +94,7 @@ def test_other_value_covers_every_conditional_field():
 def test_a_field_is_refused_where_it_does_not_apply(name):
     decider, used_by = config.APPLIES_ONLY[name]
     choices = {"model": config.MODELS, "init": config.INITS,
-               "optimizer": config.OPTIMIZERS}[decider]
+               "optimizer": config.OPTIMIZERS, "schedule": config.SCHEDULES}[decider]
     others = [v for v in choices if v not in used_by]
     assert others, name  # a field some settings ignore
     for value in used_by:  # where it applies, any valid value is taken

@@ -99,7 +99,8 @@ def test_adagrad_matches_the_seed_update():
 
 def test_staircase_schedule_and_scale():
     scale = tf.Variable(1.0)
-    schedule = steps.ScaledExponentialDecay(2.5, 10, 0.5, scale)
+    total = tf.Variable(0, dtype=tf.int64)
+    schedule = steps.Schedule("step", 2.5, 10, 0.5, scale, total)
     assert float(schedule(9)) == pytest.approx(2.5)
     assert float(schedule(10)) == pytest.approx(1.25)
     scale.assign(0.1)
@@ -108,6 +109,46 @@ def test_staircase_schedule_and_scale():
     optimizer = steps.make_optimizer(cfg)
     optimizer.iterations.assign(20)
     assert steps.current_learning_rate(optimizer) == pytest.approx(0.625)
+
+
+def test_the_staircase_is_keras_exponential_decay_to_the_bit():
+    """Runs from before the other shapes keep their rates exactly."""
+    keras_decay = keras.optimizers.schedules.ExponentialDecay(2e-3, 3000, 0.5,
+                                                              staircase=True)
+    ours = steps.make_schedule(config.Config(learning_rate=2e-3, decay_steps=3000,
+                                             decay_rate=0.5))
+    for step in range(0, 40000, 977):
+        assert float(ours(step)) == float(keras_decay(step)), step
+
+
+def test_linear_and_cooldown_end_at_zero_on_the_last_step():
+    linear = steps.make_schedule(config.Config(schedule="linear", steps=100,
+                                               learning_rate=1.0))
+    assert [float(linear(s)) for s in (0, 50, 100, 150)] == pytest.approx([1, 0.5, 0, 0])
+    assert float(linear(99)) == pytest.approx(0.01)
+    cooldown = steps.make_schedule(config.Config(schedule="cooldown", steps=100,
+                                                 learning_rate=1.0, cooldown_fraction=0.2))
+    assert [float(cooldown(s)) for s in (0, 80, 90, 100)] == pytest.approx([1, 1, 0.5, 0])
+    assert float(cooldown(79)) == 1.0 and float(cooldown(81)) < 1.0
+
+
+def test_a_budget_holds_the_rate_until_its_total_is_fixed():
+    schedule = steps.make_schedule(config.Config(schedule="linear", budget_minutes=3,
+                                                 learning_rate=1.0))
+    assert int(schedule.total.numpy()) == 0 and float(schedule(5000)) == 1.0
+    schedule.total.assign(200)
+    assert float(schedule(50)) == pytest.approx(0.75)
+
+
+def test_schedule_settings_are_checked():
+    with pytest.raises(ValueError, match="`schedule`.*'cosine'"):
+        config.Config(schedule="cosine")
+    with pytest.raises(ValueError, match="`cooldown_fraction`, expected a number in"):
+        config.Config(schedule="cooldown", cooldown_fraction=0.0)
+    with pytest.raises(ValueError, match="cooldown_fraction=0.5 for schedule='linear'"):
+        config.Config(schedule="linear", cooldown_fraction=0.5)
+    with pytest.raises(ValueError, match="`budget_minutes`, expected a non-negative"):
+        config.Config(budget_minutes=-1.0)
 
 
 def test_evaluate_uniform_model_scores_log2_of_alphabet():

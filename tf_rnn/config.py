@@ -20,6 +20,7 @@ VOCABS = ("text8", "corpus")
 UNKNOWN = ("error", "space")
 FEEDBACKS = ("sample", "probs")
 STRATEGIES = ("default", "mirrored", "multiworker")  # see tf_rnn.distribute
+SCHEDULES = ("step", "linear", "cooldown")  # see tf_rnn.steps.Schedule
 
 # Fields that fix the shape of the weights, the meaning of the ids or what a checkpoint
 # holds (one cursor and state row per batch row, the optimizer's slots): a work
@@ -45,6 +46,7 @@ APPLIES_ONLY = {
     "init_stddev": ("init", ("seed",)),
     "init_gain": ("init", ("irnn",)),
     "epsilon": ("optimizer", ("adadelta", "adagrad", "adam")),  # Keras SGD has none
+    "cooldown_fraction": ("schedule", ("cooldown",)),
 }
 
 # (model, init) pairs that cannot work, and why; every other pair builds and trains
@@ -108,12 +110,18 @@ class Config:
     decay_steps: int = _field(80000, "the rate is multiplied by decay_rate every decay_steps "
                               "(staircase)")
     decay_rate: float = _field(0.75, "1.0 disables the decay")
+    schedule: str = _field("step", "learning-rate shape: step (decay_rate every decay_steps) "
+                           "| linear | cooldown (to zero at the end)")
+    cooldown_fraction: float = _field(0.2, "schedule=cooldown: the last fraction of the "
+                                      "steps that decays to zero")
     epsilon: float = _field(1e-8, "adadelta, adagrad, adam: the optimizer's epsilon (the "
                             "seeds' 1e-8)")
     clip_norm: float = _field(1.25, "global-norm gradient clipping; 0 disables")
     clip_value: float = _field(0.0, "element-wise gradient clipping to [-v, v]; 0 disables")
     # Length and bookkeeping of the run.
     steps: int = _field(800001, "train until this step")
+    budget_minutes: float = _field(0.0, "> 0: train this many minutes (or to `steps` if "
+                                   "sooner); the schedule ends there")
     epochs: float = _field(0.0, "> 0: this many passes over the training split instead of "
                            "steps")
     log_every: int = _field(100, "log the training figures every N steps")
@@ -149,6 +157,7 @@ class Config:
         _check_choice("unknown", self.unknown, UNKNOWN)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("strategy", self.strategy, STRATEGIES)
+        _check_choice("schedule", self.schedule, SCHEDULES)
         for name in ("num_nodes", "num_layers", "batch_size", "num_unrollings", "steps", "decay_steps",
                      "log_every", "eval_batch_size", "sample_length", "checkpoint_every",
                      "keep_checkpoints"):
@@ -172,6 +181,10 @@ class Config:
         _check("decay_rate", self.decay_rate, lambda v: 0 < v <= 1, "a number in (0, 1]")
         _check("recovery_lr_factor", self.recovery_lr_factor, lambda v: 0 < v < 1,
                "a number in (0, 1)")
+        _check("cooldown_fraction", self.cooldown_fraction, lambda v: 0 < v <= 1,
+               "a number in (0, 1]")
+        _check("budget_minutes", self.budget_minutes, lambda v: 0 <= v < math.inf,
+               "a non-negative number")
         for name in ("clip_norm", "clip_value", "epochs"):
             _check(name, getattr(self, name), lambda v: v >= 0, "a non-negative number")
         _check("init_mean", self.init_mean, math.isfinite, "a finite number")

@@ -11,41 +11,89 @@ import numpy as np
 import tensorflow as tf
 
 from tf_rnn import logs
+from tf_rnn.config import SCHEDULES
 from tf_rnn.errors import DataError
 
 LN2 = math.log(2.0)
 
 
-class ScaledExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """lr(step) = scale · initial · rate^(step / decay_steps), floor()ed when staircase.
+class Schedule(keras.optimizers.schedules.LearningRateSchedule):
+    """lr(step) = scale · initial · shape(step), the shape by `kind`:
 
-    `scale` is a variable so that the divergence guard can lower the learning rate
-    of a running schedule; it is saved in checkpoints with the rest of the run.
+    - "step": decay_rate^floor(step / decay_steps), the seeds' staircase;
+    - "linear": 1 − step/total, to (near) zero at the last step (Li, Yumer & Ramanan,
+      "Budgeted Training", ICLR 2020);
+    - "cooldown": 1 until the last `cooldown_fraction` of the steps, then linear to zero
+      (Hägele et al., 2024: constant, then a cooldown).
+
+    `total` is an int64 variable: the run's last step, fixed up front from `--steps` or,
+    with a time budget, from the step rate measured over the first steps. While it is 0
+    (a budget not measured yet) "linear" and "cooldown" hold the initial rate. `scale`
+    lets the divergence guard lower the rate of a running schedule. Both are saved in
+    checkpoints with the rest of the run, so a resumed run follows the same schedule.
     """
 
-    def __init__(self, initial, decay_steps, rate, scale, staircase=True):
-        self.base = keras.optimizers.schedules.ExponentialDecay(
-            initial, decay_steps, rate, staircase=staircase)
-        self.scale = scale
+    def __init__(self, kind, initial, decay_steps, decay_rate, scale, total,
+                 cooldown_fraction=0.2):
+        if kind not in SCHEDULES:
+            raise ValueError(f"Received an invalid value for `schedule`, expected one of "
+                             f"{list(SCHEDULES)}, got {kind!r}.")
+        self.kind, self.initial = kind, initial
+        self.decay_steps, self.decay_rate = decay_steps, decay_rate
+        self.cooldown_fraction = cooldown_fraction
+        self.scale, self.total = scale, total
+
+    def shape(self, step):
+        """The factor on the initial rate at `step` (a float32 scalar)."""
+        step = tf.cast(step, tf.float32)
+        if self.kind == "step":
+            return tf.pow(tf.constant(self.decay_rate, tf.float32),
+                          tf.floor(step / self.decay_steps))
+        total = tf.cast(self.total, tf.float32)
+        left = tf.clip_by_value((total - step) / tf.maximum(total, 1.0), 0.0, 1.0)
+        if self.kind == "cooldown":  # 1 until the cooldown starts, then linear to 0
+            left = tf.minimum(1.0, left / self.cooldown_fraction)
+        return tf.where(total > 0, left, 1.0)
 
     def __call__(self, step):
-        return tf.cast(self.scale, tf.float32) * self.base(step)
+        # scale · (initial · shape): the order of Keras's ExponentialDecay under a scale,
+        # so that runs from before the other shapes keep their rates to the bit.
+        initial = tf.constant(self.initial, tf.float32)
+        return tf.cast(self.scale, tf.float32) * (initial * self.shape(step))
 
     def get_config(self):
-        return {**self.base.get_config(), "scale": float(self.scale.numpy())}
+        return {"kind": self.kind, "initial": self.initial, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "cooldown_fraction": self.cooldown_fraction,
+                "scale": float(self.scale.numpy()), "total": int(self.total.numpy())}
 
 
-def make_optimizer(config, lr_scale=None):
-    """The Keras optimizer of `config`, on a staircase exponential-decay schedule.
+def make_schedule(config, lr_scale=None, total_steps=None):
+    """The learning-rate schedule of `config` (see `Schedule`).
 
     Args:
       config: a `tf_rnn.config.Config`.
       lr_scale: optional float32 tf.Variable multiplying the schedule (created if None).
+      total_steps: optional int64 tf.Variable, the run's last step (created if None:
+        `config.steps` without a time budget, 0 — to be measured — with one).
     """
     if lr_scale is None:
         lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
-    lr = ScaledExponentialDecay(config.learning_rate, config.decay_steps,
-                                config.decay_rate, lr_scale)
+    if total_steps is None:
+        total_steps = tf.Variable(planned_total_steps(config), dtype=tf.int64,
+                                  trainable=False, name="total_steps")
+    return Schedule(config.schedule, config.learning_rate, config.decay_steps,
+                    config.decay_rate, lr_scale, total_steps, config.cooldown_fraction)
+
+
+def planned_total_steps(config):
+    """The run's last step as the config fixes it: `steps`, or 0 when a time budget will
+    fix it from the measured step rate."""
+    return 0 if config.budget_minutes > 0 else config.steps
+
+
+def make_optimizer(config, lr_scale=None, total_steps=None):
+    """The Keras optimizer of `config`, on its learning-rate schedule (`make_schedule`)."""
+    lr = make_schedule(config, lr_scale, total_steps)
     if config.optimizer == "adadelta":
         return keras.optimizers.Adadelta(lr, rho=0.95, epsilon=config.epsilon)
     if config.optimizer == "sgd":
