@@ -15,15 +15,18 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 from hooked_cli import DRIVER
 from support import (ROOT, assert_bitwise_equal, checkpoint_values, run_cli, settings,
                      subprocess_env, tiny)
 
-from tf_rnn import cli, runs, training
+from tf_rnn import cli, run_state, runs, training
 from tf_rnn.errors import ArgumentError, WorkdirError
+from tf_rnn.workdir import Workdir
 
-# Not monotone: the best is step 20 (2.2), with worse ones before and after it.
-FAKED = {5: 3.0, 10: 2.5, 15: 2.7, 20: 2.2, 25: 2.4, 30: 2.6}
+# Not monotone: the best is step 15 (2.2), between checkpoints, with worse ones before
+# and after it.
+FAKED = {5: 3.0, 10: 2.5, 15: 2.2, 20: 2.7, 25: 2.4, 30: 2.6}
 SETTINGS = dict(eval_every=5, checkpoint_every=10)
 
 
@@ -53,36 +56,42 @@ def best_files(workdir):
 
 @pytest.fixture(scope="module")
 def faked(tmp_path_factory, corpus):
-    workdir = tmp_path_factory.mktemp("faked") / "run"
+    """The faked run of 30 steps, and beside it (WORKDIR/../to15) the same run stopped at
+    step 15: its ckpt-15 holds the weights the best must hold (deterministic=true)."""
+    root = tmp_path_factory.mktemp("faked")
+    was = tf_config.is_op_determinism_enabled()
     with pytest.MonkeyPatch.context() as mp:
         fake_validation(mp, FAKED)
-        config = cli.resolve_config(None, 30, settings(**SETTINGS))
-        assert training.train(config, workdir, str(corpus), progress=False)
-    return workdir
+        for name, steps in (("run", 30), ("to15", 15)):
+            config = cli.resolve_config(None, steps, settings(**SETTINGS, deterministic=True))
+            assert training.train(config, root / name, str(corpus), progress=False)
+    if not was:
+        tf_config.disable_op_determinism()
+    return root / "run"
 
 
 @pytest.mark.slow  # the module's faked run: ~8 s
 def test_the_lowest_validation_is_kept_and_only_it(faked):
-    assert best_files(faked) == ["best-20.data-00000-of-00001", "best-20.index",
+    assert best_files(faked) == ["best-15.data-00000-of-00001", "best-15.index",
                                  "checkpoint"]
     state = tf.train.get_checkpoint_state(str(faked / "best"))
-    assert list(state.all_model_checkpoint_paths) == [str(faked / "best" / "best-20")]
+    assert list(state.all_model_checkpoint_paths) == [str(faked / "best" / "best-15")]
     latest = checkpoint_values(faked)[1]  # what a resume restores decides from it
-    assert latest["best_step/.ATTRIBUTES/VARIABLE_VALUE"] == 20
+    assert latest["best_step/.ATTRIBUTES/VARIABLE_VALUE"] == 15
     assert latest["best_bpc/.ATTRIBUTES/VARIABLE_VALUE"] == 2.2
-    # Its weights are step 20's, not the latest's (premise: they differ).
-    best = model_values(faked / "best" / "best-20")
-    ckpt20 = model_values(faked / "checkpoints" / "ckpt-20")
-    ckpt30 = model_values(faked / "checkpoints" / "ckpt-30")
-    assert same(best, ckpt20) and not same(ckpt20, ckpt30)
+    # Its weights are step 15's (held from the validation to the save at step 20), not
+    # those of the checkpoint that wrote it (premise: they differ).
+    best = model_values(faked / "best" / "best-15")
+    at15 = model_values(faked.parent / "to15" / "checkpoints" / "ckpt-15")
+    assert same(best, at15) and not same(at15, model_values(faked / "checkpoints" / "ckpt-20"))
 
 
 @pytest.mark.slow  # the module's faked run: ~8 s
 def test_load_model_reads_best_latest_and_numbered_checkpoints(faked):
     loaded = runs.load_model(faked, "best")
-    assert loaded.checkpoint == {"which": "best", "checkpoint": str(faked / "best" / "best-20"),
-                                 "step": 20, "best_valid_bpc": 2.2}
-    want = model_values(faked / "checkpoints" / "ckpt-20")
+    assert loaded.checkpoint == {"which": "best", "checkpoint": str(faked / "best" / "best-15"),
+                                 "step": 15, "best_valid_bpc": 2.2}
+    want = model_values(faked.parent / "to15" / "checkpoints" / "ckpt-15")
     assert any(np.array_equal(v.numpy(), want[n]) for v in loaded[0].trainable_variables
                for n in want if want[n].shape == v.shape and v.shape.num_elements() > 50)
     assert runs.load_model(faked).checkpoint["step"] == 30  # latest: as before
@@ -101,7 +110,7 @@ def test_a_checkpoint_that_is_no_choice_is_refused_before_anything_is_read(tmp_p
 @pytest.mark.slow  # the module's faked run: ~8 s
 def test_checkpoint_errors_are_one_clear_line(faked, tmp_path, capsys):
     with pytest.raises(WorkdirError, match=r"No checkpoint ckpt-7 in .*: the run keeps "
-                                           r"ckpt-10, ckpt-20, ckpt-30, best \(best-20\)"):
+                                           r"ckpt-10, ckpt-20, ckpt-30, best \(best-15\)"):
         runs.load_model(faked, "ckpt-7")
     # A run without validation: no best, and the message says how to get one.
     unvalidated = tmp_path / "run"
@@ -140,9 +149,10 @@ def test_export_best_exports_the_best_weights(faked, tmp_path, capsys):
     code, info, err = run_cli(capsys, "export", "--workdir", faked, "--out", tmp_path / "x",
                               "--checkpoint", "best")
     assert code == 0, err
-    assert (info["which"], info["step"], info["best_valid_bpc"]) == ("best", 20, 2.2)
+    assert (info["which"], info["step"], info["best_valid_bpc"]) == ("best", 15, 2.2)
     exported = [v.numpy() for v in tf.saved_model.load(str(tmp_path / "x")).model_variables]
-    kernels = {n: v for n, v in model_values(faked / "checkpoints" / "ckpt-20").items()
+    kernels = {n: v for n, v in model_values(faked.parent / "to15" / "checkpoints"
+                                             / "ckpt-15").items()
                if v.size > 50}
     latest = model_values(faked / "checkpoints" / "ckpt-30")
     for name, value in kernels.items():
@@ -187,6 +197,13 @@ def test_sigkill_between_the_best_and_its_checkpoint_resumes_the_same_decisions(
     # Premise: best-40 is on disk and listed, but ckpt-20 (resumed from) records step 10.
     assert "best-40.index" in best_files(killed) and "best-10.index" in best_files(killed)
     assert tf.train.latest_checkpoint(str(killed / "checkpoints")).endswith("ckpt-20")
+    # Restoring ckpt-20 drops best-40 at once: a reader (or a second crash) before the
+    # resumed run's next save sees the best that ckpt-20 records.
+    peek = Workdir(shutil.copytree(killed, tmp_path / "peek"))
+    run = run_state.Run(peek.load_config(), peek.load_vocab().size, peek)
+    assert run.restore().endswith("ckpt-20")
+    assert best_files(peek.path) == ["best-10.data-00000-of-00001", "best-10.index",
+                                     "checkpoint"]
 
     # A rerun that validates as before: to the bit what the uninterrupted run kept.
     again = tmp_path / "again"
