@@ -6,8 +6,10 @@ lowest validation BPC in WORKDIR/best/best-N (`best_dir`; written by
 `run_state.BestCheckpoint`); `load_model(workdir, checkpoint)` reads either.
 """
 
+import math
 import os
 import re
+import time
 import types
 
 import numpy as np
@@ -47,12 +49,16 @@ def restore_newest(checkpoint, directory, check):
     Raises:
       WorkdirError: checkpoints are listed, but none of them loads.
     """
-    for _ in range(20):  # a live trainer deletes old checkpoints: then read the index again
+    index = os.path.join(directory, "checkpoint")
+    for _ in range(20):  # a live trainer replaces the index and deletes old checkpoints
         state = _checkpoint_state(directory)
         path, failures = _restore_listed(
             checkpoint() if callable(checkpoint) else checkpoint, state, check)
-        if path or not failures or _checkpoint_state(directory) == state:
+        if path or (state is not None and not failures) or not os.path.isfile(index):
             break
+        if state is not None and _checkpoint_state(directory) == state:
+            break  # the same index still: the damage is real, not a save under way
+        time.sleep(0.05)  # an index caught mid-replacement: read it again
     if path:
         if failures:
             _log(f"Skipped unreadable checkpoint(s) ({'; '.join(failures)}); restored {path}.")
@@ -136,7 +142,12 @@ def load_model(workdir, checkpoint="latest"):
                                  f"(`tf-rnn train --workdir {workdir.path}`).")
     integrity.check_against_checkpoint(workdir, config, vocab)
     model = models.build_model(config, vocab.size)
-    checkpoint = lambda: tf.train.Checkpoint(model=model)  # noqa: E731 (fresh per try)
+    # The step (and a best's BPC) restored with the weights, not read from the files
+    # after: a live trainer may have deleted them by then.
+    recorded = {"step": tf.Variable(-1, dtype=tf.int64, trainable=False)}
+    if which == BEST_NAME:  # a best holds the BPC it was kept for (run_state.BestCheckpoint)
+        recorded["valid_bpc"] = tf.Variable(math.nan, dtype=tf.float64, trainable=False)
+    checkpoint = lambda: tf.train.Checkpoint(model=model, **recorded)  # noqa: E731 (per try)
     check = lambda status: status.assert_existing_objects_matched().expect_partial()  # noqa
     if which == "latest":
         path = restore_newest(checkpoint, workdir.checkpoint_dir, check)
@@ -146,8 +157,10 @@ def load_model(workdir, checkpoint="latest"):
         path = restore_newest(checkpoint, best_dir(workdir), check)
     else:
         path = _restore_numbered(checkpoint, workdir, which, check)
-    return Loaded(model, vocab, config, {"which": which, "checkpoint": path,
-                                         **_recorded(path, which)})
+    bpc = recorded.get("valid_bpc")
+    return Loaded(model, vocab, config, {
+        "which": which, "checkpoint": path, "step": int(recorded["step"].numpy()),
+        "best_valid_bpc": None if bpc is None else float(bpc.numpy())})
 
 
 def _checkpoint_choice(checkpoint):
@@ -156,15 +169,6 @@ def _checkpoint_choice(checkpoint):
         return checkpoint
     raise ArgumentError(f"Received an invalid value for argument `checkpoint`, expected "
                         f"'best', 'latest' or 'ckpt-N' (N a step), got {checkpoint!r}.")
-
-
-def _recorded(path, which):
-    """{"step", "best_valid_bpc"} that checkpoint `path` holds."""
-    reader = tf.train.load_checkpoint(path)
-    key = "{}/.ATTRIBUTES/VARIABLE_VALUE".format
-    # A best holds the step and the BPC it was kept for (run_state.BestCheckpoint).
-    bpc = float(reader.get_tensor(key("valid_bpc"))) if which == BEST_NAME else None
-    return {"step": int(reader.get_tensor(key("step"))), "best_valid_bpc": bpc}
 
 
 def _no_best(workdir, config):
