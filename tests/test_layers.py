@@ -22,7 +22,7 @@ LAYERS = [
     ("data", {"vocab", "textio", "text8", "data"}),
     ("model", {"kernels", "cells", "charmodel", "indrnn", "models"}),
     ("steps", {"steps", "sampling", "summaries", "distribute", "sequence", "tasks"}),
-    ("run", {"workdir", "preemption", "integrity", "runs", "resources", "run_state",
+    ("run", {"workdir", "preemption", "integrity", "runs", "resources", "run_state", "budget",
              "diagnostics"}),
     ("training", {"training"}),
     ("export", {"export"}),

@@ -105,6 +105,10 @@ def check_steps(cmd):
     assert cmd("--steps", 7).one("train")["config"].epochs == 0.0  # steps, not epochs
 
 
+def check_minutes(cmd):
+    reaches(cmd, ["--minutes", 2.5], "train", config_field("budget_minutes"), 2.5)
+
+
 def check_set(cmd):
     reaches(cmd, ["--set", "num_nodes=5"], "train", config_field("num_nodes"), 5)
 
@@ -147,6 +151,7 @@ def check_verbose(cmd):
 
 RUN_ARGUMENT_CHECKS = {
     "--data": check_data, "--workdir": check_workdir, "--steps": check_steps,
+    "--minutes": check_minutes,
     "--set": check_set, "--strategy": check_strategy, "--cache-dir": check_cache_dir,
     "--allow-new-corpus": check_allow_new_corpus, "--no-progress": check_no_progress,
     "--verbose": check_verbose}

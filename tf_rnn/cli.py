@@ -23,8 +23,8 @@ def _add_train(sub):
 
 
 def add_run_arguments(p, workdir_required=True):
-    """--data / --workdir / --steps / --set / --strategy, shared with the experiments
-    (whose --workdir has a default: `workdir_required=False`)."""
+    """--data / --workdir / --steps / --minutes / --set / --strategy, shared with the
+    experiments (whose --workdir has a default: `workdir_required=False`)."""
     from tf_rnn.config import STRATEGIES
 
     p.add_argument("--data", help="corpus: UTF-8 text or a zip holding one file "
@@ -32,6 +32,9 @@ def add_run_arguments(p, workdir_required=True):
                    "a new run text8, downloaded into --cache-dir)")
     p.add_argument("--workdir", required=workdir_required, help="the run's directory")
     p.add_argument("--steps", type=int, help="train until this step")
+    p.add_argument("--minutes", type=float, help="train for this many minutes (config "
+                   "field `budget_minutes`; with --steps: whichever ends first); "
+                   "schedule=linear or cooldown then decays to zero at the budget")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable), e.g. --set batch_size=64")
     p.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy (config "
@@ -206,6 +209,8 @@ def cmd_train(args):
     from tf_rnn import training
 
     config = resolve_config(args.preset, args.steps, args.set, args.workdir)
+    if args.minutes is not None:
+        config = config.replace(budget_minutes=args.minutes)
     if getattr(args, "strategy", None):
         config = config.replace(strategy=args.strategy)
     return training.train(config, args.workdir, args.data,

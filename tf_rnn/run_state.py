@@ -35,7 +35,8 @@ class TrainingDiverged(RuntimeError):
 class Run:
     """Everything a checkpoint holds: weights, optimizer slots and schedule position,
     step, data cursors, carried state, learning-rate scale, recoveries, RNG state, and
-    the best validation BPC with its step (+inf and -1 before the first validation)."""
+    the best validation BPC with its step (+inf and -1 before the first validation), the
+    schedule's total steps and the training seconds of a time budget."""
 
     def __init__(self, config, alphabet_size, workdir, strategy=None):
         self.strategy = strategy or tf.distribute.get_strategy()
@@ -47,7 +48,15 @@ class Run:
         self.config = config
         self.model = models.build_model(config, alphabet_size)
         self.lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
-        self.optimizer = steps_lib.make_optimizer(config, self.lr_scale)
+        # The schedule's last step (0: a time budget not measured yet), the budget's
+        # last step and the training seconds spent (under a budget): see tf_rnn.budget.
+        self.total_steps = tf.Variable(steps_lib.planned_total_steps(config), dtype=tf.int64,
+                                       trainable=False, name="total_steps")
+        self.budget_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                        name="budget_steps")
+        self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                         name="train_seconds")
+        self.optimizer = steps_lib.make_optimizer(config, self.lr_scale, self.total_steps)
         self.optimizer.build(self.model.trainable_variables)
         B = config.batch_size
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -66,9 +75,13 @@ class Run:
                      recoveries=self.recoveries, cursors=self.cursors, state=self.state,
                      lr_scale=self.lr_scale, rng=self.rng, log_totals=self.log_totals)
         self.checkpoint = tf.train.Checkpoint(**parts, best_bpc=self.best_bpc,
-                                              best_step=self.best_step)
+                                              best_step=self.best_step,
+                                              total_steps=self.total_steps,
+                                              budget_steps=self.budget_steps,
+                                              train_seconds=self.train_seconds)
         # A restore must match every part (a checkpoint that does not fit is refused),
-        # but one written before the best was kept lacks best_*: checked without them.
+        # but one written before the best or the budget was kept lacks best_*,
+        # total_steps, budget_steps and train_seconds: checked without them.
         self._parts = tf.train.Checkpoint(**parts)
         self.manager = distribute.checkpoint_manager(  # only the chief keeps its files
             self.strategy, self.checkpoint, workdir.checkpoint_dir, config.keep_checkpoints)
@@ -83,7 +96,8 @@ class Run:
         """
         path = restore_newest(self._parts, self.manager.directory,
                               lambda status: status.assert_existing_objects_matched())
-        if path:  # then the whole: best_* (absent in an older one: no best yet), save_counter
+        if path:  # then the whole: best_* and the budget's (absent in an older one: no
+            # best yet, no budget measured, no time counted), save_counter
             self.checkpoint.restore(path).expect_partial()
             self.best.keep_only(int(self.best_step.numpy()))
         return path

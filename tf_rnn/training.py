@@ -27,6 +27,7 @@ from tf_rnn import steps as steps_lib
 from tf_rnn import resources
 from tf_rnn import summaries
 from tf_rnn import run_state
+from tf_rnn.budget import TimeBudget
 from tf_rnn.run_state import Run
 from tf_rnn.runs import load_corpus_for, run_info, training_data
 from tf_rnn.errors import WorkdirError
@@ -149,6 +150,7 @@ class Trainer:
         self.run = Run(config, corpus.vocab.size, workdir, strategy)
         restored = self.run.restore()  # before any write: a failure leaves it as it was
         self.step, self.last = int(self.run.step.numpy()), total_steps(config, self.cursors)
+        self.budget = self._keep_budget(restored)
         self.done = restored is not None and self.step >= self.last
         self._check_not_past_the_end()
         self._open(restored)
@@ -171,6 +173,23 @@ class Trainer:
         self.stop = preemption.StopSignals(() if self.cluster else preemption.STOP_SIGNALS)
         self.bar = tqdm.tqdm(total=self.last, initial=self.step, disable=not progress,
                              unit="step", dynamic_ncols=True, file=sys.stderr, desc="train")
+
+    def _keep_budget(self, restored):
+        """The run's TimeBudget (None without `budget_minutes`), and the schedule's end:
+        the steps asked or, once measured, the budget's last step if that comes first."""
+        if self.config.budget_minutes <= 0:
+            self.run.total_steps.assign(self.last)  # the schedule ends at the steps asked
+            return None
+        budget = TimeBudget(self.config.budget_minutes, self.run)
+        self._end_schedule(budget)
+        if restored and budget.exhausted():  # a finished run, run again
+            self.last = min(self.last, self.step)
+        return budget
+
+    def _end_schedule(self, budget):
+        if budget.fixed:
+            self.last = min(self.last, budget.steps)
+        self.run.total_steps.assign(self.last if budget.fixed else 0)  # 0: the rate held
 
     def _check_not_past_the_end(self):
         if self.done and self.step > self.last:
@@ -208,6 +227,8 @@ class Trainer:
     def train(self):
         """Trains up to the last step; returns the run's figures (`train`'s Returns)."""
         with self.writer.as_default(), self.bar, self.stop:
+            if self.budget:
+                self.budget.start()
             while self.step < self.last:
                 window = self.cursors.next()
                 measured = self.diag.measure(self.step + 1, self.last, window, self.state)
@@ -216,6 +237,7 @@ class Trainer:
                     self._recover()
                     continue
                 self._advance(metrics, new_state, elapsed)
+                self._keep_to_budget()
                 self.diag.write(self.pending, measured, self.step)
                 self._log_if_due()
                 self._validate_if_due()
@@ -245,6 +267,23 @@ class Trainer:
         else:
             self.first_step_sec = elapsed  # mostly tracing and compiling
         self.bar.update(1)
+
+    def _keep_to_budget(self):
+        """Under a time budget: the last step, once the pace fixes it; this step, once
+        the time is spent (its validation, sample and checkpoint then follow)."""
+        if self.budget is None:
+            return
+        was_fixed = self.budget.fixed
+        self.budget.after_step(self.step)
+        if self.budget.fixed and not was_fixed:
+            self._end_schedule(self.budget)
+            _log(f"Budget {self.config.budget_minutes:g} min: {self.budget.pace:.4g} s a "
+                 f"step over steps {self.budget.probe_from + 1}-{self.step}, so the "
+                 f"schedule ends at step {self.last}.")
+        if self.budget.exhausted() and self.step < self.last:
+            self.last = self.step
+            _log(f"Budget {self.config.budget_minutes:g} min spent at step {self.step}.")
+        self.bar.total = self.last
 
     def _recover(self):
         """Divergence guard: back to the last good checkpoint with a lower learning
@@ -317,6 +356,8 @@ class Trainer:
             self.cluster.save_checkpoint_if_preempted()
 
     def _save_now(self):  # also TensorFlow's: SIGTERM on any worker, all save this step
+        if self.budget:
+            self.budget.record()
         # Events first: no event on disk runs ahead of a checkpoint.
         run_state.write_events(self.pending, self.writer, self.workdir.events_dir,
                                 self.run.manager.latest_checkpoint)
@@ -354,7 +395,10 @@ class Trainer:
                 "jit_compile": (self.train_step.uses_xla() if warm
                                 else self.config.jit_compile),
                 "first_step_sec": self.first_step_sec,
-                "elapsed_sec": time.perf_counter() - self.started}
+                "elapsed_sec": time.perf_counter() - self.started,
+                "total_steps": int(self.run.total_steps.numpy()),
+                "budget_minutes": self.config.budget_minutes or None,
+                "train_minutes": self.budget.spent() / 60 if self.budget else None}
 
 
 def _cursors(config, corpus):
