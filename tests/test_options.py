@@ -27,6 +27,7 @@ import pytest
 import tensorflow as tf
 from option_probes import STOP, THROUGH, Replace, experiment_modules, options, parser_of
 from option_probes import run, subparsers, value
+from support import LEXICON, write_corpus
 
 from experiments import _quality, benchmark, diag_benchmark, init_diagnostics, lstm_streams
 from experiments import quality, serve_benchmark
@@ -630,8 +631,7 @@ ADDITION_CHECKS = {
 def corpus_file(name="corpus.txt"):
     """A small text8-style corpus (20 000 characters) in the current directory; returns
     its name."""
-    words = np.random.default_rng(0).choice(["the", "cat", "sat", "on", "a", "mat"], 5000)
-    pathlib.Path(name).write_text(" ".join(words)[:20000], encoding="utf-8")
+    write_corpus(pathlib.Path(name), 20000, lexicon=LEXICON[:6])
     return name
 
 
