@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -192,6 +193,12 @@ def wait_for(marker, proc, timeout=300):
         assert time.monotonic() < deadline, "the driver never reached its hook"
         time.sleep(0.1)
     assert marker.exists(), proc.communicate()[1]
+
+
+def sigint_default():
+    """A child's `preexec_fn`: SIGINT as a terminal sends it, even where the test runner
+    was started with SIGINT ignored (a background job), which the child would inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(proc, timeout=300):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from support import subprocess_env, tiny, words
+from support import finish, sigint_default, subprocess_env, tiny, wait_for, words
 
 from tf_rnn import cli, config, diagnostics, jsonl, models, resources, run_state, text8
 from tf_rnn import training
@@ -243,20 +243,11 @@ def test_ctrl_c_while_tensorflow_imports_exits_130_without_a_traceback(tmp_path)
         "sys.exit(cli.main(sys.argv[1:]))\n")
     proc = subprocess.Popen([sys.executable, "-c", driver, "eval", "--workdir",
                              str(tmp_path / "none")], stderr=subprocess.PIPE, text=True,
-                            env=subprocess_env(), cwd=tmp_path,
-                            # SIGINT as a terminal sends it, even where the runner was
-                            # started with it ignored (a background job: inherited).
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            env=subprocess_env(), cwd=tmp_path, preexec_fn=sigint_default)
     try:
-        deadline = time.monotonic() + 300
-        while not marker.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
+        wait_for(marker, proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, err = finish(proc)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err

@@ -18,7 +18,8 @@ import pytest
 import tensorflow as tf
 from support import (  # tests/ is on sys.path under pytest (no __init__.py)
     EXACT_STEPS, ROOT, assert_bitwise_equal, assert_same_events, checkpoint_values, events,
-    exact_argv, latest_checkpoint_name, run_cli, start_driver, subprocess_env, wait_for)
+    exact_argv, finish, latest_checkpoint_name, run_cli, sigint_default, start_driver,
+    subprocess_env, wait_for)
 
 from tf_rnn import config as config_lib
 from tf_rnn import runs
@@ -226,11 +227,9 @@ def test_ctrl_c_exits_130_and_keeps_a_checkpoint_to_resume_from(tmp_path, capsys
             "--set", "num_unrollings=5", "--set", "checkpoint_every=5", "--set",
             "eval_every=0", "--set", "sample_every=0", "--set", "log_every=5"]
     env = subprocess_env()
-    # SIGINT as a terminal sends it, even where the test runner was started with SIGINT
-    # ignored (a background job): the child would inherit that and never see it.
     proc = subprocess.Popen([sys.executable, "-m", "tf_rnn.cli", *argv], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=sigint_default)
     try:
         deadline = time.monotonic() + 300
         while proc.poll() is None and time.monotonic() < deadline:
@@ -239,12 +238,9 @@ def test_ctrl_c_exits_130_and_keeps_a_checkpoint_to_resume_from(tmp_path, capsys
                 break
             time.sleep(0.2)
         assert proc.poll() is None, proc.communicate()[1]
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=300)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        out, err = finish(proc)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and not out  # a message, no JSON result
     kept = int(latest_checkpoint_name(workdir).split("-")[1])
