@@ -1,6 +1,7 @@
 """What a Keras user tries first: calling a model without a state, `compile` + `fit`,
 `summary()`, saving, and every cell inside Keras's own `keras.layers.RNN` loop."""
 
+import functools
 import io
 
 import keras
@@ -8,10 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import cells, models, sequence
+from tf_rnn import cells, indrnn, models, sequence
 
 A, N = 27, 8
-MODELS = [models.Arch1Model, models.Arch2Model, models.ElmanModel]
+STACKED_INDRNN = functools.partial(indrnn.IndRNNModel, num_layers=2, residual=True)
+STACKED_INDRNN.__name__ = "IndRNNModel_2_layers"
+MODELS = [models.Arch1Model, models.Arch2Model, models.ElmanModel, indrnn.IndRNNModel,
+          STACKED_INDRNN]
 
 
 def ids(batch=3, steps=9, seed=0):
@@ -29,7 +33,9 @@ def test_state_defaults_to_the_zero_state(model_class):
     np.testing.assert_array_equal(state.numpy(), expected_state.numpy())
 
 
-@pytest.mark.parametrize("model_class", MODELS)
+# IndRNN's cell is one layer's recurrence (its logits are the model's output layer):
+# tests/test_indrnn.py checks the model against that cell run step by step.
+@pytest.mark.parametrize("model_class", MODELS[:3])
 def test_every_cell_runs_inside_keras_rnn_as_the_fast_path(model_class):
     model = model_class(A, N, init="glorot")
     x = ids(seed=1)
@@ -127,7 +133,8 @@ def _fit(model_class, dropout, x, y):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model_class", [models.Arch1Model, models.ElmanModel])
+@pytest.mark.parametrize("model_class", [models.Arch1Model, models.ElmanModel,
+                                         STACKED_INDRNN])
 def test_fit_applies_dropout_with_the_train_steps_masks(model_class):
     window = ids(16, 11, seed=3)
     x, y = window[:, :-1], window[:, 1:]
