@@ -94,6 +94,10 @@ CASES = {
     "elman": dict(model="elman", num_nodes=12, batch_size=4, num_unrollings=6,
                   init="charrnn", optimizer="adagrad", learning_rate=0.1,
                   clip_value=0.05, clip_norm=0.3),
+    # Two IndRNN layers with the skip: u's bound (a constraint) applied on each replica.
+    "indrnn": dict(model="indrnn", num_layers=2, residual=True, num_nodes=12,
+                   batch_size=4, num_unrollings=6, init="glorot", optimizer="sgd",
+                   learning_rate=0.5),
 }
 STEPS = 6
 
@@ -174,6 +178,7 @@ def test_mirrored_two_cpus_matches_one_device(mirrored):
     x = np.arange(8 * 3).reshape(8, 3)
     assert out["blocks"] == [x[:4].tolist(), x[4:].tolist()]
     assert "`batch_size`" in out["odd_batch"] and "2 replicas" in out["odd_batch"]
+    assert sorted(out["cases"]) == sorted(CASES)
     for name, seen in out["cases"].items():
         single, mirrored = seen["single"], seen["mirrored"]
         s, m = np.array(single["metrics"]), np.array(mirrored["metrics"])
