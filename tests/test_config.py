@@ -82,6 +82,8 @@ OTHER_VALUE = {"combine": "mul", "activation": "tanh", "feedback": "probs", "dro
                "init_mean": 0.0, "init_stddev": 0.2, "init_gain": 0.5, "epsilon": 1e-7,
                "num_layers": 2, "residual": True, "indrnn_gamma": 1.5,
                "cooldown_fraction": 0.5}
+# What a field's other value needs beside it where it applies (Arch 1 stacks sum or mul).
+NEEDS = {("num_layers", "arch1"): {"combine": "sum"}}
 
 
 def test_other_value_covers_every_conditional_field():
@@ -98,7 +100,8 @@ def test_a_field_is_refused_where_it_does_not_apply(name):
     others = [v for v in choices if v not in used_by]
     assert others, name  # a field some settings ignore
     for value in used_by:  # where it applies, any valid value is taken
-        assert getattr(config.Config(**{decider: value, name: OTHER_VALUE[name]}), name) == \
+        assert getattr(config.Config(**{decider: value, name: OTHER_VALUE[name]},
+                                     **NEEDS.get((name, value), {})), name) == \
             OTHER_VALUE[name]
     for value in others:
         base = {decider: value}

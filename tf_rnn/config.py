@@ -39,8 +39,8 @@ APPLIES_ONLY = {
     "activation": ("model", ("arch1",)),
     "feedback": ("model", ("arch2",)),
     "dropout": ("model", ("arch1", "elman", "indrnn")),  # Arch 2's window has no hidden layer
-    "num_layers": ("model", ("indrnn",)),
-    "residual": ("model", ("indrnn",)),
+    "num_layers": ("model", ("arch1", "elman", "indrnn")),  # arch1: sum and mul only
+    "residual": ("model", ("arch1", "elman", "indrnn")),
     "indrnn_gamma": ("model", ("indrnn",)),
     "init_mean": ("init", ("seed",)),
     "init_stddev": ("init", ("seed",)),
@@ -89,10 +89,10 @@ class Config:
     init_gain: float = _field(1.0, "init=irnn: the recurrent kernel starts as init_gain·I")
     dropout: float = _field(0.0, "arch1, elman, indrnn: in training, drop this fraction of "
                             "the units each non-recurrent layer reads")
-    num_layers: int = _field(1, "indrnn: stacked recurrent layers, each reading the one "
-                             "below's output sequence")
-    residual: bool = _field(False, "indrnn: add each layer's input sequence to its output "
-                            "(from layer 2 on, where the widths match)")
+    num_layers: int = _field(1, "elman, arch1 sum/mul, indrnn: stacked recurrent layers, "
+                             "each reading the one below's output sequence")
+    residual: bool = _field(False, "stacked layers: add each layer's input sequence to its "
+                            "output (from layer 2 on, where the widths match)")
     # 2 as in Li et al. 2018: over a window, the gradient through an active unit's
     # recurrence grows at most 2x; u starts U(0, gamma^(1/num_unrollings)).
     indrnn_gamma: float = _field(2.0, "indrnn: |u| <= gamma^(1/num_unrollings) after every "
@@ -232,6 +232,7 @@ def _check_applies(config):
         raise ConfigError(
             f"Received init={config.init!r} for model={config.model!r}, which cannot use "
             f"it: {why}. Use one of {usable} with model {config.model!r}.")
+    _check_stacking(config)
     defaults = Config.__dataclass_fields__
     for name, (decider, values) in APPLIES_ONLY.items():
         value, default = getattr(config, name), defaults[name].default
@@ -242,6 +243,27 @@ def _check_applies(config):
                 f"Received {name}={value!r} for {decider}={getattr(config, decider)!r}, "
                 f"which does not use it: `{name}` applies only to {only}. Leave `{name}` "
                 f"at its default {default!r}, or use {only}.")
+
+
+def _check_stacking(config):
+    """Refuses num_layers > 1 where the recurrence cannot stack, saying why."""
+    if config.num_layers == 1:
+        return
+    if config.model == "arch2":
+        raise ConfigError(
+            f"Received num_layers={config.num_layers!r} for model='arch2', which does not "
+            f"stack: Arch 2 feeds back its output, not a hidden layer (teacher-forced, "
+            f"its window has no recurrent hidden sequence for a layer above to read). "
+            f"Leave `num_layers` at its default 1, or use model 'arch1' (combine 'sum' "
+            f"or 'mul'), 'elman' or 'indrnn'.")
+    if config.model == "arch1" and config.combine == "concat":
+        raise ConfigError(
+            f"Received num_layers={config.num_layers!r} for model='arch1' with "
+            f"combine='concat', which does not stack: concat's recurrence reads its own "
+            f"layer's [x·U, h·W], so its state concat(q, r) is 2n wide with q = f(x·U + b) "
+            f"a function of the input alone; a layer above would read a sequence half of "
+            f"which copies its input's projection, with no width to match for residual. "
+            f"Leave `num_layers` at its default 1, or use combine 'sum' or 'mul'.")
 
 
 def _check(name, value, ok, expected, integer=False):

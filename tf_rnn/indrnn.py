@@ -21,7 +21,6 @@ import tensorflow as tf
 from tf_rnn import cells as cells_lib
 from tf_rnn import kernels
 from tf_rnn.charmodel import CharModel, lookup, matmul_last_axis
-from tf_rnn.checks import positive_integer
 
 
 @keras.saving.register_keras_serializable("tf_rnn")
@@ -45,11 +44,7 @@ class IndRNNModel(CharModel):
     def __init__(self, alphabet_size, num_nodes, num_layers=1, residual=False,
                  recurrent_max=2.0 ** (1 / 40), **kwargs):
         super().__init__(alphabet_size, num_nodes, **kwargs)
-        self.num_layers = positive_integer("num_layers", num_layers)
-        if not isinstance(residual, bool):
-            raise ValueError(f"Received an invalid value for argument `residual`, expected "
-                             f"True or False, got {residual!r}.")
-        self.residual = residual
+        self._init_stack(num_layers, residual)
         kernel, _ = self._initializers
         for layer in range(self.num_layers):
             cell = cells_lib.IndRNNCell(
@@ -75,13 +70,6 @@ class IndRNNModel(CharModel):
     def state_size(self):
         return self.num_layers * self.num_nodes
 
-    def _connection_seed(self, dropout_seed, connection):
-        """Connection 0 (the output layer's input) and l (layer l+1's input) draw masks
-        of their own from one step's (2,) seed: the run seed's slot offset by l."""
-        if dropout_seed is None:
-            return None
-        return dropout_seed + tf.constant([connection, 0], dropout_seed.dtype)
-
     def call(self, inputs, state=None, training=None, dropout_seed=None):
         inputs, state = self._window(inputs, state)
         dropout_seed = self._dropout_seed(training, dropout_seed)
@@ -100,13 +88,6 @@ class IndRNNModel(CharModel):
         top = self._dropped(o, self._connection_seed(dropout_seed, 0))
         logits = matmul_last_axis(top, self.V) + self.c  # (T, B, A)
         return tf.transpose(logits, [1, 0, 2]), tf.concat(finals, axis=-1)
-
-    def _outputs(self, hs):
-        """The layers' new states [h^1..h^L] -> the top layer's output o^L (B, n)."""
-        o = hs[0]
-        for h in hs[1:]:
-            o = h + o if self.residual else h
-        return o
 
     # The probe protocol (`tf_rnn.models`): the hidden layer is the whole new state,
     # every layer's h side by side. A probe on layer l's slice reaches the loss through

@@ -28,7 +28,12 @@ runs step by step. `call_reference` runs the cell one step at a time; tests hold
 two equal.
 
 The shared plumbing of these models is `tf_rnn.charmodel.CharModel`; the IndRNN model
-(`model="indrnn"`, stacked with `num_layers`) lives in `tf_rnn.indrnn`.
+(`model="indrnn"`) lives in `tf_rnn.indrnn`. The Elman model and Arch 1 with `sum` or
+`mul` stack too (`num_layers`): layer 1 is the model's own cell, unchanged (a one-layer
+model is exactly the unstacked one, weights and checkpoint alike); layers 2..L are
+`StackedLayer`s reading the output sequence of the layer below, and the output layer
+(the cell's V, or W_hy) reads the top layer's. The state is every layer's state side
+by side, (B, L·n), as IndRNN's.
 """
 
 import keras
@@ -37,7 +42,16 @@ import tensorflow as tf
 from tf_rnn import cells as cells_lib
 from tf_rnn import kernels
 from tf_rnn.charmodel import CharModel, lookup, matmul_last_axis
+from tf_rnn.checks import positive_integer
 from tf_rnn.indrnn import IndRNNModel
+
+# Why Arch 1's concat form has no stacked layers (the model and the config both say it).
+CONCAT_DOES_NOT_STACK = (
+    "concat's recurrence reads its own layer's [x·U, h·W]: its state is concat(q, r), "
+    "2n wide, with q = f(x·U + b) a function of the input alone, so a layer above would "
+    "read a 2n-wide sequence half of which is a copy of its input's projection, with no "
+    "width to match for residual and a state split that stacking would have to re-define; "
+    "stack combine='sum' or 'mul' (n wide, all of it recurrent) instead")
 
 # What `tf_rnn.diagnostics` needs of a model (the module docstring says what each is).
 PROBE_PROTOCOL = ("hidden_step", "readout", "carry", "hidden_size", "activation",
@@ -50,7 +64,154 @@ def missing_probe_protocol(model):
 
 
 @keras.saving.register_keras_serializable("tf_rnn")
-class Arch1Model(CharModel):
+class StackedLayer(keras.layers.Layer):
+    """Layer l >= 2 of a stacked Elman or Arch 1 model: its input is the output o (B, n)
+    of the layer below, not a character, so it has no readout of its own.
+
+      sum: h' = f(o·U + h·W + b)                (the Elman model's layers: f = tanh)
+      mul: h' = f(α⊙(o·U)⊙(h·W) + β₁⊙(h·W) + β₂⊙(o·U) + b)   (Arch 1's, Wu et al. 2016)
+
+    U, W: (n, n); b, α, β₁, β₂: (n,), started as the cells start theirs.
+    """
+
+    def __init__(self, units, combine="sum", activation="tanh",
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.units = positive_integer("units", units)
+        if combine not in ("sum", "mul"):
+            raise ValueError(f"Received an invalid value for argument `combine`, expected "
+                             f"'sum' or 'mul', got {combine!r}.")
+        self.combine = combine
+        self.activation = activation
+        kernels.activation_fn(activation)  # an unknown activation fails here, not later
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.state_size = units
+
+    def build(self, input_shape=None):
+        n = self.units
+        self.U = self.add_weight(name="U", shape=(n, n), initializer=self.kernel_initializer)
+        self.W = self.add_weight(name="W", shape=(n, n), initializer=self.recurrent_initializer)
+        self.b = self.add_weight(name="b", shape=(n,), initializer="zeros")
+        if self.combine == "mul":
+            self.alpha = self.add_weight(name="alpha", shape=(n,), initializer="ones")
+            self.beta1 = self.add_weight(name="beta1", shape=(n,),
+                                         initializer=keras.initializers.Constant(0.5))
+            self.beta2 = self.add_weight(name="beta2", shape=(n,),
+                                         initializer=keras.initializers.Constant(0.5))
+        self.built = True
+
+    def window(self, o, h0):
+        """The fast path: o (T, B, n) the sequence below, h0 (B, n) -> h (T, B, n).
+
+        The input projection is one (T·B, n) x (n, n) matmul; the recurrence is the
+        shared kernel, gated for mul as layer 1's is."""
+        ou = matmul_last_axis(o, self.U)  # (T, B, n)
+        if self.combine == "sum":
+            p, gate = ou + self.b, None
+        else:
+            p, gate = self.beta2 * ou + self.b, self.alpha * ou + self.beta1
+        return kernels.recurrence(p, h0, self.W, self.activation, gate=gate)
+
+    def hidden(self, o, state):
+        """One step, as the cells write it: o (B, n), state (B, n) -> h (B, n)."""
+        ou, hw = tf.matmul(o, self.U), tf.matmul(state, self.W)
+        if self.combine == "sum":
+            a = ou + hw + self.b
+        else:
+            a = self.alpha * ou * hw + self.beta1 * hw + self.beta2 * ou + self.b
+        return kernels.activation_fn(self.activation)(a)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "combine": self.combine,
+                "activation": self.activation,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "recurrent_initializer": keras.initializers.serialize(
+                    self.recurrent_initializer)}
+
+
+class _Stacked:
+    """Layers 2..L above a `CharModel`'s own cell (layer 1), for the Elman model and
+    Arch 1 sum/mul: the window's upper layers, the step and the probe protocol.
+
+    The subclass runs layer 1 and its output layer; `_build_upper` makes the
+    `StackedLayer`s, one attribute each (a checkpoint tracks a layer held in an
+    attribute, not one in a list: `tf_rnn.indrnn`), none when L = 1.
+    """
+
+    def _build_upper(self, combine, activation):
+        kernel, recurrent = self._initializers
+        for layer in range(1, self.num_layers):
+            upper = StackedLayer(self.num_nodes, combine, activation,
+                                 kernel_initializer=kernel, recurrent_initializer=recurrent,
+                                 dtype=self.dtype_policy, name=f"layer_{layer}")
+            upper.build()
+            setattr(self, f"layer_{layer}", upper)
+
+    @property
+    def upper_layers(self):
+        """Layers 2..L, bottom first ([] for one layer)."""
+        return [getattr(self, f"layer_{layer}") for layer in range(1, self.num_layers)]
+
+    @property
+    def state_size(self):
+        return self.num_layers * self.cell.state_size
+
+    def _run_upper(self, h, carried, dropout_seed):
+        """Layer 1's h (T, B, n) and the layers' carried states L x (B, n) -> the top
+        output o^L (T, B, n), dropped for the output layer, and the new state (B, L·n).
+
+        Layer l + 1 reads o^l through its own dropout mask (connection l); the output
+        layer reads o^L through connection 0 (a one-layer model's one mask)."""
+        o, finals = h, [h[-1]]
+        for layer, (upper, h0) in enumerate(zip(self.upper_layers, carried[1:]), start=1):
+            h = upper.window(self._dropped(o, self._connection_seed(dropout_seed, layer)), h0)
+            o = h + o if self.residual else h
+            finals.append(h[-1])
+        top = self._dropped(o, self._connection_seed(dropout_seed, 0))
+        return top, tf.concat(finals, axis=-1)
+
+    # The probe protocol: with L > 1 the hidden layer is the whole new state, every
+    # layer's h side by side, as IndRNN's (`tf_rnn.indrnn` says what a probe counts).
+    def hidden_step(self, ids, state):
+        """ids (B,), state (B, L·n) -> the step's new state h (B, L·n)."""
+        if self.num_layers == 1:
+            return self.cell.hidden(self.one_hot(ids), state)
+        carried = tf.split(state, self.num_layers, axis=-1)
+        hs = [self.cell.hidden(self.one_hot(ids), carried[0])]
+        o = hs[0]
+        for upper, h_prev in zip(self.upper_layers, carried[1:]):
+            hs.append(upper.hidden(o, h_prev))
+            o = hs[-1] + o if self.residual else hs[-1]
+        return tf.concat(hs, axis=-1)
+
+    def readout(self, h):
+        """h (B, L·n) -> logits (B, A), read off the top layer's output."""
+        return self.cell.readout(self._outputs(tf.split(h, self.num_layers, axis=-1)))
+
+    def step(self, ids, state):
+        """ids: (B,) -> logits (B, A), new state (B, L·n)."""
+        if self.num_layers == 1:
+            return self.cell(self.one_hot(ids), state)
+        h = self.hidden_step(ids, state)
+        return self.readout(h), h
+
+    def _stacked_matrix(self, first):
+        """`first` (layer 1's recurrent matrix) and layers 2..L's W, block-diagonal
+        (L·n, L·n): each layer's state feeds back only into itself."""
+        if self.num_layers == 1:
+            return first
+        blocks = [first] + [upper.W for upper in self.upper_layers]
+        return tf.linalg.LinearOperatorBlockDiag(
+            [tf.linalg.LinearOperatorFullMatrix(b) for b in blocks]).to_dense()
+
+    def _stack_config(self):
+        return {"num_layers": self.num_layers, "residual": self.residual}
+
+
+@keras.saving.register_keras_serializable("tf_rnn")
+class Arch1Model(_Stacked, CharModel):
     """Arch 1 (hidden feedback), each `combine` with its restructured unroll.
 
     concat: f(concat(x·U, h·W) + b) = concat(q, r) with q = f(x·U + b[:n]) depending
@@ -62,14 +223,19 @@ class Arch1Model(CharModel):
     """
 
     def __init__(self, alphabet_size, num_nodes, combine="concat", activation="relu",
-                 **kwargs):
+                 num_layers=1, residual=False, **kwargs):
         super().__init__(alphabet_size, num_nodes, **kwargs)
+        self._init_stack(num_layers, residual)
+        if combine == "concat" and self.num_layers > 1:
+            raise ValueError(f"Received num_layers={num_layers!r} with combine='concat', "
+                             f"which does not stack: {CONCAT_DOES_NOT_STACK}.")
         kernel, recurrent = self._initializers
         self.cell = self._make_cell(cells_lib.Arch1Cell(
             alphabet_size, num_nodes, combine=combine, activation=activation,
             kernel_initializer=kernel, recurrent_initializer=recurrent,
             dtype=self.dtype_policy))
         self.combine, self.activation = combine, activation
+        self._build_upper(combine, activation)
 
     def call(self, inputs, state=None, training=None, dropout_seed=None):
         inputs, state = self._window(inputs, state)
@@ -106,9 +272,11 @@ class Arch1Model(CharModel):
             table = tf.concat([cell.beta2 * cell.U + cell.b, cell.alpha * cell.U + cell.beta1],
                               axis=-1)
             p, gate = tf.split(lookup(table, ids), 2, axis=-1)  # (T, B, n) each
-        h = kernels.recurrence(p, state, cell.W, self.activation, gate=gate)  # (T, B, n)
-        logits = matmul_last_axis(self._dropped(h, dropout_seed), cell.V) + cell.c  # (T, B, A)
-        return tf.transpose(logits, [1, 0, 2]), h[-1]
+        carried = tf.split(state, self.num_layers, axis=-1)  # L x (B, n)
+        h = kernels.recurrence(p, carried[0], cell.W, self.activation, gate=gate)  # (T, B, n)
+        top, new_state = self._run_upper(h, carried, dropout_seed)
+        logits = matmul_last_axis(top, cell.V) + cell.c  # (T, B, A)
+        return tf.transpose(logits, [1, 0, 2]), new_state
 
     @property
     def recurrent_units(self):
@@ -116,12 +284,15 @@ class Arch1Model(CharModel):
         return slice(self.num_nodes, 2 * self.num_nodes) if self.combine == "concat" else None
 
     def recurrent_matrix(self):
-        """concat: W[n:] (n, n), the r -> r block; sum, mul: W (n, n)."""
-        return self.cell.W[self.num_nodes:] if self.combine == "concat" else self.cell.W
+        """concat: W[n:] (n, n), the r -> r block; sum, mul: W (n, n), with L > 1 every
+        layer's W block-diagonal (L·n, L·n)."""
+        if self.combine == "concat":
+            return self.cell.W[self.num_nodes:]
+        return self._stacked_matrix(self.cell.W)
 
     def get_config(self):
         return {**super().get_config(), "combine": self.combine,
-                "activation": self.activation}
+                "activation": self.activation, **self._stack_config()}
 
 
 @keras.saving.register_keras_serializable("tf_rnn")
@@ -190,21 +361,30 @@ class Arch2Model(CharModel):
 
 
 @keras.saving.register_keras_serializable("tf_rnn")
-class ElmanModel(CharModel):
-    """The S3 char-RNN: h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h); y_t = h_t W_hy + b_y."""
+class ElmanModel(_Stacked, CharModel):
+    """The S3 char-RNN: h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h); y_t = h_t W_hy + b_y.
 
-    def __init__(self, alphabet_size, num_nodes, **kwargs):
+    With `num_layers` L > 1, layers 2..L are tanh `StackedLayer`s (sum) and W_hy reads
+    the top layer's output; `residual` adds each layer's input to its output."""
+
+    def __init__(self, alphabet_size, num_nodes, num_layers=1, residual=False, **kwargs):
         super().__init__(alphabet_size, num_nodes, **kwargs)
+        self._init_stack(num_layers, residual)
         kernel, recurrent = self._initializers
         self.cell = self._make_cell(cells_lib.ElmanCell(
             alphabet_size, num_nodes, alphabet_size, activation="tanh",
             kernel_initializer=kernel, recurrent_initializer=recurrent,
             dtype=self.dtype_policy))
+        self._build_upper("sum", "tanh")
 
     activation = "tanh"
 
     def recurrent_matrix(self):
-        return self.cell.W_hh
+        """W_hh (n, n); with L > 1 every layer's W block-diagonal (L·n, L·n)."""
+        return self._stacked_matrix(self.cell.W_hh)
+
+    def get_config(self):
+        return {**super().get_config(), **self._stack_config()}
 
     def call(self, inputs, state=None, training=None, dropout_seed=None):
         inputs, state = self._window(inputs, state)
@@ -212,9 +392,11 @@ class ElmanModel(CharModel):
         cell = self.cell
         # x_t·W_xh for a one-hot x_t is a row of W_xh: a gather, not a matmul.
         p = lookup(cell.W_xh + cell.b_h, tf.transpose(inputs))  # (T, B, n)
-        h = kernels.recurrence(p, state, cell.W_hh, "tanh")  # (T, B, n)
-        logits = matmul_last_axis(self._dropped(h, dropout_seed), cell.W_hy) + cell.b_y
-        return tf.transpose(logits, [1, 0, 2]), h[-1]
+        carried = tf.split(state, self.num_layers, axis=-1)  # L x (B, n)
+        h = kernels.recurrence(p, carried[0], cell.W_hh, "tanh")  # (T, B, n)
+        top, new_state = self._run_upper(h, carried, dropout_seed)
+        logits = matmul_last_axis(top, cell.W_hy) + cell.b_y  # (T, B, A)
+        return tf.transpose(logits, [1, 0, 2]), new_state
 
 
 MODEL_CLASSES = {"arch1": Arch1Model, "arch2": Arch2Model, "elman": ElmanModel,
@@ -228,6 +410,8 @@ def build_model(config, alphabet_size, dtype=None):
                   dropout=config.dropout, seed=config.seed, dtype=dtype)
     if config.model == "arch1":
         kwargs.update(combine=config.combine, activation=config.activation)
+    if config.model in ("arch1", "elman"):
+        kwargs.update(num_layers=config.num_layers, residual=config.residual)
     if config.model == "arch2":
         kwargs["feedback"] = config.feedback
     if config.model == "indrnn":
