@@ -1,6 +1,7 @@
 """tf_rnn against its peers, in one process: training, evaluation, sampling, scaling.
 
-    python -m experiments.benchmark [--quick] [--seconds S] [--quality [--minutes M]]
+    python -m experiments.benchmark [--quick] [--seconds S] [--sections train,indrnn,...]
+                                    [--quality [--minutes M]]
 
 Every compared row is measured in the same process, interleaved: the rows of a group
 take turns in short bursts (`--rounds` per row) and each reports its best burst, so a
@@ -10,7 +11,9 @@ last a `{"summary": {...}}` line with the ratios of this run.
 
 Rows: the float32 matmul peak of this machine (and the Arch 1 speed it would allow);
 training at the seed shapes, tf_rnn (XLA, and the presets' default without it) against
-Keras `SimpleRNN(relu)` and the seed's naive per-step graph; evaluation over a split;
+Keras `SimpleRNN(relu)` and the seed's naive per-step graph; IndRNN at text8_indrnn's
+shape (1 layer and the preset's 2) against Keras `SimpleRNN(512)` x 1 and x 2 (section
+`indrnn`); evaluation over a split;
 sampling of one and of 64 streams against a Python loop over a compiled one-step
 function; Arch 1 training cost against state size and unroll length. `--quality` adds
 validation bits per character after equal wall-clock training (`experiments._quality`).
@@ -33,7 +36,8 @@ SPEED_CHARS = 1 << 20  # synthetic corpus of the speed rows: speed does not depe
 # The issue's targets, as ratios (or speeds) from one run: summary["targets_met"].
 TARGETS = {"arch1_vs_keras": 2.5, "arch1_peak_fraction": 0.5, "arch2_vs_naive": 2.5,
            "arch1_sum_vs_keras": 2.0, "arch1_mul_vs_keras": 2.0,
-           "sampling_vs_loop": 20.0, "sampling_64_streams_chars_per_sec": 500_000}
+           "sampling_vs_loop": 20.0, "sampling_64_streams_chars_per_sec": 500_000,
+           "indrnn_vs_keras": 3.0}
 
 
 def arch1_flops_per_char(n, alphabet=ALPHABET):
@@ -52,6 +56,20 @@ def arch1_executed_flops_per_char(n, alphabet=ALPHABET):
     Per-character tables (A rows per window) are left out: under 2% at the seed shape.
     """
     return 6 * (n * n + n * alphabet)
+
+
+def indrnn_flops_per_char(n, num_layers, alphabet=ALPHABET):
+    """Dense training FLOPs per character of an IndRNN stack: 3x the forward matmuls.
+
+    x (A) by W (A, n), each upper layer's h (n) by W (n, n), the top h by V (n, A); the
+    element-wise recurrence u ⊙ h adds no matmul.
+    """
+    return 6 * (alphabet * n + (num_layers - 1) * n * n + n * alphabet)
+
+
+def simplernn_flops_per_char(n, num_layers, alphabet=ALPHABET):
+    """Dense training FLOPs per character of a Keras SimpleRNN(n) stack with a Dense(A) head."""
+    return 6 * (alphabet * n + (num_layers - 1) * n * n + num_layers * n * n + n * alphabet)
 
 
 # Measurement -----------------------------------------------------------------------------
@@ -218,6 +236,63 @@ def run_training_combines(report, args, ids):
             for c in ("sum", "mul")}
 
 
+class KerasStack:
+    """One-hot -> `num_layers` x SimpleRNN(units, relu), stateful -> Dense(A), Adam.
+
+    The Keras stack a user writes for a stacked char-RNN; `train(window) -> loss` as the
+    peers of `experiments._baselines`.
+    """
+
+    def __init__(self, alphabet_size, units, num_layers, batch_size, learning_rate,
+                 clip_norm):
+        import keras
+
+        inputs = keras.Input(batch_shape=(batch_size, None), dtype="int32")
+        x = keras.layers.Lambda(lambda ids: keras.ops.one_hot(ids, alphabet_size))(inputs)
+        for _ in range(num_layers):
+            x = keras.layers.SimpleRNN(units, activation="relu", stateful=True,
+                                       return_sequences=True)(x)
+        self.model = keras.Model(inputs, keras.layers.Dense(alphabet_size)(x))
+        self.model.compile(keras.optimizers.Adam(learning_rate, global_clipnorm=clip_norm),
+                           keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+    def train(self, window):
+        return self.model.train_on_batch(window[:, :-1], window[:, 1:])
+
+
+def run_indrnn(report, args, ids):
+    """IndRNN at text8_indrnn's shape (1 layer and the preset's 2) against Keras SimpleRNN."""
+    from tf_rnn import config
+
+    preset = config.get_preset("text8_indrnn")
+    B, T, n, L = preset.batch_size, args.arch1_unroll, preset.num_nodes, preset.num_layers
+    report.log(f"IndRNN training (text8_indrnn shape: batch {B}, unroll {T}, n {n}, "
+               f"1 and {L} layers, Adam) against Keras SimpleRNN({n}) x 1 and x {L}:")
+    tasks = {"peak": matmul_peak_task()}
+    for layers in (1, L):
+        _, _, train = tf_rnn_trainer("text8_indrnn", num_layers=layers, num_unrollings=T)
+        tasks[f"tf_rnn_{layers}_layer"] = train_task(train, ids, B, T)
+        keras_rnn = KerasStack(ALPHABET, n, layers, B, preset.learning_rate,
+                               preset.clip_norm)
+        tasks[f"keras_simplernn_{layers}_layer"] = train_task(keras_rnn.train, ids, B, T)
+    r = measure(tasks, args.seconds, args.rounds, report.log)
+    peak = r.pop("peak")["best"]
+    report.add("matmul_peak_indrnn_bound", peak / indrnn_flops_per_char(n, 1), gflops=peak / 1e9)
+    ratios = {}
+    for layers in (1, L):
+        keras_best = r[f"keras_simplernn_{layers}_layer"]["best"]
+        for peer, flops in (("tf_rnn", indrnn_flops_per_char(n, layers)),
+                            ("keras_simplernn", simplernn_flops_per_char(n, layers))):
+            stats = r[f"{peer}_{layers}_layer"]
+            fields = dict(median=stats["median"], batch=B, unroll=T, state=n,
+                          layers=layers, train_flops_per_char=flops,
+                          peak_fraction=stats["best"] * flops / peak)
+            if peer == "tf_rnn":
+                fields["vs_keras"] = ratios[layers] = _ratio(stats["best"], keras_best)
+            report.add(f"train/indrnn/{peer}_{layers}_layer", stats["best"], **fields)
+    return {"indrnn_vs_keras": ratios[1], f"indrnn_{L}_layers_vs_keras_stack": ratios[L]}
+
+
 def run_eval(report, args, ids):
     """Evaluation throughput: `tf_rnn.steps.evaluate` over a split, state carried."""
     from tf_rnn import steps
@@ -304,8 +379,8 @@ def parse_args(argv=None):
     p.add_argument("--seconds", type=float, help="measured seconds per row "
                    "(default 8, --quick 0.4)")
     p.add_argument("--rounds", type=int, help="bursts per row (default 8, --quick 2)")
-    p.add_argument("--sections", default="train,eval,sample,scale",
-                   help="comma-separated subset of train,eval,sample,scale,quality")
+    p.add_argument("--sections", default="train,indrnn,eval,sample,scale",
+                   help="comma-separated subset of train,indrnn,eval,sample,scale,quality")
     p.add_argument("--quality", action="store_true",
                    help="also train text8_arch1, text8_arch1_tuned and the Keras baseline "
                    "for the same minutes each and compare validation bits per character")
@@ -321,7 +396,7 @@ def parse_args(argv=None):
     if args.seconds <= 0 or args.rounds <= 0:
         p.error(f"--seconds and --rounds must be positive, got {args.seconds}, {args.rounds}")
     args.sections = set(args.sections.split(",")) | ({"quality"} if args.quality else set())
-    unknown = args.sections - {"train", "eval", "sample", "scale", "quality"}
+    unknown = args.sections - {"train", "indrnn", "eval", "sample", "scale", "quality"}
     if unknown:
         p.error(f"unknown --sections {sorted(unknown)}")
     # --quick keeps every row but shortens the windows (compiling a 40-step unroll
@@ -346,6 +421,8 @@ def run(args):
     summary = {}
     if "train" in args.sections:
         summary.update(run_training(report, args, ids))
+    if "indrnn" in args.sections:
+        summary.update(run_indrnn(report, args, ids))
     if "eval" in args.sections:
         run_eval(report, args, ids)
     if "sample" in args.sections:

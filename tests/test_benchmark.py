@@ -40,9 +40,13 @@ def test_rows_carry_a_name_and_a_positive_speed(quick_run):
         assert isinstance(row["chars_per_sec"], (int, float)) and row["chars_per_sec"] > 0
     for prefix in ("matmul_peak", "train/arch1/tf_rnn", "train/arch1/keras_simplernn",
                    "train/arch1/naive", "train/arch2/tf_rnn", "train/arch2/naive",
+                   "train/indrnn/tf_rnn_1_layer", "train/indrnn/keras_simplernn_1_layer",
+                   "train/indrnn/tf_rnn_2_layer", "train/indrnn/keras_simplernn_2_layer",
                    "eval/arch1/", "sample/arch1/python_loop", "sample/arch1/tf_rnn_1_",
                    "sample/arch1/tf_rnn_64_", "scale/arch1/"):
         assert any(name.startswith(prefix) for name in names), prefix
+    for row in (row for row in rows if row["name"].startswith("train/indrnn/tf_rnn")):
+        assert row["vs_keras"] > 0 and row["peak_fraction"] > 0, row["name"]
     scale = next(row for row in rows if row["name"].startswith("scale/"))
     assert {"state_size", "unroll", "peak_rss_mb"} <= set(scale)
 
