@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 
 from tf_rnn import text8
+from tf_rnn.checks import positive_integer
 from tf_rnn.errors import DataError
 from tf_rnn.textio import load_text
 from tf_rnn.vocab import Vocabulary
@@ -134,10 +135,8 @@ class BatchCursors:
     """
 
     def __init__(self, ids, batch_size, num_unrollings):
-        for name, value in (("batch_size", batch_size), ("num_unrollings", num_unrollings)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"Received an invalid value for argument `{name}`, expected a "
-                                 f"positive integer, got {value!r}.")
+        batch_size = positive_integer("batch_size", batch_size)
+        num_unrollings = positive_integer("num_unrollings", num_unrollings)
         ids = np.asarray(ids)
         if ids.ndim != 1 or not (np.issubdtype(ids.dtype, np.integer) or ids.size == 0):
             raise DataError(f"Received an invalid value for argument `ids`, expected a 1-D "

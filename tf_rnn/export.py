@@ -43,6 +43,7 @@ import tensorflow as tf
 import tqdm
 
 from tf_rnn import logs
+from tf_rnn.checks import positive_integer
 from tf_rnn import preemption
 from tf_rnn import sampling
 from tf_rnn import steps
@@ -424,9 +425,7 @@ def sample_from_export(export_dir, prime="", length=100, temperature=1.0, top_k=
     existed) answers in one call.
     """
     sampling.check_sample_arguments(length, num_streams, temperature, top_k, prime)
-    if chunk_size <= 0:
-        raise ValueError(f"Received an invalid value for argument `chunk_size`, expected "
-                         f"a positive integer, got {chunk_size!r}.")
+    positive_integer("chunk_size", chunk_size)
     path = pathlib.Path(export_dir).expanduser()
     if not (path / "saved_model.pb").is_file():
         raise ExportError(f"No SavedModel in {str(path)!r} (write one with `tf-rnn export`).")

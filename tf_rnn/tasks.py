@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_rnn import sampling
+from tf_rnn.checks import positive_integer
 from tf_rnn.errors import ArgumentError
 from tf_rnn.vocab import Vocabulary
 
@@ -20,10 +21,7 @@ _PREDICT = weakref.WeakKeyDictionary()
 
 
 def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ArgumentError(f"Received an invalid value for argument `{name}`, expected a "
-                            f"positive integer, got {value!r}.")
-    return int(value)
+    return positive_integer(name, value, error=ArgumentError)
 
 
 # --- S1: temporal XOR ---------------------------------------------------------------
