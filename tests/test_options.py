@@ -652,7 +652,7 @@ FAKE_CORPUS = types.SimpleNamespace(train=np.zeros(4000, np.int32),
                                     valid=np.zeros(400, np.int32),
                                     vocab=types.SimpleNamespace(size=27), source="fake")
 SECTIONS = {"train": "run_training", "eval": "run_eval", "sample": "run_sampling",
-            "scale": "run_scaling"}
+            "scale": "run_scaling", "indrnn": "run_indrnn"}
 BENCHMARK = Command(benchmark.main, [], [
     *[(benchmark, function, value({})) for function in SECTIONS.values()],
     (_quality, "run", value({})),
@@ -677,11 +677,12 @@ def sections(cmd, *flags):
 
 def check_sections(cmd):
     assert sections(cmd, "--sections", "eval,scale") == {"eval", "scale"}
-    assert sections(cmd) == {"train", "eval", "sample", "scale"}
+    assert sections(cmd) == {"train", "eval", "sample", "scale", "indrnn"}
 
 
 def check_quality(cmd):
-    assert sections(cmd, "--quality") == {"train", "eval", "sample", "scale", "quality"}
+    assert sections(cmd, "--quality") == {"train", "eval", "sample", "scale", "indrnn",
+                                          "quality"}
 
 
 def scaling(cmd, *flags):
