@@ -162,8 +162,9 @@ def test_get_config_round_trip_keeps_float64_and_the_bound():
 
 
 def test_config_refuses_what_indrnn_does_not_use():
-    with pytest.raises(ValueError, match="`num_layers` applies only to model 'indrnn'"):
-        config_lib.Config(model="elman", num_layers=2)
+    with pytest.raises(ValueError, match="num_layers=2 for model='arch2', which does not "
+                       "stack"):
+        config_lib.Config(model="arch2", num_layers=2)
     with pytest.raises(ValueError, match="config field `num_layers`, expected a positive"):
         config_lib.Config(model="indrnn", num_layers=0)
     with pytest.raises(ValueError, match="config field `indrnn_gamma`"):
