@@ -5,7 +5,7 @@ import zipfile
 import pytest
 from tensorflow.python.framework import config as tf_config
 
-from support import checkpoint_values, events, exact_argv, words, write_corpus
+from support import XLA_EXACT, checkpoint_values, events, exact_argv, words, write_corpus
 from tf_rnn import cli
 
 
@@ -25,16 +25,26 @@ def corpus(tmp_path_factory):
     return write_corpus(tmp_path_factory.mktemp("corpus") / "corpus.txt")
 
 
-@pytest.fixture(scope="session")
-def exact_reference(tmp_path_factory, corpus):
-    """The uninterrupted `exact_argv` run: (its workdir, final checkpoint_values, events)."""
+def _reference(tmp_path_factory, corpus, *extra):
     workdir = tmp_path_factory.mktemp("reference") / "run"
     was = tf_config.is_op_determinism_enabled()
-    code = cli.main(exact_argv(corpus, workdir))
+    code = cli.main(exact_argv(corpus, workdir, *extra))
     if not was:
         tf_config.disable_op_determinism()
     assert code == 0
     return workdir, checkpoint_values(workdir), events(workdir)
+
+
+@pytest.fixture(scope="session")
+def exact_reference(tmp_path_factory, corpus):
+    """The uninterrupted `exact_argv` run: (its workdir, final checkpoint_values, events)."""
+    return _reference(tmp_path_factory, corpus)
+
+
+@pytest.fixture(scope="session")
+def xla_exact_reference(tmp_path_factory, corpus):
+    """`exact_reference` compiled by XLA (`exact_argv(..., *XLA_EXACT)`)."""
+    return _reference(tmp_path_factory, corpus, *XLA_EXACT)
 
 
 @pytest.fixture(scope="module")

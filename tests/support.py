@@ -109,9 +109,13 @@ def assert_central_differences(loss, args, analytic, names, eps=1e-6, tolerance=
 
 EXACT_STEPS = 60
 # Bitwise-deterministic tiny runs; log_every does not divide checkpoint_every, so a
-# resume lands inside a logging interval.
+# resume lands inside a logging interval. Without XLA: each of the many processes these
+# tests start saves its compile (~3 s); XLA_EXACT is the same run compiled, which
+# test_reliability's first SIGKILL test resumes to the bit as well.
 EXACT_SETTINGS = dict(num_nodes=16, log_every=7, eval_every=10, sample_every=10,
-                      checkpoint_every=20, sample_length=20, deterministic=True)
+                      checkpoint_every=20, sample_length=20, deterministic=True,
+                      jit_compile=False)
+XLA_EXACT = ("--set", "jit_compile=true")
 
 
 def exact_argv(corpus, workdir, *extra):

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from support import (  # tests/ is on sys.path under pytest (no __init__.py)
-    EXACT_STEPS, ROOT, assert_bitwise_equal, assert_same_events, checkpoint_values, events,
-    exact_argv, finish, latest_checkpoint_name, run_cli, sigint_default, start_driver,
-    subprocess_env, wait_for)
+    EXACT_STEPS, ROOT, XLA_EXACT, assert_bitwise_equal, assert_same_events,
+    checkpoint_values, events, exact_argv, finish, latest_checkpoint_name, run_cli,
+    sigint_default, start_driver, subprocess_env, wait_for)
 
 from tf_rnn import config as config_lib
 from tf_rnn import runs
@@ -40,11 +40,13 @@ def max_event_step(workdir):
 
 
 @pytest.mark.slow
-def test_sigkill_after_a_checkpoint_then_resume_is_bitwise_exact(tmp_path, capsys, corpus,
-                                                                 exact_reference):
+@pytest.mark.parametrize("xla", [False, True], ids=["plain", "xla"])
+def test_sigkill_after_a_checkpoint_then_resume_is_bitwise_exact(
+        tmp_path, capsys, corpus, request, xla):
+    reference = request.getfixturevalue("xla_exact_reference" if xla else "exact_reference")
     kill_after = random.Random(6).randint(21, EXACT_STEPS - 1)  # a step after a checkpoint
     workdir = tmp_path / "run"
-    argv = exact_argv(corpus, workdir)
+    argv = exact_argv(corpus, workdir, *(XLA_EXACT if xla else ()))
     proc, marker = start_driver(tmp_path, "pause", kill_after, argv)
     try:
         wait_for(marker, proc)
@@ -60,8 +62,8 @@ def test_sigkill_after_a_checkpoint_then_resume_is_bitwise_exact(tmp_path, capsy
     code, result, err = run_cli(capsys, *argv)  # the same command again
     assert code == 0, err
     assert f"at step {last_checkpoint}." in err and result["step"] == EXACT_STEPS
-    assert_bitwise_equal(checkpoint_values(workdir), exact_reference[1])
-    assert_same_events(events(workdir), exact_reference[2])
+    assert_bitwise_equal(checkpoint_values(workdir), reference[1])
+    assert_same_events(events(workdir), reference[2])
     assert len(list((workdir / "events").glob("*tfevents*"))) == 2  # one per process
 
 
