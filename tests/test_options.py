@@ -255,6 +255,65 @@ def sampled(*flags):
     return out.get("text", out.get("texts"))
 
 
+# tf-rnn score ------------------------------------------------------------------------------
+
+SCORE = Command(cli.main, ["score", "--workdir", "RUN", "--text", "the cat"], [
+    (runs, "load_model", lambda a: runs.Loaded(*tiny_model(), {"checkpoint": "ckpt-1"}))])
+
+
+def scored(*flags, command=SCORE):
+    calls = command(*flags)
+    assert calls.status == 0, calls.err
+    return [json.loads(line) for line in calls.out.strip().splitlines()]
+
+
+def check_score_workdir(cmd):
+    reaches(cmd, ["--workdir", "elsewhere"], "load_model", lambda a: str(a["workdir"]),
+            "elsewhere")
+
+
+def check_score_export(_):
+    """--export reads the SavedModel, not a run (a fake export: step = the tiny model's)."""
+    model = tiny_model()[0]
+    fake = types.SimpleNamespace(
+        step=lambda ids, state: dict(zip(("logits", "state"), model.step(ids, state))),
+        zero_state=lambda batch_size: {"state": model.zero_state(1)})
+    meta = {"vocab": Vocabulary.text8().chars, "unknown": "error", "step": 3,
+            "config": {"normalize": False}}
+    pathlib.Path("EXPORT/assets.extra").mkdir(parents=True)
+    pathlib.Path("EXPORT/assets.extra/tf_rnn.json").write_text(json.dumps(meta))
+    command = Command(cli.main, ["score", "--export", "EXPORT", "--text", "the cat"], [
+        (tf.saved_model, "load", value(fake)), (runs, "load_model", STOP)])
+    rows = scored(command=command)
+    assert rows[-1]["summary"]["export"] == "EXPORT" and rows[-1]["summary"]["step"] == 3
+    assert [r["char"] for r in rows[:-1]] == list("the cat")
+    assert rows[-1]["summary"]["bpc"] == pytest.approx(scored()[-1]["summary"]["bpc"],
+                                                       rel=1e-5)  # the same model
+
+
+def check_score_text(cmd):
+    assert [r["char"] for r in scored("--text", "a mat")[:-1]] == list("a mat")
+
+
+def check_score_file(cmd):
+    pathlib.Path("t.txt").write_text("on a mat", encoding="utf-8")
+    calls = Command(cli.main, ["score", "--workdir", "RUN", "--file", "t.txt"],
+                    SCORE.patches)()
+    assert [json.loads(r)["char"] for r in calls.out.strip().splitlines()[:-1]] == \
+        list("on a mat")
+
+
+def check_score_by(cmd):
+    rows = scored("--by", "line")  # text8's alphabet has no newline: one line
+    assert [(r["line"], r["text"], r["chars"]) for r in rows[:-1]] == [(1, "the cat", 6)]
+    assert "char" in scored()[0] and "line" not in scored()[0]
+
+
+def check_score_top_k(cmd):
+    assert {len(r["top"]) for r in scored("--top-k", 2)[1:-1]} == {2}
+    assert {len(r["top"]) for r in scored()[1:-1]} == {5}
+
+
 def wired(flag, param, want):
     """`flag want` reaches both samplers' `param` (a run's checkpoint, an export)."""
     reaches(SAMPLE, [flag, want], "sample", param, want)
@@ -377,6 +436,15 @@ CLI_CHECKS = {
     ("tf-rnn sample", "--verbose"): (SAMPLE, check_verbose),
     ("tf-rnn sample", "--checkpoint"): (SAMPLE, argument_check(
         "--checkpoint", "load_model", "checkpoint", "ckpt-10")),
+    ("tf-rnn score", "--workdir"): (SCORE, check_score_workdir),
+    ("tf-rnn score", "--export"): (None, check_score_export),
+    ("tf-rnn score", "--text"): (None, check_score_text),
+    ("tf-rnn score", "--file"): (None, check_score_file),
+    ("tf-rnn score", "--by"): (None, check_score_by),
+    ("tf-rnn score", "--top-k"): (None, check_score_top_k),
+    ("tf-rnn score", "--verbose"): (SCORE, check_verbose),
+    ("tf-rnn score", "--checkpoint"): (SCORE, argument_check(
+        "--checkpoint", "load_model", "checkpoint", "best")),
     ("tf-rnn export", "--workdir"): (EXPORT, check_export_workdir),
     ("tf-rnn export", "--out"): (EXPORT, check_export_out),
     ("tf-rnn export", "--overwrite"): (EXPORT, check_export_overwrite),

@@ -6,6 +6,7 @@ command's figures. User errors (`tf_rnn.errors.UserError`) print one line
 """
 
 import argparse
+import pathlib
 import re
 import sys
 
@@ -109,6 +110,23 @@ def _add_sample(sub):
     return p
 
 
+def _add_score(sub):
+    p = sub.add_parser("score", help="every character's log2-probability and the model's "
+                       "guesses, given the text before it (JSON lines)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workdir", help="a run's directory (--checkpoint: which)")
+    source.add_argument("--export", help="a SavedModel written by `tf-rnn export`")
+    add_checkpoint_argument(p)
+    text = p.add_mutually_exclusive_group(required=True)
+    text.add_argument("--text", help="the text to score")
+    text.add_argument("--file", help="a UTF-8 file to score")
+    p.add_argument("--by", choices=("char", "line"), default="char",
+                   help="one JSON line per character (default) or per line of text")
+    p.add_argument("--top-k", type=int, default=5, help="guesses shown per character")
+    add_verbose_argument(p)
+    return p
+
+
 def _add_export(sub):
     p = sub.add_parser("export", help="write a checkpoint (the latest) as a SavedModel")
     p.add_argument("--workdir", required=True, help="the run's directory")
@@ -184,6 +202,7 @@ def build_parser():
     _add_train(sub)
     _add_eval(sub)
     _add_sample(sub)
+    _add_score(sub)
     _add_export(sub)
     _add_diagnose(sub)
     for command in sub.choices.values():
@@ -237,6 +256,57 @@ def cmd_eval(args):
     figures = steps_lib.evaluate(model, ids, args.batch_size or config.eval_batch_size,
                                  config.num_unrollings)
     return {"split": args.split, **figures, **loaded.checkpoint}
+
+
+def cmd_score(args):
+    """Prints a JSON line per character (or line), then returns the summary: `bpc` over
+    the characters after the first (as `tf-rnn eval --batch-size 1` on the text)."""
+    import json
+
+    from tf_rnn import checks, data, scoring, textio
+    from tf_rnn.errors import ArgumentError
+
+    top_k = checks.positive_integer("top_k", args.top_k, error=ArgumentError)
+    text = args.text if args.text is not None else textio.load_text(args.file)
+    if args.export:
+        if args.checkpoint:
+            raise ArgumentError(f"--checkpoint {args.checkpoint} picks a checkpoint of "
+                                f"--workdir; an --export holds the one it was written from.")
+        import tensorflow as tf
+
+        from tf_rnn.export import METADATA
+        from tf_rnn.vocab import Vocabulary
+
+        meta = json.loads((pathlib.Path(args.export) / METADATA).read_text("utf-8"))
+        loaded, vocab = tf.saved_model.load(args.export), Vocabulary(meta["vocab"])
+        scorer, unknown, normalize = scoring.export_scorer(loaded), meta["unknown"], \
+            meta["config"].get("normalize", False)
+        zero = loaded.zero_state(batch_size=tf.constant(1))["state"]
+        used = {"export": args.export, "step": meta.get("step")}
+    else:
+        from tf_rnn import runs
+
+        loaded = runs.load_model(args.workdir, **_checkpoint_choice(args))
+        model, vocab, config = loaded
+        scorer, unknown, normalize = scoring.window_scorer(model), config.unknown, \
+            config.normalize
+        zero, used = model.zero_state(1), loaded.checkpoint
+    text = data.normalize_text8(text) if normalize else text
+    ids = vocab.encode(text, unknown=unknown)
+    scores = scoring.score_characters(scorer, ids, zero, top_k)
+    shown = vocab.decode(ids)  # what the model read (unknown=space: spaces)
+    if args.by == "line":
+        rows = scoring.by_line(shown, scores["log2p"])
+    else:
+        rows = [{"i": i, "char": shown[i], "log2p": None if i == 0 else scores["log2p"][i],
+                 "top": [[vocab.decode([int(c)]), float(p)] for c, p in
+                         zip(scores["top_ids"][i], scores["top_p"][i]) if c >= 0]}
+                for i in range(len(ids))]
+    for row in rows:
+        print(jsonl.dumps(row))
+    bits = -scores["log2p"][1:]
+    return {"summary": {"bpc": float(bits.mean()), "chars": int(bits.size),
+                        "text_chars": len(ids), **used}}
 
 
 def cmd_sample(args):
@@ -304,7 +374,7 @@ def cmd_diagnose(args):
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample,
-            "export": cmd_export, "diagnose": cmd_diagnose}
+            "score": cmd_score, "export": cmd_export, "diagnose": cmd_diagnose}
 
 
 def quiet_tensorflow(verbose=False):

@@ -91,8 +91,8 @@ class Config:
                             "the units each non-recurrent layer reads")
     num_layers: int = _field(1, "elman, arch1 sum/mul, indrnn: stacked recurrent layers, "
                              "each reading the one below's output sequence")
-    residual: bool = _field(False, "stacked layers: add each layer's input sequence to its "
-                            "output (from layer 2 on, where the widths match)")
+    residual: bool = _field(False, "stacked layers: add each layer's input to its output "
+                            "(from layer 2 on)")
     # 2 as in Li et al. 2018: over a window, the gradient through an active unit's
     # recurrence grows at most 2x; u starts U(0, gamma^(1/num_unrollings)).
     indrnn_gamma: float = _field(2.0, "indrnn: |u| <= gamma^(1/num_unrollings) after every "

@@ -1,0 +1,85 @@
+"""Per-character scores of a text under a model: `tf-rnn score`.
+
+Every character after the first is scored given all the characters before it, with
+the model's state carried through the text from the zero state: one stream, as
+`tf-rnn eval --batch-size 1` scores a text (`steps.evaluate`) and as an export's
+`score` does, so the mean of the bits here is their BPC. For each character: its
+log2-probability and the model's `top_k` guesses for that position.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from tf_rnn.errors import DataError
+
+LN2 = math.log(2.0)
+
+
+def window_scorer(model):
+    """A compiled f(ids (1, W) int32, state) -> (log-softmax (1, W, A) float32, state)
+    of a Keras character model (any W: the time dimension is dynamic)."""
+    @tf.function(reduce_retracing=True)
+    def scorer(ids, state):
+        logits, state = model(ids, state)
+        return tf.nn.log_softmax(tf.cast(logits, tf.float32)), state
+    return scorer
+
+
+def export_scorer(loaded):
+    """The same function over a SavedModel export's `step` signature (one character a
+    call: it needs nothing but the export)."""
+    def scorer(ids, state):
+        rows = []
+        for i in np.asarray(ids)[0]:
+            out = loaded.step(ids=tf.constant([i], tf.int32), state=state)
+            state = out["state"]
+            rows.append(tf.nn.log_softmax(tf.cast(out["logits"], tf.float32))[0])
+        return tf.stack(rows)[None], state
+    return scorer
+
+
+def score_characters(scorer, ids, zero_state, top_k=5, window=100):
+    """The per-character scores of `ids` (N,) under `scorer` (`window_scorer`).
+
+    Returns:
+      {"log2p": (N,) float64, NaN for the first character (nothing before it),
+       "top_ids": (N, k) the model's k likeliest characters at each position, best
+       first (row 0: -1, no guess), "top_p": (N, k) their probabilities,
+       "state": the state after the last character}.
+    """
+    ids = np.asarray(ids, np.int32)
+    if ids.ndim != 1 or len(ids) < 2:
+        raise DataError(f"Cannot score a text of {ids.size} character(s); need >= 2.")
+    n = len(ids)
+    log2p = np.full(n, np.nan)
+    top_ids = np.full((n, top_k), -1, np.int64)
+    top_p = np.zeros((n, top_k))
+    state = zero_state
+    for start in range(0, n - 1, window):
+        inputs = ids[start:min(start + window, n - 1)]  # predicts ids[start+1 ...]
+        log_probs, state = scorer(tf.constant(inputs[None]), state)
+        log_probs = log_probs.numpy()[0].astype(np.float64)  # (W, A)
+        targets = ids[start + 1:start + 1 + len(inputs)]
+        rows = np.arange(len(inputs))
+        log2p[start + 1:start + 1 + len(inputs)] = log_probs[rows, targets] / LN2
+        best = np.argsort(-log_probs, axis=1, kind="stable")[:, :top_k]
+        top_ids[start + 1:start + 1 + len(inputs)] = best
+        top_p[start + 1:start + 1 + len(inputs)] = np.exp(
+            np.take_along_axis(log_probs, best, axis=1))
+    return {"log2p": log2p, "top_ids": top_ids, "top_p": top_p, "state": state}
+
+
+def by_line(text, log2p):
+    """[{"line", "text", "bpc", "chars"}] of each line of `text` (its newline included
+    in the line it ends), from per-character `log2p` (the first character unscored)."""
+    rows, start = [], 0
+    for number, line in enumerate(text.splitlines(keepends=True), 1):
+        bits = -log2p[start:start + len(line)]
+        bits = bits[np.isfinite(bits)]
+        rows.append({"line": number, "text": line,
+                     "bpc": float(bits.mean()) if bits.size else None,
+                     "chars": int(bits.size)})
+        start += len(line)
+    return rows
