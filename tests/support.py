@@ -105,6 +105,31 @@ def assert_central_differences(loss, args, analytic, names, eps=1e-6, tolerance=
         assert error < tolerance, (names[i], error)
 
 
+def assert_variable_gradients(loss, variables, eps=1e-6, tolerance=1e-6):
+    """The tape's gradient of `loss()` for each tf.Variable of `variables` within
+    `tolerance` (relative) of central differences; returns the gradients."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        value = loss()
+    grads = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(value, variables)]
+    for v, g in zip(variables, grads):
+        flat = v.numpy().ravel()
+        numeric = np.zeros_like(flat)
+        for i in range(flat.size):
+            plus, minus = flat.copy(), flat.copy()
+            plus[i] += eps
+            minus[i] -= eps
+            v.assign(plus.reshape(v.shape))
+            up = float(loss())
+            v.assign(minus.reshape(v.shape))
+            numeric[i] = (up - float(loss())) / (2 * eps)
+            v.assign(flat.reshape(v.shape))
+        error = np.linalg.norm(numeric - g.ravel()) / np.linalg.norm(numeric)
+        assert error < tolerance, (v.path, error)
+    return grads
+
+
 # Runs compared to the bit -------------------------------------------------------------
 
 EXACT_STEPS = 60

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import run_cli, tiny
+from support import assert_variable_gradients, run_cli, tiny
 
 from tf_rnn import config as config_lib
 from tf_rnn import models
@@ -114,27 +114,7 @@ def test_gradients_through_the_carried_state_match_central_differences():
         logits, s2 = model(ids[:, 3:], s1)
         return tf.reduce_sum(logits * mix) + tf.reduce_sum(tf.sin(s2))
 
-    variables = [s0, *model.trainable_variables]
-    with tf.GradientTape() as tape:
-        value = loss()
-    grads = tape.gradient(value, variables)
-    assert all(g is not None for g in grads)
-    eps = 1e-6
-    for v, g in zip(variables, grads):
-        g = tf.convert_to_tensor(g).numpy()
-        flat = v.numpy().ravel()
-        numeric = np.zeros_like(flat)
-        for i in range(flat.size):
-            plus, minus = flat.copy(), flat.copy()
-            plus[i] += eps
-            minus[i] -= eps
-            v.assign(plus.reshape(v.shape))
-            up = float(loss())
-            v.assign(minus.reshape(v.shape))
-            numeric[i] = (up - float(loss())) / (2 * eps)
-            v.assign(flat.reshape(v.shape))
-        error = np.linalg.norm(numeric - g.ravel()) / np.linalg.norm(numeric)
-        assert error < 1e-6, (v.path, error)
+    assert_variable_gradients(loss, [s0, *model.trainable_variables])
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
