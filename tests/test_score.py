@@ -111,3 +111,10 @@ def test_unknown_characters_follow_the_runs_setting(trained, capsys):
     code, _, err = run_cli(capsys, "score", "--workdir", trained / "run", "--text",
                            "the Cat sat")
     assert code == 2 and err.count("\n") == 1 and "'C'" in err
+
+
+def test_an_export_that_is_not_there_is_one_line(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "score", "--export", tmp_path / "nowhere", "--text",
+                           "the cat")
+    assert code == 2 and err.count("\n") == 1
+    assert f"No SavedModel in {str(tmp_path / 'nowhere')!r}" in err

@@ -5,12 +5,12 @@ cooldown) needs the run's last step, and a budget gives minutes, not steps. So t
 measures its own pace: `PROBE_STEPS` steps or more after the first `WARMUP_STEPS` of
 the process (the first compiles), lasting `PROBE_FRACTION` of the budget, or
 `PROBE_SECONDS` if that is less, at the initial rate, timed with everything the loop
-does. From that pace and the time
-left it fixes the budget's last step, once: `Run.budget_steps` holds it, and a
-checkpoint saves it, so a resumed run follows the same schedule to the same step
-(bitwise, with `deterministic=true`). The schedule ends at that step or at the steps
-asked, whichever comes first (`Run.total_steps`). The training seconds spent so far are saved too, so that a
-resumed run counts the budget from where the last checkpoint left it.
+does. From that pace and the time left it fixes the budget's last step, once:
+`Run.budget_steps` holds it, and a checkpoint saves it, so a resumed run follows the
+same schedule to the same step (bitwise, with `deterministic=true`). The schedule ends
+at that step or at the steps asked, whichever comes first (`Run.total_steps`). The
+training seconds spent so far are saved too, so that a resumed run counts the budget
+from where the last checkpoint left it.
 
 The budget also stops the run outright when it is spent before the last step (a
 machine that got slower, validations that cost more than the pace measured): the

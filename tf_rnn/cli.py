@@ -6,7 +6,6 @@ command's figures. User errors (`tf_rnn.errors.UserError`) print one line
 """
 
 import argparse
-import pathlib
 import re
 import sys
 
@@ -261,8 +260,6 @@ def cmd_eval(args):
 def cmd_score(args):
     """Prints a JSON line per character (or line), then returns the summary: `bpc` over
     the characters after the first (as `tf-rnn eval --batch-size 1` on the text)."""
-    import json
-
     from tf_rnn import checks, data, scoring, textio
     from tf_rnn.errors import ArgumentError
 
@@ -274,11 +271,11 @@ def cmd_score(args):
                                 f"--workdir; an --export holds the one it was written from.")
         import tensorflow as tf
 
-        from tf_rnn.export import METADATA
+        from tf_rnn import export
         from tf_rnn.vocab import Vocabulary
 
-        meta = json.loads((pathlib.Path(args.export) / METADATA).read_text("utf-8"))
-        loaded, vocab = tf.saved_model.load(args.export), Vocabulary(meta["vocab"])
+        loaded, meta = export.load_export(args.export)
+        vocab = Vocabulary(meta["vocab"])
         scorer, unknown, normalize = scoring.export_scorer(loaded), meta["unknown"], \
             meta["config"].get("normalize", False)
         zero = loaded.zero_state(batch_size=tf.constant(1))["state"]

@@ -413,6 +413,23 @@ def _export(workdir, out, unknown, jit_compile, checkpoint):
     return info
 
 
+def saved_model_path(export_dir):
+    """The export directory as a path; ExportError when it holds no SavedModel."""
+    path = pathlib.Path(export_dir).expanduser()
+    if not (path / "saved_model.pb").is_file():
+        raise ExportError(f"No SavedModel in {str(path)!r} (write one with `tf-rnn export`).")
+    return path
+
+
+def load_export(export_dir):
+    """(the loaded SavedModel, its `METADATA`: the run, step, vocabulary, `unknown` and
+    config) of an export directory; ExportError when it holds no SavedModel."""
+    path = saved_model_path(export_dir)
+    with logs.native_logs_filtered():  # loading prints TensorFlow's native log lines
+        loaded = tf.saved_model.load(str(path))
+    return loaded, json.loads((path / METADATA).read_text(encoding="utf-8"))
+
+
 def sample_from_export(export_dir, prime="", length=100, temperature=1.0, top_k=0,
                        seed=None, num_streams=1, chunk_size=sampling.SAMPLE_CHUNK,
                        progress=False):
@@ -426,9 +443,7 @@ def sample_from_export(export_dir, prime="", length=100, temperature=1.0, top_k=
     """
     sampling.check_sample_arguments(length, num_streams, temperature, top_k, prime)
     positive_integer("chunk_size", chunk_size)
-    path = pathlib.Path(export_dir).expanduser()
-    if not (path / "saved_model.pb").is_file():
-        raise ExportError(f"No SavedModel in {str(path)!r} (write one with `tf-rnn export`).")
+    path = saved_model_path(export_dir)
     seed = int(np.random.SeedSequence(seed).generate_state(1)[0] >> 1) if seed is None \
         else int(seed)
     # Loading and the first calls print TensorFlow's native log lines (the CLI filters
