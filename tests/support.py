@@ -17,6 +17,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from hooked_cli import DRIVER
 
 from tf_rnn import cli  # imports no TensorFlow (nor does this module, until a run is read)
@@ -64,6 +65,22 @@ def run_cli(capsys, *argv):
     code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, (json.loads(out.strip().splitlines()[-1]) if code == 0 else None), err
+
+
+def assert_export_scores_as_eval(capsys, workdir, export_dir, text, tmp_path):
+    """The export's `score` of `text` is `tf-rnn eval --split all --batch-size 1` of the
+    run on it (one stream from the zero state); returns eval's result."""
+    import tensorflow as tf
+
+    path = tmp_path / "scored.txt"
+    path.write_text(text, encoding="utf-8")
+    code, ev, err = run_cli(capsys, "eval", "--workdir", workdir, "--data", path, "--split",
+                            "all", "--batch-size", "1")
+    assert code == 0 and ev["chars"] == len(text) - 1, err
+    loaded = tf.saved_model.load(str(export_dir))  # held: its functions use it
+    bpc = loaded.score(tf.constant([text]))["bpc"].numpy()[0]
+    assert bpc == pytest.approx(ev["bpc"], abs=1e-4)
+    return ev
 
 
 def subprocess_env(**changes):

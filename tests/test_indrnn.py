@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import assert_variable_gradients, run_cli, tiny
+from support import (assert_export_scores_as_eval, assert_variable_gradients, run_cli,
+                     tiny)
 
 from tf_rnn import config as config_lib
 from tf_rnn import models
@@ -192,15 +193,8 @@ def test_cli_train_resume_eval_sample_export_diagnose(tmp_path, capsys, corpus):
 
     code, exported, err = run_cli(capsys, "export", "--workdir", str(workdir))
     assert code == 0 and exported["state_size"] == 32, err
-    text = (corpus.read_text(encoding="utf-8"))[:300]
-    short = tmp_path / "short.txt"
-    short.write_text(text, encoding="utf-8")
-    code, ev_short, err = run_cli(capsys, "eval", "--workdir", str(workdir), "--data",
-                                  str(short), "--split", "all", "--batch-size", "1")
-    assert code == 0 and ev_short["chars"] == len(text) - 1, err
-    loaded = tf.saved_model.load(exported["export_dir"])
-    bpc = loaded.score(tf.constant([text]))["bpc"].numpy()[0]
-    assert bpc == pytest.approx(ev_short["bpc"], abs=1e-4)
+    assert_export_scores_as_eval(capsys, workdir, exported["export_dir"],
+                                 corpus.read_text(encoding="utf-8")[:300], tmp_path)
 
     code, figures, err = run_cli(capsys, "diagnose", "--workdir", str(workdir))
     assert code == 0, err

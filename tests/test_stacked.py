@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import assert_variable_gradients, run_cli, tiny
+from support import (assert_export_scores_as_eval, assert_variable_gradients, run_cli,
+                     tiny)
 
 from tf_rnn import config as config_lib
 from tf_rnn import models
@@ -176,12 +177,5 @@ def test_cli_train_eval_export_score(tmp_path, capsys, corpus):
     assert code == 0 and trained["step"] == 3, err
     code, exported, err = run_cli(capsys, "export", "--workdir", str(workdir))
     assert code == 0 and exported["state_size"] == 32, err
-    text = corpus.read_text(encoding="utf-8")[:300]
-    short = tmp_path / "short.txt"
-    short.write_text(text, encoding="utf-8")
-    code, ev, err = run_cli(capsys, "eval", "--workdir", str(workdir), "--data",
-                            str(short), "--split", "all", "--batch-size", "1")
-    assert code == 0 and ev["chars"] == len(text) - 1, err
-    loaded = tf.saved_model.load(exported["export_dir"])
-    bpc = loaded.score(tf.constant([text]))["bpc"].numpy()[0]
-    assert bpc == pytest.approx(ev["bpc"], abs=1e-4)
+    assert_export_scores_as_eval(capsys, workdir, exported["export_dir"],
+                                 corpus.read_text(encoding="utf-8")[:300], tmp_path)
