@@ -11,7 +11,7 @@ import argparse
 import hashlib
 import json
 
-from tf_rnn import cli
+from tf_rnn import arguments, cli
 
 
 def train_preset(preset, description, argv=None):
@@ -22,7 +22,7 @@ def train_preset(preset, description, argv=None):
     runs/PRESET.
     """
     parser = argparse.ArgumentParser(description=description)
-    cli.add_run_arguments(parser, workdir_required=False)
+    arguments.add_run_arguments(parser, workdir_required=False)
     parser.add_argument("--plot", metavar="FILE.png", help="draw the loss curve (train "
                         "and validation BPC against step; needs the `plot` extra)")
     parser.set_defaults(workdir=f"runs/{preset}")
@@ -55,7 +55,7 @@ def add_toy_arguments(parser, name):
                         "settings do not overwrite each other)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar (a loss line every 100 steps instead)")
-    cli.add_verbose_argument(parser)
+    arguments.add_verbose_argument(parser)
 
 
 def toy_settings(args, name, defaults=None):

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from tf_rnn import cli
+from tf_rnn import arguments, cli
 
 METHODS = ("generate", "score", "step")
 
@@ -163,7 +163,7 @@ def parse_args(argv=None):
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-batch", type=int, default=64)
-    cli.add_verbose_argument(parser)
+    arguments.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -27,7 +27,7 @@ LAYERS = [
              "diagnostics"}),
     ("training", {"training"}),
     ("export", {"export"}),
-    ("entry", {"cli", "__main__", "__init__"}),
+    ("entry", {"arguments", "cli", "__main__", "__init__"}),
 ]
 LAYER_OF = {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}
 # Where a function-level import is allowed: the CLI imports TensorFlow's users lazily so

@@ -11,12 +11,13 @@ ones below, and no import cycle exists.
 
     base      config, errors, checks, files, jsonl, logs, draws, plots
     data      vocab, textio, text8, data
-    model     kernels, cells, models
-    steps     steps, sampling, summaries, distribute, sequence, tasks
-    run       workdir, preemption, integrity, runs, resources, run_state, diagnostics
+    model     kernels, cells, charmodel, indrnn, models
+    steps     steps, sampling, scoring, summaries, distribute, sequence, tasks
+    run       workdir, preemption, integrity, runs, resources, run_state, budget,
+              diagnostics
     training  training
     export    export
-    entry     cli, __main__
+    entry     arguments, cli, __main__
 """
 
 __version__ = "0.1.0"
