@@ -34,11 +34,14 @@ class TimeBudget:
     Call `start()` when the loop starts, `after_step(step)` after each step (it fixes
     `run.budget_steps` once the pace is measured), `exhausted()` to know whether the
     time is spent, and `record()` before each save (the seconds go into the checkpoint).
+    `timer`: a clock of its own (seconds; default the module's `clock`), for a trainer
+    that shares the wall clock with others (`experiments.quality`'s turns).
     """
 
-    def __init__(self, minutes, run):
+    def __init__(self, minutes, run, timer=None):
         self.seconds = 60.0 * minutes
         self.run = run
+        self.timer = timer
         self.spent_before = float(run.train_seconds.numpy())  # by earlier processes
         self.started = self.probe_start = self.probe_from = self.pace = None
         self.warmup_until = None
@@ -53,14 +56,17 @@ class TimeBudget:
         """The step at which the budget ends (0: not measured yet)."""
         return int(self.run.budget_steps.numpy())
 
+    def now(self):
+        return (self.timer or clock)()  # the module's clock looked up late: tests patch it
+
     def start(self):
-        self.started = clock()
+        self.started = self.now()
 
     def spent(self):
         """Training seconds of the run so far (earlier processes' included)."""
         if self.started is None:
             return self.spent_before
-        return self.spent_before + clock() - self.started
+        return self.spent_before + self.now() - self.started
 
     def exhausted(self):
         return self.spent() >= self.seconds
@@ -74,9 +80,9 @@ class TimeBudget:
             self.warmup_until = step + WARMUP_STEPS
         if step <= self.warmup_until:
             if step == self.warmup_until:
-                self.probe_start, self.probe_from = clock(), step
+                self.probe_start, self.probe_from = self.now(), step
             return
-        took = clock() - self.probe_start
+        took = self.now() - self.probe_start
         long_enough = min(PROBE_SECONDS, self.seconds * PROBE_FRACTION)
         if step - self.probe_from < PROBE_STEPS or took < long_enough:
             return
