@@ -11,7 +11,7 @@ ones below, and no import cycle exists.
 
     base      config, errors, checks, files, jsonl, logs, draws, plots
     data      vocab, textio, text8, data
-    model     kernels, cells, charmodel, indrnn, models
+    model     kernels, cells, charmodel, indrnn, stacking, models
     steps     steps, sampling, scoring, summaries, distribute, sequence, tasks
     run       workdir, preemption, integrity, runs, resources, run_state, budget,
               diagnostics
