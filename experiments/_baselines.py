@@ -1,7 +1,7 @@
 """The peers that `experiments.benchmark` measures tf_rnn against (not part of the library).
 
 * `KerasCharRNN`: the Keras 3 character model of the tutorials: stateful `SimpleRNN(relu)`
-  (the fastest peer on this machine) or `LSTM` (the gated model people turn to), one-hot
+  (the fastest peer on this machine), `LSTM` or `GRU` (the gated models people turn to), one-hot
   inputs, a `Dense` output layer, trained with `train_on_batch`.
 * `NaiveArch1` / `NaiveArch2`: the seed's method in a plain `tf.function`: every time
   step multiplies one-hot inputs by the input matrix, projects its own output and
@@ -26,13 +26,13 @@ def _schedule(initial, decay_steps, rate):
 
 
 class KerasCharRNN:
-    """One-hot -> SimpleRNN(units, relu) or LSTM(units), stateful -> Dense(A).
+    """One-hot -> SimpleRNN(units, relu), LSTM(units) or GRU(units), stateful -> Dense(A).
 
     Args:
       alphabet_size: A.
       units: the recurrent width (for the speed rows, Arch 1's state 2n).
       batch_size, num_unrollings: the fixed (B, T) of the stateful layer.
-      layer: "simple_rnn" or "lstm".
+      layer: "simple_rnn", "lstm" or "gru".
       optimizer: a Keras optimizer; default Adadelta(2.5) with global-norm clip 1.25, the
         seed's settings (the same work per step as tf_rnn's text8_arch1 preset).
     """
@@ -43,6 +43,8 @@ class KerasCharRNN:
         x = keras.layers.Lambda(lambda ids: keras.ops.one_hot(ids, alphabet_size))(inputs)
         if layer == "lstm":
             self.rnn = keras.layers.LSTM(units, stateful=True, return_sequences=True)
+        elif layer == "gru":
+            self.rnn = keras.layers.GRU(units, stateful=True, return_sequences=True)
         else:
             self.rnn = keras.layers.SimpleRNN(units, activation="relu", stateful=True,
                                               return_sequences=True)

@@ -5,25 +5,36 @@ same wall-clock budget (its compile included); taking turns keeps a machine shar
 with other work from favouring whichever ran first. At `points` moments of each
 contender's own training time its validation BPC is measured (not counted as
 training time), giving a learning curve per contender; the last point is the row.
-Every contender is scored over the whole validation split the same way: the split
-cut into 32 streams, each carrying its state from the zero state across windows.
+Every recurrent contender is scored over the whole validation split the same way: the
+split cut into 32 streams, each carrying its state from the zero state across windows;
+the transformer scores the same characters, each with at least half its context window
+before it (`_transformer.window_plan`).
+
+Each contender's learning rate is set from the budget: its `TimeBudget`
+(`tf_rnn.budget`, on the contender's own training clock) measures its pace over its
+first steps and fixes its last step once; the schedule (tf_rnn's `schedule` field, the
+Keras peers' `keras_schedule`, the transformer's warm-up + cosine) ends there.
 """
 
 import math
 import time
+
+import tensorflow as tf
 
 from tf_rnn.errors import ArgumentError
 
 SLICE_SECONDS = 5.0  # one turn of a contender
 
 # The tf_rnn contenders: a preset, with a few overrides. The best setting found for each
-# of Arch 1's combinations (docs/performance.md lists the sweeps behind them).
+# of Arch 1's combinations (docs/performance.md lists the sweeps behind them), on the
+# budget's constant-then-cooldown schedule; the seed's keeps its staircase.
+BUDGET = {"schedule": "cooldown"}
 TF_RNN_CONTENDERS = {
     "text8_arch1": ("text8_arch1", {"jit_compile": True}),  # the seed's settings
-    "arch1_concat_best": ("text8_arch1_tuned", {}),
+    "arch1_concat_best": ("text8_arch1_tuned", BUDGET),
     "arch1_sum_best": ("text8_best", {"combine": "sum", "activation": "relu", "num_nodes": 256,
-                                      "init": "irnn", "init_gain": 0.5}),
-    "text8_best": ("text8_best", {}),  # multiplicative integration
+                                      "init": "irnn", "init_gain": 0.5, **BUDGET}),
+    "text8_best": ("text8_best", BUDGET),  # multiplicative integration
 }
 
 # The Keras peers a user would try, each with the optimizer that suits it here:
@@ -32,63 +43,160 @@ KERAS_CONTENDERS = {
     "keras_simplernn_200": ("simple_rnn", 200, 1e-3),
     "keras_simplernn_400": ("simple_rnn", 400, 1e-3),
     "keras_lstm_256": ("lstm", 256, 2e-3),
+    "keras_gru_256": ("gru", 256, 2e-3),
 }
+# The Keras peers' learning-rate shape over the budget (tf_rnn.steps.Schedule's, the
+# constant one being its staircase that never decays).
+KERAS_SCHEDULES = ("constant", "linear", "cooldown")
+
+# The transformer peers: overrides of `_transformer.GPTTrainer`'s nanoGPT baby-GPT recipe.
+GPT_CONTENDERS = {"gpt_baby": {}}
+
+KNOWN = [*TF_RNN_CONTENDERS, *KERAS_CONTENDERS, *GPT_CONTENDERS]
+PEERS = frozenset([*KERAS_CONTENDERS, *GPT_CONTENDERS])  # everything not tf_rnn's
 
 
 class Contender:
     """A model being trained for a time budget: train(window) and valid_bpc(ids).
 
-    `model` is the model behind them (a tf_rnn model, or the Keras peers'
-    `_baselines.KerasCharRNN`), for a closer look than the two figures.
+    `model` is the model behind them (a tf_rnn model, the Keras peers'
+    `_baselines.KerasCharRNN`, the transformer's `_transformer.GPTTrainer`), for a
+    closer look than the two figures. `total_steps` is the int64 variable its schedule
+    ends at (0 until the budget fixes it); `windows(ids)` gives its training windows
+    (default: `tf_rnn.data.BatchCursors`, the streams a carried state needs);
+    `hparams` its settings for TensorBoard's HParams dashboard.
     """
 
-    def __init__(self, name, train, valid_bpc, batch_size, num_unrollings, model=None):
+    def __init__(self, name, train, valid_bpc, batch_size, num_unrollings, model=None,
+                 total_steps=None, windows=None, hparams=None):
         self.name, self.train, self.valid_bpc = name, train, valid_bpc
         self.model = model
         self.batch_size, self.num_unrollings = batch_size, num_unrollings
+        self.total_steps = total_steps if total_steps is not None else new_total_steps()
+        self.windows = windows or self._cursors
+        self.hparams = {"model": name, **(hparams or {}), "batch": batch_size}
         self.seconds, self.steps, self.last_loss = 0.0, 0, math.nan
         self.curve = []  # (training seconds, steps, valid BPC)
+
+    def _cursors(self, ids):
+        from tf_rnn import data
+
+        return data.BatchCursors(ids, self.batch_size, self.num_unrollings)
 
     @property
     def chars_per_sec(self):
         return self.steps * self.batch_size * self.num_unrollings / max(self.seconds, 1e-9)
 
 
-def tf_rnn_contender(name, preset, changes, make_trainer, alphabet):
+class BudgetRun:
+    """What `tf_rnn.budget.TimeBudget` reads and fixes of a run: its training seconds so
+    far and its last step (`total_steps`, the variable the contender's schedule reads)."""
+
+    def __init__(self, total_steps):
+        self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        self.budget_steps = total_steps
+
+
+def new_total_steps():
+    """A schedule's last step, 0 (to be fixed by the budget): an int64 variable."""
+    return tf.Variable(0, dtype=tf.int64, trainable=False, name="total_steps")
+
+
+def budget_trainer(preset, alphabet, total_steps, **changes):
+    """(config, model, train(window) -> loss): the library's compiled step for `preset`,
+    its schedule ending at `total_steps` (`tf_rnn.steps.make_optimizer`)."""
+    import keras
+
+    from tf_rnn import config as config_lib, models, steps
+
+    cfg = config_lib.get_preset(preset).replace(**changes)
+    keras.utils.set_random_seed(cfg.seed)
+    model = models.build_model(cfg, alphabet)
+    optimizer = steps.make_optimizer(cfg, total_steps=total_steps)
+    step = steps.make_train_step(model, optimizer, cfg.clip_norm, cfg.clip_value,
+                                 jit_compile=cfg.jit_compile, seed=cfg.seed)
+    state = model.zero_state(cfg.batch_size)
+
+    def train(window):
+        nonlocal state
+        metrics, state = step(window[:, :-1], window[:, 1:], state)
+        return float(metrics["loss"])  # as the training loop reads it every step
+
+    return cfg, model, train
+
+
+def tf_rnn_contender(name, preset, changes, alphabet):
     from tf_rnn import steps
 
-    cfg, model, train = make_trainer(preset, alphabet, **changes)
+    total = new_total_steps()
+    cfg, model, train = budget_trainer(preset, alphabet, total, **changes)
     eval_step = steps.make_eval_step(model)
 
     def valid_bpc(ids):
         return steps.evaluate(model, ids, cfg.eval_batch_size, cfg.num_unrollings,
                               eval_step)["bpc"]
 
-    return Contender(name, train, valid_bpc, cfg.batch_size, cfg.num_unrollings, model)
+    hparams = {"width": cfg.num_nodes, "layers": cfg.num_layers, "lr": cfg.learning_rate,
+               "schedule": cfg.schedule, "unroll_or_context": cfg.num_unrollings}
+    return Contender(name, train, valid_bpc, cfg.batch_size, cfg.num_unrollings, model,
+                     total, hparams=hparams)
 
 
-def keras_contender(name, layer, units, learning_rate, alphabet):
+def keras_schedule(kind, learning_rate, total_steps):
+    """The Keras peers' rate over the budget: tf_rnn's `Schedule` ("constant": its
+    staircase with a decay rate of 1)."""
+    from tf_rnn import steps
+
+    if kind not in KERAS_SCHEDULES:
+        raise ArgumentError(f"Received an invalid value for `keras_schedule`, expected one "
+                            f"of {list(KERAS_SCHEDULES)}, got {kind!r}.")
+    scale = tf.Variable(1.0, trainable=False)
+    return steps.Schedule("step" if kind == "constant" else kind, learning_rate, 1, 1.0,
+                          scale, total_steps)
+
+
+def keras_contender(name, layer, units, learning_rate, alphabet, schedule="cooldown"):
     import keras
 
     from experiments import _baselines
 
     keras.utils.set_random_seed(0)
-    optimizer = keras.optimizers.Adam(learning_rate, global_clipnorm=1.25)
+    total = new_total_steps()
+    optimizer = keras.optimizers.Adam(keras_schedule(schedule, learning_rate, total),
+                                      global_clipnorm=1.25)
     model = _baselines.KerasCharRNN(alphabet, units, 32, 40, layer=layer, optimizer=optimizer)
-    return Contender(name, model.train, model.evaluate, 32, 40, model)
+    hparams = {"width": units, "layers": 1, "lr": learning_rate, "schedule": schedule,
+               "unroll_or_context": 40}
+    return Contender(name, model.train, model.evaluate, 32, 40, model, total,
+                     hparams=hparams)
 
 
-def make_contenders(names, make_trainer, alphabet):
+def gpt_contender(name, changes, alphabet):
+    from experiments import _transformer
+
+    total = new_total_steps()
+    gpt = _transformer.GPTTrainer(alphabet, total, **changes)
+    B, T = gpt.batch_size, gpt.context
+    hparams = {"width": gpt.model.width, "layers": gpt.model.num_layers,
+               "lr": gpt.learning_rate, "schedule": "warmup_cosine", "unroll_or_context": T}
+    return Contender(name, gpt.train, gpt.evaluate, B, T, gpt, total,
+                     windows=lambda ids: _transformer.RandomWindows(ids, B, T, gpt.seed),
+                     hparams=hparams)
+
+
+def make_contenders(names, alphabet, keras_schedule="cooldown"):
     contenders = []
     for name in names:
         if name in TF_RNN_CONTENDERS:
             preset, changes = TF_RNN_CONTENDERS[name]
-            contenders.append(tf_rnn_contender(name, preset, changes, make_trainer, alphabet))
+            contenders.append(tf_rnn_contender(name, preset, changes, alphabet))
         elif name in KERAS_CONTENDERS:
-            contenders.append(keras_contender(name, *KERAS_CONTENDERS[name], alphabet))
+            contenders.append(keras_contender(name, *KERAS_CONTENDERS[name], alphabet,
+                                              keras_schedule))
+        elif name in GPT_CONTENDERS:
+            contenders.append(gpt_contender(name, GPT_CONTENDERS[name], alphabet))
         else:
-            raise ArgumentError(f"Unknown contender {name!r}; known: "
-                                f"{sorted(TF_RNN_CONTENDERS) + sorted(KERAS_CONTENDERS)}.")
+            raise ArgumentError(f"Unknown contender {name!r}; known: {sorted(KNOWN)}.")
     return contenders
 
 
@@ -97,12 +205,17 @@ def train_for(contenders, corpus_ids, valid_ids, seconds, log, points=1, on_poin
 
     Measures each contender's validation BPC when its training time reaches each of
     `points` equally spaced moments (the last one is `seconds`); `on_point(contender)`
-    is called after each measurement.
+    is called after each measurement. Each contender's `TimeBudget`, on its own
+    training clock, fixes its `total_steps` from its pace once measured.
     """
-    from tf_rnn import data
+    from tf_rnn import budget as budget_lib
 
-    cursors = {c.name: data.BatchCursors(corpus_ids, c.batch_size, c.num_unrollings)
+    cursors = {c.name: c.windows(corpus_ids) for c in contenders}
+    budgets = {c.name: budget_lib.TimeBudget(seconds / 60, BudgetRun(c.total_steps),
+                                             timer=lambda c=c: c.seconds)
                for c in contenders}
+    for b in budgets.values():
+        b.start()
     marks = [seconds * (i + 1) / points for i in range(points)]
     while any(c.seconds < seconds for c in contenders):
         for c in contenders:
@@ -113,6 +226,7 @@ def train_for(contenders, corpus_ids, valid_ids, seconds, log, points=1, on_poin
                 c.last_loss = c.train(window)
                 c.seconds += time.perf_counter() - start
                 c.steps += 1
+                budgets[c.name].after_step(c.steps)
                 while len(c.curve) < points and c.seconds >= marks[len(c.curve)]:
                     c.curve.append((c.seconds, c.steps, float(c.valid_bpc(valid_ids))))
                     if on_point:
@@ -121,13 +235,12 @@ def train_for(contenders, corpus_ids, valid_ids, seconds, log, points=1, on_poin
                              f"{c.last_loss:.3f}" for c in contenders))
 
 
-def run(report, args, make_trainer):
+def run(report, args):
     """Adds one `quality/...` row per contender; returns the summary's quality figures."""
     from tf_rnn import data
 
     corpus = data.load_corpus(args.data, vocab="text8")
-    names = list(TF_RNN_CONTENDERS) + list(KERAS_CONTENDERS)
-    contenders = make_contenders(names, make_trainer, corpus.vocab.size)
+    contenders = make_contenders(KNOWN, corpus.vocab.size)
     report.log(f"Quality: {args.minutes:g} min of training each on {corpus.source} "
                f"({len(corpus.train):,} training characters), then validation BPC:")
     train_for(contenders, corpus.train, corpus.valid, 60 * args.minutes, report.log)
@@ -135,16 +248,26 @@ def run(report, args, make_trainer):
     for c in contenders:
         bpc[c.name] = c.curve[-1][2]
         report.add(f"quality/{c.name}", c.chars_per_sec, valid_bpc=bpc[c.name],
-                   steps=c.steps, train_seconds=c.seconds, valid_chars=len(corpus.valid))
+                   steps=c.steps, train_seconds=c.seconds,
+                   total_steps=int(c.total_steps.numpy()), valid_chars=len(corpus.valid))
     return summary(bpc, args.minutes)
 
 
-def summary(bpc, minutes):
-    """The quality figures of one budget: text8_best against the best Keras contender."""
-    keras_best = min((v for k, v in bpc.items() if k in KERAS_CONTENDERS), default=math.nan)
-    if "text8_best" not in bpc:
-        return {"quality_minutes": minutes, "best_keras_valid_bpc": keras_best}
-    return {"quality_minutes": minutes, "best_valid_bpc": bpc["text8_best"],
-            "faithful_valid_bpc": bpc.get("text8_arch1"), "best_keras_valid_bpc": keras_best,
-            "best_margin_over_keras": keras_best - bpc["text8_best"],
-            "best_beats_keras_by_0_05": bool(keras_best - bpc["text8_best"] >= 0.05)}
+def summary(bpc, minutes, peers=PEERS):
+    """The quality figures of one budget: the best tf_rnn contender against the best
+    peer (every contender not tf_rnn's: the Keras RNNs and the transformer).
+
+    Args:
+      bpc: {contender name: valid BPC}.
+      peers: the names in `bpc` that are peers; the others are tf_rnn's.
+    """
+    def best(names):
+        return min(names, key=bpc.get, default=None)
+
+    ours, peer = best([k for k in bpc if k not in peers]), best([k for k in bpc if k in peers])
+    figures = {"quality_minutes": minutes, "best_tf_rnn": ours,
+               "best_tf_rnn_valid_bpc": bpc.get(ours, math.nan), "best_peer": peer,
+               "best_peer_valid_bpc": bpc.get(peer, math.nan)}
+    margin = figures["best_peer_valid_bpc"] - figures["best_tf_rnn_valid_bpc"]
+    return {**figures, "margin_over_best_peer": margin,
+            "beats_best_peer_by_0_05": bool(margin >= 0.05)}

@@ -432,7 +432,7 @@ def run(args):
     if "quality" in args.sections:
         from experiments import _quality
 
-        summary.update(_quality.run(report, args, tf_rnn_trainer))
+        summary.update(_quality.run(report, args))
     report.log("\n" + report.table())
     keys = ("arch1_vs_keras", "arch1_peak_fraction", "arch2_vs_naive", "sampling_vs_loop")
     summary = {**{k: summary.get(k) for k in keys}, **summary,

@@ -3,15 +3,20 @@ Keras peers, trained in turns for the same wall-clock budget on one corpus.
 
     python -m experiments.quality --data FILE [--minutes 3] [--points 6]
         [--logdir runs/quality] [--plot curves.png] [--contenders a,b,...]
+        [--keras-schedule cooldown] [--add NAME=PRESET,KEY=VALUE...]
 
 Contenders (`experiments._quality`): the faithful `text8_arch1`, the best setting found
 for each Arch 1 combination (concat, sum, and `text8_best`, multiplicative
-integration), Keras `SimpleRNN(relu)` at widths 200 and 400 and Keras `LSTM(256)`.
-Each contender's validation BPC is measured at `--points` moments of its own training
-time; the curves go to TensorBoard (one run per contender under `--logdir`, scalar
-`valid/bpc` with the training seconds as the step, so `tensorboard --logdir` overlays
-them) and, with `--plot` and the `plot` extra (matplotlib), to a PNG.
-stdout: one JSON line per contender, then `{"summary": {...}}`; progress on stderr.
+integration), Keras `SimpleRNN(relu)` at widths 200 and 400, Keras `LSTM(256)` and
+`GRU(256)`, and `gpt_baby`, nanoGPT's baby GPT (`experiments._transformer`). Every
+learning rate follows the budget: each contender's pace over its first steps fixes its
+last step, where its schedule ends. Each contender's validation BPC is measured at
+`--points` moments of its own training time; the curves go to TensorBoard (one run per
+contender under `--logdir`, scalar `valid/bpc` with the training seconds as the step,
+so `tensorboard --logdir` overlays them, and the contender's settings in the HParams
+dashboard) and, with `--plot` and the `plot` extra (matplotlib), to a PNG.
+stdout: one JSON line per contender, then `{"summary": {...}}` (the best tf_rnn
+contender against the best peer); progress on stderr.
 """
 
 import argparse
@@ -35,9 +40,12 @@ def parse_args(argv=None):
                    help="TensorBoard runs, one per contender (default runs/quality)")
     p.add_argument("--plot", help="write the learning curves to this PNG (needs the "
                    "`plot` extra: pip install -e \".[plot]\")")
-    known = list(_quality.TF_RNN_CONTENDERS) + list(_quality.KERAS_CONTENDERS)
+    known = _quality.KNOWN
     p.add_argument("--contenders", default=",".join(known),
                    help=f"comma-separated subset of {','.join(known)}")
+    p.add_argument("--keras-schedule", choices=_quality.KERAS_SCHEDULES, default="cooldown",
+                   help="the Keras RNN peers' learning-rate shape over the budget "
+                   "(default cooldown)")
     p.add_argument("--add", action="append", default=[], metavar="NAME=PRESET[,KEY=VALUE...]",
                    help="one more tf_rnn contender: a preset with --set-style overrides, "
                    "e.g. mul256=text8_best,num_nodes=256 (repeatable; for sweeps)")
@@ -86,7 +94,7 @@ def plot_curves(contenders, path, title):
     for c in contenders:
         minutes = [s / 60 for s, _, _ in c.curve]
         ax.plot(minutes, [b for _, _, b in c.curve], marker="o", markersize=3,
-                linestyle="--" if c.name.startswith("keras") else "-", label=c.name)
+                linestyle="--" if c.name in _quality.PEERS else "-", label=c.name)
     ax.set_xlabel("training time (minutes, this machine)")
     ax.set_ylabel("validation bits per character")
     ax.set_title(title, fontsize=10)
@@ -97,21 +105,40 @@ def plot_curves(contenders, path, title):
     plt.close(fig)
 
 
+def hparams_runs(contenders, logdir, minutes):
+    """{name: summary writer}: one TensorBoard run per contender under `logdir`, its
+    settings (`Contender.hparams` and the minutes) in the HParams dashboard, whose
+    metric is the `valid/bpc` scalar the curve writes."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    settings = {c.name: {**c.hparams, "minutes": float(minutes)} for c in contenders}
+    names = sorted({k for s in settings.values() for k in s})
+    with tf.summary.create_file_writer(logdir).as_default():  # the dashboard's columns
+        hp.hparams_config(hparams=[hp.HParam(k) for k in names],
+                          metrics=[hp.Metric("valid/bpc", display_name="valid BPC")])
+    writers = {}
+    for c in contenders:
+        writers[c.name] = tf.summary.create_file_writer(os.path.join(logdir, c.name))
+        with writers[c.name].as_default():
+            hp.hparams(settings[c.name], trial_id=c.name)
+    return writers
+
+
 def run(args):
     """Trains the contenders; returns the summary line ({"summary": {...}})."""
     import tensorflow as tf
 
-    from experiments.benchmark import tf_rnn_trainer
     from tf_rnn import data
 
     report = Report()
     corpus = data.load_corpus(args.data, vocab="text8")
-    contenders = _quality.make_contenders(args.contenders, tf_rnn_trainer, corpus.vocab.size)
+    contenders = _quality.make_contenders(args.contenders, corpus.vocab.size,
+                                          args.keras_schedule)
     for name, (preset, changes) in args.added.items():
-        contenders.append(_quality.tf_rnn_contender(name, preset, changes, tf_rnn_trainer,
+        contenders.append(_quality.tf_rnn_contender(name, preset, changes,
                                                     corpus.vocab.size))
-    writers = {c.name: tf.summary.create_file_writer(os.path.join(args.logdir, c.name))
-               for c in contenders}
+    writers = hparams_runs(contenders, args.logdir, args.minutes)
 
     def on_point(c):
         seconds, steps, bpc = c.curve[-1]
@@ -131,8 +158,10 @@ def run(args):
         bpc[c.name] = c.curve[-1][2]
         report.add(f"quality/{c.name}", c.chars_per_sec, valid_bpc=bpc[c.name],
                    steps=c.steps, train_seconds=c.seconds,
+                   total_steps=int(c.total_steps.numpy()),  # the budget's fixed last step
                    curve=[[round(s, 1), n, round(b, 4)] for s, n, b in c.curve])
     summary = {"corpus": os.path.basename(args.data), **_quality.summary(bpc, args.minutes)}
+    summary["keras_schedule"] = args.keras_schedule
     if args.plot:
         plot_curves(contenders, args.plot,
                     f"{os.path.basename(args.data)}, {args.minutes:g} min per model")

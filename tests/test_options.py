@@ -34,7 +34,7 @@ from experiments import quality, serve_benchmark
 
 import tf_rnn
 from tf_rnn import cli, config as config_lib, diagnostics, export, logs, models, plots
-from tf_rnn import runs, sampling, sequence, steps, tasks, training
+from tf_rnn import report, runs, sampling, sequence, steps, tasks, training
 from tf_rnn.vocab import Vocabulary
 
 
@@ -315,6 +315,47 @@ def check_score_top_k(cmd):
     assert {len(r["top"]) for r in scored()[1:-1]} == {5}
 
 
+# tf-rnn inspect ----------------------------------------------------------------------------
+
+def _fake_render(a):
+    """report.render's stand-in: the page is the text it was given."""
+    text = "".join(a["alphabet"][i] for i in a["ids"])
+    return text, {"bpc": 1.0, "chars": len(text) - 1, "n": len(text), "units": 16,
+                  "best": None}
+
+
+INSPECT = Command(cli.main, ["inspect", "--workdir", "RUN", "--file", "t.txt", "--out",
+                             "r.html"], [
+    (runs, "load_model", lambda a: runs.Loaded(*tiny_model(), {"checkpoint": "ckpt-1"})),
+    (report, "render", _fake_render)])
+
+
+def inspected(*flags):
+    pathlib.Path("t.txt").write_text("the cat sat", encoding="utf-8")
+    calls = INSPECT(*flags)
+    assert calls.status == 0, calls.err
+    return result(calls)
+
+
+def check_inspect_file(cmd):
+    pathlib.Path("u.txt").write_text("on a mat", encoding="utf-8")
+    assert inspected("--file", "u.txt")["text_chars"] == 8
+    assert pathlib.Path("r.html").read_text(encoding="utf-8") == "on a mat"
+    assert inspected()["text_chars"] == 11
+
+
+def check_inspect_chars(cmd):
+    assert inspected("--chars", 3)["text_chars"] == 3
+    assert pathlib.Path("r.html").read_text(encoding="utf-8") == "the"
+    assert inspected()["text_chars"] == 11  # the default, 2000, holds the whole file
+
+
+def check_inspect_out(cmd):
+    out = inspected("--out", "sub/report.html")
+    assert out["out"] == "sub/report.html" and out["bytes"] == 11
+    assert pathlib.Path("sub/report.html").read_text(encoding="utf-8") == "the cat sat"
+
+
 def wired(flag, param, want):
     """`flag want` reaches both samplers' `param` (a run's checkpoint, an export)."""
     reaches(SAMPLE, [flag, want], "sample", param, want)
@@ -446,6 +487,14 @@ CLI_CHECKS = {
     ("tf-rnn score", "--verbose"): (SCORE, check_verbose),
     ("tf-rnn score", "--checkpoint"): (SCORE, argument_check(
         "--checkpoint", "load_model", "checkpoint", "best")),
+    ("tf-rnn inspect", "--workdir"): (INSPECT, argument_check(
+        "--workdir", "load_model", "workdir", "elsewhere")),
+    ("tf-rnn inspect", "--checkpoint"): (INSPECT, argument_check(
+        "--checkpoint", "load_model", "checkpoint", "best")),
+    ("tf-rnn inspect", "--file"): (None, check_inspect_file),
+    ("tf-rnn inspect", "--chars"): (None, check_inspect_chars),
+    ("tf-rnn inspect", "--out"): (None, check_inspect_out),
+    ("tf-rnn inspect", "--verbose"): (INSPECT, check_verbose),
     ("tf-rnn export", "--workdir"): (EXPORT, check_export_workdir),
     ("tf-rnn export", "--out"): (EXPORT, check_export_out),
     ("tf-rnn export", "--overwrite"): (EXPORT, check_export_overwrite),
@@ -933,6 +982,8 @@ QUALITY_CHECKS = {name: wrap(check, corpus_file) for name, check in {
                                        "curves.png"),
     "--contenders": lambda cmd: reaches(cmd, ["--contenders", "keras_lstm_256"],
                                         "make_contenders", "names", ["keras_lstm_256"]),
+    "--keras-schedule": argument_check("--keras-schedule", "make_contenders",
+                                       "keras_schedule", "linear"),
     "--add": check_add}.items()}
 
 

@@ -1,16 +1,27 @@
 """`python -m experiments.quality`: its output contract, the TensorBoard runs it writes
-(read back with TensorBoard's own reader) and its PNG, never its figures."""
+(read back with TensorBoard's own reader) and its PNG, never its figures; the
+transformer peer (`experiments._transformer`): causal, scored on the recurrent
+contenders' characters with half its context, decayed on its matrices only; the
+budget's schedules and the pace that fixes where they end."""
 
 import json
+import math
+import pathlib
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 from support import ROOT, subprocess_env, write_corpus
 
-CONTENDERS = ["text8_best", "arch1_sum_best", "keras_simplernn_200"]
+from experiments import _quality, _transformer, quality
+from tf_rnn import data, steps
+
+CONTENDERS = ["text8_best", "keras_gru_256", "gpt_baby"]
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +33,8 @@ def quality_run(tmp_path_factory):
     corpus.write_text(" ".join(rng.choice(words, size=20000)), encoding="utf-8")
     out = subprocess.run(
         [sys.executable, "-m", "experiments.quality", "--data", str(corpus),
-         "--minutes", "0.1", "--points", "2", "--contenders", ",".join(CONTENDERS),
-         "--add", "mul16=text8_best,num_nodes=16,learning_rate=0.01",
+         "--minutes", "0.05", "--points", "2", "--contenders", ",".join(CONTENDERS),
+         "--add", "mul16=text8_best,num_nodes=16,learning_rate=0.01,schedule=linear",
          "--logdir", str(tmp / "tb"), "--plot", str(tmp / "curves.png")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env=subprocess_env())
@@ -39,16 +50,21 @@ def test_one_row_per_contender_then_the_summary(quality_run):
     assert [r["name"] for r in rows] == [f"quality/{c}" for c in CONTENDERS + ["mul16"]]
     for row in rows:
         assert row["steps"] > 0 and row["chars_per_sec"] > 0
-        assert row["train_seconds"] >= 6.0  # the budget: 0.1 min
+        assert row["train_seconds"] >= 3.0  # the budget: 0.05 min
+        assert isinstance(row["total_steps"], int)  # 0 when the probe did not end in time
         # The curve keeps 4 decimals, the row 4 significant digits (4.5779 vs 4.578).
         assert len(row["curve"]) == 2
         assert row["curve"][-1][2] == pytest.approx(row["valid_bpc"], abs=1e-3)
         # A first step (its compile) longer than half the budget passes both marks at once.
         assert row["curve"][0][0] <= row["curve"][1][0] and 0 < row["valid_bpc"] < 10
-    assert summary["best_valid_bpc"] == rows[0]["valid_bpc"]
-    assert summary["best_keras_valid_bpc"] == rows[2]["valid_bpc"]
-    assert summary["best_margin_over_keras"] == pytest.approx(
-        rows[2]["valid_bpc"] - rows[0]["valid_bpc"], abs=2e-3)
+    bpc = {r["name"].split("/")[1]: r["valid_bpc"] for r in rows}
+    ours = min(["text8_best", "mul16"], key=bpc.get)
+    peer = min(["keras_gru_256", "gpt_baby"], key=bpc.get)
+    assert (summary["best_tf_rnn"], summary["best_peer"]) == (ours, peer)
+    assert summary["best_tf_rnn_valid_bpc"] == bpc[ours]
+    assert summary["best_peer_valid_bpc"] == bpc[peer]
+    assert summary["margin_over_best_peer"] == pytest.approx(bpc[peer] - bpc[ours], abs=2e-3)
+    assert summary["keras_schedule"] == "cooldown"
 
 
 @pytest.mark.slow
@@ -74,16 +90,14 @@ def test_the_plot_is_a_png(quality_run):
     assert (tmp / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_bad_arguments_are_rejected(tmp_path):
-    cmd = [sys.executable, "-m", "experiments.quality", "--data", str(tmp_path / "none.txt")]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and "is not a file" in out.stderr
-    out = subprocess.run(cmd + ["--contenders", "text8_best,gru"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and "gru" in out.stderr
-    out = subprocess.run(cmd + ["--add", "w=text8_best,combine=product"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and "`combine`" in out.stderr
+@pytest.mark.parametrize("flags, message", [
+    ([], "is not a file"), (["--contenders", "text8_best,gru"], "gru"),
+    (["--keras-schedule", "step"], "--keras-schedule"),
+    (["--add", "w=text8_best,combine=product"], "`combine`")])
+def test_bad_arguments_are_rejected(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_:
+        quality.parse_args(["--data", str(tmp_path / "none.txt"), *flags])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_a_run_without_keras_contenders_reports_null_not_a_crash():
@@ -96,10 +110,21 @@ def test_a_run_without_keras_contenders_reports_null_not_a_crash():
     line = jsonl.dumps({"summary": round_figures(
         _quality.summary({"text8_best": 2.03, "d40": 2.01}, 6))})  # quality.run's last line
     summary = json.loads(line)["summary"]
-    assert summary["best_valid_bpc"] == 2.03
-    assert summary["best_keras_valid_bpc"] is None
-    assert summary["best_margin_over_keras"] is None
-    assert summary["best_beats_keras_by_0_05"] is False
+    assert summary["best_tf_rnn"] == "d40" and summary["best_tf_rnn_valid_bpc"] == 2.01
+    assert summary["best_peer"] is None and summary["best_peer_valid_bpc"] is None
+    assert summary["margin_over_best_peer"] is None
+    assert summary["beats_best_peer_by_0_05"] is False
+
+
+def test_the_summary_sets_the_best_tf_rnn_contender_against_the_best_peer():
+    # Every contender not tf_rnn's is a peer, the transformer included; an --add is ours.
+    bpc = {"text8_best": 1.90, "mine": 1.80, "keras_lstm_256": 2.00, "gpt_baby": 1.86}
+    summary = _quality.summary(bpc, 3)
+    assert (summary["best_tf_rnn"], summary["best_peer"]) == ("mine", "gpt_baby")
+    assert summary["margin_over_best_peer"] == pytest.approx(0.06)
+    assert summary["beats_best_peer_by_0_05"] is True
+    bpc["gpt_baby"] = 1.84  # a margin of 0.04
+    assert _quality.summary(bpc, 3)["beats_best_peer_by_0_05"] is False
 
 
 @pytest.mark.slow
@@ -123,3 +148,167 @@ def test_lstm_streams_scores_per_stream_as_the_quality_run_does(tmp_path):
     bad = subprocess.run(cmd + ["--steps", "0"], cwd=ROOT, capture_output=True, text=True,
                          timeout=120, env=env)
     assert bad.returncode == 2 and "--steps must be >= 1" in bad.stderr
+
+
+# The transformer peer ------------------------------------------------------------------
+
+def tiny_gpt(**changes):
+    """A baby GPT shrunk for tests: width 16, 2 heads, 2 layers, context 8."""
+    settings = {"width": 16, "heads": 2, "num_layers": 2, "context": 8, "batch_size": 2,
+                **changes}
+    return _transformer.GPTTrainer(27, _quality.new_total_steps(), **settings)
+
+
+def test_the_transformer_is_causal():
+    gpt = tiny_gpt()
+    ids = np.random.default_rng(0).integers(0, 27, (2, 8))
+    changed = ids.copy()
+    changed[:, 5] = (changed[:, 5] + 1) % 27
+    before, after = gpt.model(ids).numpy(), gpt.model(changed).numpy()
+    np.testing.assert_array_equal(before[:, :5], after[:, :5])  # earlier logits: untouched
+    assert np.abs(before[:, 5:] - after[:, 5:]).min(axis=-1).max() > 0  # premise: it reads
+
+
+@pytest.mark.parametrize("num_chars", [33, 65, 97, 1000, 1057, 20001])
+def test_the_transformer_scores_the_recurrent_contenders_characters(num_chars):
+    # The characters steps.evaluate scores with 32 streams: each stream's targets.
+    rnn = steps.scoring_streams(np.arange(num_chars), 32)[:, 1:].ravel()
+    targets, contexts = _transformer.scored_targets(num_chars, context=64)
+    assert len(targets) == len(rnn) == len(set(targets.tolist()))  # each once
+    np.testing.assert_array_equal(np.sort(targets), np.sort(rnn))
+    # At least half the window of context, or all the text before it near the start.
+    assert (contexts >= np.minimum(targets, 32)).all() and (contexts <= 64).all()
+    assert (contexts[targets <= 64] == targets[targets <= 64]).all()
+
+
+def test_the_transformer_score_is_each_characters_probability_given_its_window():
+    gpt = tiny_gpt()
+    ids = np.random.default_rng(1).integers(0, 27, 32 * 7 + 5)
+    targets, contexts = _transformer.scored_targets(len(ids), context=8)
+    bits = []
+    for c in np.unique(contexts):  # the model run on each character's own context alone
+        t = targets[contexts == c]
+        logits = gpt.model(ids[t[:, None] - c + np.arange(c)[None, :]]).numpy()[:, -1]
+        log_z = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+        bits.extend((log_z - logits[np.arange(len(t)), ids[t]]) / math.log(2))
+    assert len(bits) == 32 * 7
+    assert gpt.evaluate(ids, chunk=5) == pytest.approx(np.mean(bits), rel=1e-5)
+
+
+def test_weight_decay_shrinks_the_matrices_only():
+    gpt = tiny_gpt(warmup=0, learning_rate=0.1, weight_decay=0.5)
+    variables = gpt.model.trainable_variables
+    matrices = [v for v in variables if len(v.shape) == 2 and "embedding" not in v.path]
+    assert len(matrices) == 2 * 4 and len(variables) > len(matrices)  # premise: the others
+    before = [v.numpy() for v in variables]
+    # Zero gradients: Adam's step is 0, so what changes is the decoupled decay alone.
+    gpt.optimizer.apply([tf.zeros_like(v) for v in variables], variables)
+    for v, old in zip(variables, before):
+        factor = 1 - 0.1 * 0.5 if any(v is m for m in matrices) else 1.0
+        np.testing.assert_allclose(v.numpy(), old * factor, rtol=1e-6, err_msg=v.path)
+
+
+def test_warmup_then_cosine_to_the_floor_at_the_fixed_total():
+    total = _quality.new_total_steps()
+    lr = _transformer.WarmupCosine(1e-3, 1e-4, 100, total)
+    rates = [float(lr(s)) for s in range(0, 101)]
+    assert np.all(np.diff(rates[:100]) > 0) and rates[0] < 2e-5  # the warm-up rises
+    assert float(lr(500)) == pytest.approx(1e-3)  # no total yet: the peak holds
+    total.assign(1100)
+    assert float(lr(100)) == pytest.approx(1e-3)
+    assert float(lr(600)) == pytest.approx(5.5e-4)  # half way: the mean of peak and floor
+    assert float(lr(1100)) == pytest.approx(1e-4) and float(lr(5000)) == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("kind, half, end", [("constant", 1.0, 1.0), ("linear", 0.5, 0.0),
+                                             ("cooldown", 1.0, 0.0)])
+def test_the_keras_peers_schedules_end_at_the_fixed_total(kind, half, end):
+    total = _quality.new_total_steps()
+    lr = _quality.keras_schedule(kind, 2e-3, total)
+    assert float(lr(300)) == pytest.approx(2e-3)  # no total yet
+    total.assign(1000)
+    assert float(lr(500)) == pytest.approx(2e-3 * half)
+    assert float(lr(1000)) == pytest.approx(2e-3 * end, rel=1e-6, abs=1e-12)
+
+
+def test_a_tf_rnn_contenders_schedule_ends_at_its_total(monkeypatch):
+    made = []
+    make_schedule = steps.make_schedule
+    monkeypatch.setattr(steps, "make_schedule", lambda *a: made.append(make_schedule(*a))
+                        or made[-1])
+    c = _quality.tf_rnn_contender("lin", "text8_best", {"num_nodes": 8, "schedule": "linear"},
+                                  27)
+    c.total_steps.assign(400)  # what the budget fixes
+    (lr,) = made
+    assert float(lr(200)) == pytest.approx(1e-3) and float(lr(400)) == 0.0
+
+
+class FakeClock:
+    """time.perf_counter where every training step takes 0.5 s (two readings each)."""
+
+    def __init__(self):
+        self.readings = 0
+
+    def perf_counter(self):
+        self.readings += 1
+        return (self.readings - 1) / 2
+
+
+def test_train_for_fixes_each_contenders_total_from_its_own_pace(monkeypatch):
+    monkeypatch.setattr(_quality, "time", FakeClock())
+    contenders = [_quality.Contender(name, lambda window: 0.0, lambda ids: 1.0, 2, 3)
+                  for name in ("a", "b")]
+    _quality.train_for(contenders, np.zeros(1000, np.int32), np.zeros(100, np.int32), 50.0,
+                       lambda line: None)
+    # 0.5 s a step over 50 s in turns: the pace measured after the warm-up fixes the
+    # last step at the 100th, for each contender on its own clock (the other's turns
+    # between its steps are not its time).
+    for c in contenders:
+        assert c.steps == 100 and c.seconds == 50.0
+        assert int(c.total_steps.numpy()) == 100
+
+
+def hparams_of(run_dir):
+    """(the HParams plugin's protos, {scalar tag: [(step, value)]}) of a run's events."""
+    plugin, scalars = [], {}
+    for path in sorted(pathlib.Path(run_dir).glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for v in event.summary.value:
+                if v.metadata.plugin_data.plugin_name == "hparams":
+                    plugin.append(plugin_data_pb2.HParamsPluginData.FromString(
+                        v.metadata.plugin_data.content))
+                elif v.HasField("tensor"):
+                    scalars.setdefault(v.tag, []).append(
+                        (event.step, float(tf.make_ndarray(v.tensor))))
+    return plugin, scalars
+
+
+def test_each_contender_has_an_hparams_entry_and_its_metric(tmp_path, monkeypatch):
+    corpus = types.SimpleNamespace(train=np.zeros(4000, np.int32), valid=np.zeros(400),
+                                   vocab=types.SimpleNamespace(size=27), source="fake")
+    monkeypatch.setattr(data, "load_corpus", lambda *a, **k: corpus)
+    fakes = [_quality.Contender("text8_best", None, None, 32, 40,
+                                hparams={"width": 384, "lr": 2e-3, "schedule": "cooldown"}),
+             _quality.Contender("gpt_baby", None, None, 12, 64, hparams={"width": 128})]
+    monkeypatch.setattr(_quality, "make_contenders", lambda *a: fakes)
+
+    def train_for(contenders, train, valid, seconds, log, points, on_point):
+        for c in contenders:
+            c.curve.append((seconds, 7, 2.5 if c.name == "gpt_baby" else 2.25))
+            on_point(c)
+
+    monkeypatch.setattr(_quality, "train_for", train_for)
+    args = quality.parse_args(["--data", __file__, "--minutes", "0.5", "--logdir",
+                               str(tmp_path), "--contenders", "text8_best,gpt_baby"])
+    quality.run(args)
+    (config,), _ = hparams_of(tmp_path)  # the dashboard's columns and its metric
+    assert [m.name.tag for m in config.experiment.metric_infos] == ["valid/bpc"]
+    columns = {h.name for h in config.experiment.hparam_infos}
+    assert {"model", "width", "lr", "schedule", "batch", "minutes"} <= columns
+    for c, bpc in ((fakes[0], 2.25), (fakes[1], 2.5)):
+        (entry,), scalars = hparams_of(tmp_path / c.name)
+        got = {k: v.string_value or v.number_value for k, v in
+               entry.session_start_info.hparams.items()}
+        assert got == {**c.hparams, "minutes": 0.5}
+        assert got["batch"] == c.batch_size and got["model"] == c.name
+        assert scalars["valid/bpc"] == [(30, bpc)]
