@@ -2,12 +2,12 @@
 
 A checkpoint holds the weights, the optimizer's slots and schedule position, the step,
 the data cursors, the carried state, the learning-rate scale and recoveries of the
-divergence guard, the RNG of the samples, the sums of the logging interval under way and
-the best validation BPC so far with its step: a killed run resumes as if it had never
-stopped, and makes the same "is this the best?" decisions. The weights of that best live
-beside the latest checkpoints (`BestCheckpoint`). A write that fails (a full disk, a
-file-size limit) becomes one `WriteFailed` error that says what is intact
-(`save_checkpoint`, `write_events`).
+divergence guard, the RNG of the samples, the sums of the logging interval under way
+(`IntervalSums`) and the best validation BPC so far with its step: a killed run resumes
+as if it had never stopped, and makes the same "is this the best?" decisions. The
+weights of that best live beside the latest checkpoints (`BestCheckpoint`). A write that
+fails (a full disk, a file-size limit) becomes one `WriteFailed` error that says what is
+intact (`save_checkpoint`, `write_events`).
 """
 
 import math
@@ -312,3 +312,42 @@ def write_events(pending, writer, events_dir, latest_checkpoint):
                 if latest_checkpoint else "")
         raise write_failed("TensorBoard events to", events_dir, err,
                            pending.approx_bytes(), then) from None
+
+
+class IntervalSums:
+    """Sums over one logging interval.
+
+    Loss, gradient norm, clipped steps and steps are part of the run (a checkpoint holds
+    them as `Run.log_totals`), so the first interval after a resume averages the same
+    steps as without one. The time is this process's own, over its timed steps: the
+    first step of a process (tracing and compiling) is not timed, unless it is all the
+    interval holds (a resume just before a log step): then its time is what there is,
+    and the TensorBoard curve keeps its point.
+    """
+
+    def __init__(self, saved=(0.0, 0.0, 0.0, 0.0)):
+        loss, grad_norm, clipped, n = (float(v) for v in saved)
+        self.loss, self.grad_norm, self.clipped, self.n = loss, grad_norm, int(clipped), int(n)
+        self.time, self.timed = 0.0, 0
+        self.untimed = None  # the first step's time, if this interval holds it
+
+    def add(self, metrics, elapsed, timed=True):
+        """Counts one finite step that took `elapsed` seconds (not `timed`: compiling)."""
+        self.loss += float(metrics["loss"])
+        self.grad_norm += float(metrics["grad_norm"])
+        self.clipped += int(metrics["clipped"])
+        self.n += 1
+        if timed:
+            self.time, self.timed = self.time + elapsed, self.timed + 1
+        else:
+            self.untimed = elapsed
+
+    def saved(self):
+        """What a checkpoint holds of the interval (float64[4])."""
+        return [self.loss, self.grad_norm, float(self.clipped), float(self.n)]
+
+    def chars_per_sec(self, window_chars):
+        """Training speed over the timed steps (the untimed one if there is no other)."""
+        if self.timed:
+            return window_chars * self.timed / max(self.time, 1e-9)
+        return window_chars / max(self.untimed, 1e-9)

@@ -4,7 +4,7 @@
 it to a `Trainer`, whose loop reads top to bottom: fetch a window, measure, step,
 recover or advance, then one line per periodic job (log, validate, sample,
 checkpoint-and-maybe-stop, cluster poll), each a short method. `Run` is what a
-checkpoint holds; `IntervalSums` the sums of one logging interval.
+checkpoint holds and `IntervalSums` the sums of one logging interval (`tf_rnn.run_state`).
 """
 
 import contextlib
@@ -28,11 +28,10 @@ from tf_rnn import resources
 from tf_rnn import summaries
 from tf_rnn import run_state
 from tf_rnn.budget import TimeBudget
-from tf_rnn.run_state import Run
+from tf_rnn.run_state import IntervalSums, Run
 from tf_rnn.runs import load_corpus_for, run_info, training_data
-from tf_rnn.errors import WorkdirError
+from tf_rnn.errors import DataError, WorkdirError
 from tf_rnn.workdir import Workdir
-from tf_rnn.errors import DataError
 
 
 def total_steps(config, cursors):
@@ -91,45 +90,6 @@ def train(config, workdir, data=None, *, allow_new_corpus=False, cache_dir=None,
                                  progress, same_vocab=True)
         resources.check_fits(config, corpus.vocab.size)  # before the model is built
         return Trainer(config, workdir, data, corpus, strategy, progress).train()
-
-
-class IntervalSums:
-    """Sums over one logging interval.
-
-    Loss, gradient norm, clipped steps and steps are part of the run (a checkpoint holds
-    them as `Run.log_totals`), so the first interval after a resume averages the same
-    steps as without one. The time is this process's own, over its timed steps: the
-    first step of a process (tracing and compiling) is not timed, unless it is all the
-    interval holds (a resume just before a log step): then its time is what there is,
-    and the TensorBoard curve keeps its point.
-    """
-
-    def __init__(self, saved=(0.0, 0.0, 0.0, 0.0)):
-        loss, grad_norm, clipped, n = (float(v) for v in saved)
-        self.loss, self.grad_norm, self.clipped, self.n = loss, grad_norm, int(clipped), int(n)
-        self.time, self.timed = 0.0, 0
-        self.untimed = None  # the first step's time, if this interval holds it
-
-    def add(self, metrics, elapsed, timed=True):
-        """Counts one finite step that took `elapsed` seconds (not `timed`: compiling)."""
-        self.loss += float(metrics["loss"])
-        self.grad_norm += float(metrics["grad_norm"])
-        self.clipped += int(metrics["clipped"])
-        self.n += 1
-        if timed:
-            self.time, self.timed = self.time + elapsed, self.timed + 1
-        else:
-            self.untimed = elapsed
-
-    def saved(self):
-        """What a checkpoint holds of the interval (float64[4])."""
-        return [self.loss, self.grad_norm, float(self.clipped), float(self.n)]
-
-    def chars_per_sec(self, window_chars):
-        """Training speed over the timed steps (the untimed one if there is no other)."""
-        if self.timed:
-            return window_chars * self.timed / max(self.time, 1e-9)
-        return window_chars / max(self.untimed, 1e-9)
 
 
 class Trainer:
