@@ -24,7 +24,7 @@ LAYERS = [
     ("steps", {"steps", "sampling", "scoring", "summaries", "distribute", "sequence",
                "tasks"}),
     ("run", {"workdir", "preemption", "integrity", "runs", "resources", "run_state", "budget",
-             "diagnostics"}),
+             "diagnostics", "units", "report_page", "report"}),
     ("training", {"training"}),
     ("export", {"export"}),
     ("entry", {"arguments", "cli", "__main__", "__init__"}),

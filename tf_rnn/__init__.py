@@ -14,7 +14,7 @@ ones below, and no import cycle exists.
     model     kernels, cells, charmodel, indrnn, stacking, models
     steps     steps, sampling, scoring, summaries, distribute, sequence, tasks
     run       workdir, preemption, integrity, runs, resources, run_state, budget,
-              diagnostics
+              diagnostics, units, report_page, report
     training  training
     export    export
     entry     arguments, cli, __main__

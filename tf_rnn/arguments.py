@@ -12,7 +12,7 @@ import textwrap
 import tf_rnn
 from tf_rnn import config as config_lib
 
-DESCRIPTION = "The `tf-rnn` command: train | eval | sample | score | export | diagnose."
+DESCRIPTION = "The `tf-rnn` command: train | eval | sample | score | inspect | export | diagnose."
 
 
 def _add_train(sub):
@@ -120,6 +120,20 @@ def _add_score(sub):
     return p
 
 
+def _add_inspect(sub):
+    p = sub.add_parser("inspect", help="one self-contained HTML report of what the model "
+                       "and each unit do over a text (docs/cli.md)")
+    p.add_argument("--workdir", required=True, help="a run's directory (--checkpoint: which)")
+    add_checkpoint_argument(p)
+    p.add_argument("--file", required=True, help="a UTF-8 file: the text to inspect")
+    p.add_argument("--chars", type=int, default=2000, help="its first N characters "
+                   "(default 2000; read as `tf-rnn score` reads them)")
+    p.add_argument("--out", required=True, metavar="FILE.html", help="the report "
+                   "(written atomically; the same inputs give the same bytes)")
+    add_verbose_argument(p)
+    return p
+
+
 def _add_export(sub):
     p = sub.add_parser("export", help="write a checkpoint (the latest) as a SavedModel")
     p.add_argument("--workdir", required=True, help="the run's directory")
@@ -191,6 +205,7 @@ def build_parser():
     _add_eval(sub)
     _add_sample(sub)
     _add_score(sub)
+    _add_inspect(sub)
     _add_export(sub)
     _add_diagnose(sub)
     for command in sub.choices.values():

@@ -1,5 +1,5 @@
-"""The `tf-rnn` command: train | eval | sample | score | export | diagnose, thin over the
-library (the options of each are in `tf_rnn.arguments`).
+"""The `tf-rnn` command: train | eval | sample | score | inspect | export | diagnose, thin
+over the library (the options of each are in `tf_rnn.arguments`).
 
 Progress goes to stderr; the last line on stdout is one JSON object with the
 command's figures. User errors (`tf_rnn.errors.UserError`) print one line
@@ -116,6 +116,15 @@ def cmd_score(args):
                         "text_chars": len(ids), **used}}
 
 
+def cmd_inspect(args):
+    """Writes the HTML report; JSON: its path and size, the excerpt's BPC (`score`'s),
+    the ranking's best unit and the checkpoint."""
+    from tf_rnn import report
+
+    return report.inspect(args.workdir, args.file, args.out, args.chars,
+                          **_checkpoint_choice(args))
+
+
 def cmd_sample(args):
     """JSON: `text` (or `texts`, one per stream, with --num-streams > 1) and the
     settings; with --out, `out` and `chars` (the file's characters) instead of the text."""
@@ -181,7 +190,8 @@ def cmd_diagnose(args):
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample,
-            "score": cmd_score, "export": cmd_export, "diagnose": cmd_diagnose}
+            "score": cmd_score, "inspect": cmd_inspect, "export": cmd_export,
+            "diagnose": cmd_diagnose}
 
 
 def quiet_tensorflow(verbose=False):
