@@ -236,7 +236,8 @@ def chromium():
 def dump_dom(path, fragment=""):
     out = subprocess.run([*chromium(), "--dump-dom", f"file://{path}{fragment}"],
                          capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and 'data-ready="1"' in out.stdout, out.stderr[-2000:]
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'data-ready="1"' in out.stdout, "the page's script did not run to its end"
     return out.stdout
 
 
