@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from support import subprocess_env
 
-from tf_rnn import cli, config, data, errors, export, plots, preemption, resources, runs
+from tf_rnn import cli, config, data, errors, plots, preemption, resources, runs
 from tf_rnn import sampling, tasks, text8, textio, workdir
 from tf_rnn.vocab import Vocabulary
 
@@ -31,7 +31,7 @@ def _raise(error):
 # 1. What the CLI catches ---------------------------------------------------------------
 
 USER_ERRORS = [errors.ConfigError, errors.DataError, errors.WorkdirError,
-               errors.ArgumentError, export.ExportError, plots.PlotError,
+               errors.ArgumentError, errors.ExportError, plots.PlotError,
                preemption.WorkdirBusy, workdir.WriteFailed, resources.ModelTooLarge]
 
 

@@ -18,8 +18,9 @@ from support import settings, words
 
 from tf_rnn import cli
 from tf_rnn import config as config_lib
+from tf_rnn import errors
 from tf_rnn import export as export_lib
-from tf_rnn import sampling
+from tf_rnn import sampling, serving
 from tf_rnn import steps as steps_lib
 from tf_rnn import runs as runs_lib
 from tf_rnn import training
@@ -87,7 +88,7 @@ def test_signatures_are_batch_polymorphic(runs):
 @pytest.mark.slow
 def test_no_retracing_per_batch_size(runs, tmp_path):
     run = runs["arch1"]
-    module = export_lib.CharModelExport(run.model, run.vocab, str(tmp_path))
+    module = serving.CharModelExport(run.model, run.vocab, str(tmp_path))
     for batch in (1, 7, 3):
         module.step(tf.zeros([batch], tf.int32), module.zero_state(batch)["state"])
         module.score(tf.constant(["the cat"] * batch))
@@ -190,11 +191,11 @@ def test_unknown_characters_are_an_error(runs):
 @pytest.mark.slow
 def test_unknown_space_maps_to_space(runs, tmp_path):
     run = runs["arch1"]
-    module = export_lib.CharModelExport(run.model, run.vocab, str(tmp_path), unknown="space")
+    module = serving.CharModelExport(run.model, run.vocab, str(tmp_path), unknown="space")
     bpc = module.score(tf.constant(["the Cat!sat", "the  at sat"]))["bpc"].numpy()
     assert bpc[0] == bpc[1]
     with pytest.raises(ValueError, match="unknown"):
-        export_lib.CharModelExport(run.model, run.vocab, str(tmp_path), unknown="skip")
+        serving.CharModelExport(run.model, run.vocab, str(tmp_path), unknown="skip")
 
 
 # --- atomic export and the CLI -----------------------------------------------------------
@@ -222,7 +223,7 @@ def test_export_refuses_non_empty_dir(runs, tmp_path, capsys):
                         "--overwrite")
     assert code == 2 and "work directory" in err
     (tmp_path / "file").write_text("x")
-    with pytest.raises(export_lib.ExportError, match="not a directory"):
+    with pytest.raises(errors.ExportError, match="not a directory"):
         export_lib.export(workdir, tmp_path / "file", overwrite=True)
 
 

@@ -26,7 +26,7 @@ LAYERS = [
     ("run", {"workdir", "preemption", "integrity", "runs", "resources", "run_state", "budget",
              "diagnostics", "units", "report_page", "report"}),
     ("training", {"training"}),
-    ("export", {"export"}),
+    ("export", {"serving", "export"}),
     ("entry", {"arguments", "cli", "__main__", "__init__"}),
 ]
 LAYER_OF = {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}

@@ -15,7 +15,7 @@ from support import LEXICON, settings, write_corpus
 
 from tf_rnn import cli
 from tf_rnn import config as config_lib
-from tf_rnn import export, logs, models, runs, sampling, training
+from tf_rnn import export, logs, models, runs, sampling, serving, training
 from tf_rnn import vocab as vocab_lib
 
 VOCAB = vocab_lib.Vocabulary.text8()
@@ -86,9 +86,9 @@ def test_progress_bar_on_stderr_only_when_asked(model, capsys):
 @pytest.mark.slow
 def test_export_generate_is_xla_and_matches_the_workdir_sampler_across_its_chunks(
         model, tmp_path):
-    module = export.CharModelExport(model, VOCAB, str(tmp_path))
+    module = serving.CharModelExport(model, VOCAB, str(tmp_path))
     assert module.xla
-    length = export.GENERATE_CHUNK + 300  # two calls of the compiled loop
+    length = serving.GENERATE_CHUNK + 300  # two calls of the compiled loop
     args = (tf.constant(1.0), tf.constant(0), tf.constant(9, tf.int64))
     out = module.generate(tf.constant(["the ", "the "]), tf.constant(length), *args)
     texts = [t.decode() for t in out["text"].numpy()]
@@ -112,13 +112,13 @@ def test_export_sampler_falls_back_without_xla(capsys):
         def zero_state(self, batch):
             return tf.zeros([batch, 2])
 
-    generator = export._sampler(StringStep(), jit_compile=True)
+    generator = serving.make_sampler(StringStep(), jit_compile=True)
     assert not generator.uses_xla()
     assert "XLA could not compile the export's sampler" in capsys.readouterr().err
     ids, _ = generator(tf.constant([1, 2]), tf.zeros([2, 2]), 5, tf.constant(0.0),
                        tf.constant(0), tf.constant(0), 0)
     assert ids.numpy().tolist() == [[2, 3, 0, 1, 2], [3, 0, 1, 2, 3]]  # greedy
-    assert not export._sampler(StringStep(), jit_compile=False).uses_xla()
+    assert not serving.make_sampler(StringStep(), jit_compile=False).uses_xla()
 
 
 # --- the CLI --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ ones below, and no import cycle exists.
     run       workdir, preemption, integrity, runs, resources, run_state, budget,
               diagnostics, units, report_page, report
     training  training
-    export    export
+    export    serving, export
     entry     arguments, cli, __main__
 """
 

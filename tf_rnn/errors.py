@@ -42,3 +42,7 @@ class WorkdirError(UserError):
 class ArgumentError(UserError):
     """A bad value passed through a command's flag or an experiment's setting (a sampling
     temperature, a toy task's length): Keras's "Received an invalid value for argument"."""
+
+
+class ExportError(UserError):
+    """An export that cannot be written or read as asked (`tf_rnn.export`, `tf_rnn.serving`)."""
