@@ -26,7 +26,7 @@ from tf_rnn import diagnostics, files, report_page, runs, scoring, textio, units
 from tf_rnn.checks import positive_integer
 from tf_rnn.errors import ArgumentError, DataError
 
-UNIT_BYTES = 4_000_000  # unit activations kept: M = min(N, UNIT_BYTES // H) characters
+UNIT_BYTES = 2_000_000  # unit activations kept: M = min(N, UNIT_BYTES // H) characters
 NONE16 = 65535
 
 
@@ -99,6 +99,7 @@ def collect(model, ids, alphabet, inputs=None, num_unrollings=40, top_k=5):
     lo, hi = _act_range(model.activation, hidden[:M])
     quantised = np.clip(np.rint((hidden[:M] - lo) / (hi - lo) * 255), 0, 255).T  # (H, M)
     bits = -scores["log2p"]
+    none, id_type = (255, "u1") if len(alphabet) < 255 else (NONE16, "<u2")
     layer_of = [next(name for name, part in layers if part.start <= u < part.stop)
                 for u in range(H)]
     per_unit = []
@@ -109,7 +110,9 @@ def collect(model, ids, alphabet, inputs=None, num_unrollings=40, top_k=5):
     return {
         "text": text, "n": len(ids), "alphabet": list(alphabet), "top_k": k,
         "bits": _b64(bits, "<f4"), "bits_max": _r(max(1.0, math.log2(len(alphabet))), 4),
-        "top_ids": _b64(np.where(scores["top_ids"] >= 0, scores["top_ids"], NONE16), "<u2"),
+        # One byte an id where the alphabet allows (255: none), else two (65535: none).
+        "top_ids": _b64(np.where(scores["top_ids"] >= 0, scores["top_ids"], none), id_type),
+        "top_ids_none": none,
         "top_p": _b64(np.rint(np.asarray(scores["top_p"]) * NONE16), "<u2"),
         "units": H, "unit_chars": M, "act": _b64(quantised, "u1"), "act_range": [lo, hi],
         "activation": model.activation,

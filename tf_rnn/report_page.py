@@ -8,7 +8,8 @@ ranking and per-unit tables. No network, no libraries: the file opens from disk.
 
 The data block (numbers packed as little-endian base64 to keep 100 000 characters in a
 few MB): `bits` float32 surprisal -log2 p per character (NaN: none, the first);
-`top_ids` uint16 (N, k) the guesses for each position (65535: none), `top_p` uint16
+`top_ids` (N, k) the guesses for each position, uint8 (255: none) for an alphabet
+of under 255 characters, else uint16 (65535: none); `top_p` uint16
 probability x 65535; `act` uint8 (H, M) unit-major, each unit's activation over the
 first M characters quantised to 255 steps of `act_range`.
 
@@ -34,6 +35,7 @@ th{background:#eee}tr.pick{cursor:pointer}tr.pick:hover{background:#ffe}
 SCRIPT = r"""
 (function () {
   "use strict";
+  const started = performance.now();
   const D = JSON.parse(document.getElementById("data").textContent);
   const $ = (id) => document.getElementById(id);
   function bytes(s) {
@@ -52,7 +54,8 @@ SCRIPT = r"""
     return o;
   }
   const N = D.n, K = D.top_k, H = D.units, M = D.unit_chars;
-  const bits = f32(D.bits), topIds = u16(D.top_ids), topP = u16(D.top_p);
+  const bits = f32(D.bits), topP = u16(D.top_p);
+  const topIds = D.top_ids_none === 255 ? bytes(D.top_ids) : u16(D.top_ids);
   const act = bytes(D.act), lo = D.act_range[0], hi = D.act_range[1];
   const surprisal = (i) => isNaN(bits[i]) ? null : bits[i];
   const prob = (i) => { const s = surprisal(i); return s === null ? null : Math.pow(2, -s); };
@@ -63,7 +66,7 @@ SCRIPT = r"""
     if (i < 0 || i >= N) return out;
     for (let j = 0; j < K; j++) {
       const id = topIds[i * K + j];
-      if (id === 65535) break;
+      if (id === D.top_ids_none) break;
       out.push([D.alphabet[id], topP[i * K + j] / 65535]);
     }
     return out;
@@ -195,6 +198,8 @@ SCRIPT = r"""
   }
   window.addEventListener("hashchange", fromHash);
   fromHash();
+  // What drawing the page took (its bytes hold no time: this is the DOM's alone).
+  document.body.dataset.drawMs = (performance.now() - started).toFixed(0);
   document.body.dataset.ready = "1";
 })();
 """
