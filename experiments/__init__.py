@@ -27,7 +27,7 @@ Comparisons and benchmarks: one JSON line per row (then a summary line):
   benchmark          speed of training, evaluation and sampling against the peers
                      (Keras, the seed's naive graph), in one process
   quality            validation BPC after equal wall-clock training: tf_rnn's Arch 1
-                     combinations against Keras SimpleRNN and LSTM
+                     combinations against Keras SimpleRNN, LSTM, GRU and a baby GPT
   diag_benchmark     what the training diagnostics cost, in chars/s
   serve_benchmark    a SavedModel export called from many threads at once: requests/s,
                      latency, answers bitwise equal to single-threaded ones
@@ -41,6 +41,8 @@ Shared helpers, not run (their names are imported by the modules above):
   _run               train_preset (the presets' main) and the toy systems' flags
   _report            JSON rows, Markdown tables, peak memory (the benchmarks)
   _quality           the contenders of quality and their equal-time training
+  _transformer       nanoGPT's baby GPT in Keras 3, the quality peer with a context
+                     window (its recipe, and its scoring on the recurrent ones' characters)
   _baselines         the peers: Keras char-RNNs, the seed's naive graphs, a Python
                      sampling loop
 """
