@@ -380,3 +380,12 @@ def test_a_screenshot_is_not_blank(page, tmp_path):
     ink = (rgb.sum(-1) < 600).mean()  # text, tables, lines
     tinted = ((rgb.max(-1) - rgb.min(-1)) > 40).mean()  # the coloured characters
     assert ink > 0.01 and tinted > 0.01, (ink, tinted)
+
+
+def test_bad_chars_and_short_texts_are_one_line(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "inspect", "--workdir", tmp_path / "nowhere", "--file",
+                           tmp_path / "t.txt", "--chars", 0, "--out", tmp_path / "r.html")
+    assert code == 2 and err.count("\n") == 1 and "chars" in err and "0" in err
+    with pytest.raises(ValueError, match="Cannot inspect a text of 1 character"):
+        report.collect(spread_model(), VOCAB.encode("a"), VOCAB.chars)
+    assert not (tmp_path / "r.html").exists()

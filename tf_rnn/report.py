@@ -89,37 +89,54 @@ def collect(model, ids, alphabet, inputs=None, num_unrollings=40, top_k=5):
                                           model.zero_state(1), k)
     else:
         scores = _scores_from_logits(logits, ids, k)
+    bits = -scores["log2p"]
+    return {
+        **_characters(text, alphabet, scores, k), **_units(model, hidden, text),
+        "bpc": float(bits[1:].mean()), "chars": len(ids) - 1,
+        "profile": _rounded_profile(units.gradient_profile(
+            model, steps_in[:-1], ids[1:], num_unrollings)),
+    }
+
+
+def _characters(text, alphabet, scores, k):
+    """The per-character part of the figures: the text, surprisal, guesses (packed)."""
+    # One byte an id where the alphabet allows (255: none), else two (65535: none).
+    none, id_type = (255, "u1") if len(alphabet) < 255 else (NONE16, "<u2")
+    return {
+        "text": text, "n": len(text), "alphabet": list(alphabet), "top_k": k,
+        "bits": _b64(-scores["log2p"], "<f4"),
+        "bits_max": _r(max(1.0, math.log2(len(alphabet))), 4),
+        "top_ids": _b64(np.where(scores["top_ids"] >= 0, scores["top_ids"], none), id_type),
+        "top_ids_none": none,
+        "top_p": _b64(np.rint(np.asarray(scores["top_p"]) * NONE16), "<u2"),
+    }
+
+
+def _units(model, hidden, text):
+    """The per-unit part: values (packed), the ranking, activity per unit and layer."""
     corr = units.correlations(hidden, units.text_features(text))
     ranks = units.ranking(corr)
     layers = units.layers_of(model)
     activity = units.unit_activity(hidden, model.activation, layers)
     best = units.best_unit(ranks)
     H = hidden.shape[1]
-    M = min(len(ids), max(1, UNIT_BYTES // H))
+    M = min(len(text), max(1, UNIT_BYTES // H))
     lo, hi = _act_range(model.activation, hidden[:M])
     quantised = np.clip(np.rint((hidden[:M] - lo) / (hi - lo) * 255), 0, 255).T  # (H, M)
-    bits = -scores["log2p"]
-    none, id_type = (255, "u1") if len(alphabet) < 255 else (NONE16, "<u2")
-    layer_of = [next(name for name, part in layers if part.start <= u < part.stop)
-                for u in range(H)]
-    per_unit = []
+    per_unit = []  # each unit's best feature and r
     for u in range(H):
         found = [(abs(r[u]), name, r[u]) for name, r in sorted(corr.items())
                  if np.isfinite(r[u])]
         per_unit.append(None if not found else [max(found)[1], _r(max(found)[2], 4)])
     return {
-        "text": text, "n": len(ids), "alphabet": list(alphabet), "top_k": k,
-        "bits": _b64(bits, "<f4"), "bits_max": _r(max(1.0, math.log2(len(alphabet))), 4),
-        # One byte an id where the alphabet allows (255: none), else two (65535: none).
-        "top_ids": _b64(np.where(scores["top_ids"] >= 0, scores["top_ids"], none), id_type),
-        "top_ids_none": none,
-        "top_p": _b64(np.rint(np.asarray(scores["top_p"]) * NONE16), "<u2"),
         "units": H, "unit_chars": M, "act": _b64(quantised, "u1"), "act_range": [lo, hi],
         "activation": model.activation,
         "rate_name": "active" if model.activation == "relu" else "saturated",
-        "unit_rate": [_r(x, 4) for x in activity["unit_rate"]], "unit_layer": layer_of,
+        "unit_rate": [_r(x, 4) for x in activity["unit_rate"]],
+        "unit_layer": [next(name for name, part in layers if part.start <= u < part.stop)
+                       for u in range(H)],
         "unit_best": per_unit,
-        "layers": [{k_: (_r(v, 4) if isinstance(v, float) else v) for k_, v in row.items()}
+        "layers": [{key: (_r(v, 4) if isinstance(v, float) else v) for key, v in row.items()}
                    for row in activity["layers"]],
         "ranking": {name: [[u, _r(r, 4)] for u, r in rows] for name, rows in ranks.items()},
         "features": units.FEATURES,
@@ -127,9 +144,6 @@ def collect(model, ids, alphabet, inputs=None, num_unrollings=40, top_k=5):
         "default_unit": best[0] if best else 0,
         "best": None if best is None else {"unit": best[0], "feature": best[1],
                                            "r": _r(best[2], 4)},
-        "bpc": float(bits[1:].mean()), "chars": len(ids) - 1,
-        "profile": _rounded_profile(units.gradient_profile(
-            model, steps_in[:-1], ids[1:], num_unrollings)),
     }
 
 
