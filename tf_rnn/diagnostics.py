@@ -12,6 +12,9 @@
 * The recurrent matrix: its largest singular value, and for a square one its
   spectral radius.
 * The gradient norm of each weight matrix before clipping.
+* For a stacked model (`num_layers` L > 1: h is the L layers' states side by side), the
+  same per layer: each layer's gradient-vs-lag profile, its unit activity and its own
+  recurrent block's spectrum (IndRNN's diag(u): sigma_max = spectral radius = max |u|).
 
 How: `reference_unroll` runs the model one step at a time and adds a zero "probe" to
 each step's hidden layer before it is read out or carried on, so dL/d(probe_t) =
@@ -136,18 +139,22 @@ def reference_unroll(model, inputs, state, probes=None):
       inputs: (B, T) int ids, or (B, T, I) floats for an `ElmanSequenceModel`.
       state: (B, state_size) the state before the window.
       probes: optional (T, B, S) tensor added to each step's hidden layer before it is
-        read out and carried on (zeros: the same values; its gradient is dL/dh_t).
+        read out and carried on (zeros: the same values; its gradient is dL/dh_t); in
+        a stack, to each layer's h before the layer above reads it.
 
     Returns:
       logits (B, T, O), hidden layers (T, B, S), the state after the window.
     """
     check_protocol(model)
+    layers = layer_count(model)
     logits, hs = [], []
     for t in range(inputs.shape[1]):
         x = inputs[:, t]
-        h = model.hidden_step(x, state)
-        if probes is not None:
-            h = h + probes[t]
+        if probes is not None and layers > 1:  # into each layer, before the one above
+            h = model.hidden_step(x, state, probe=probes[t])
+        else:
+            h = model.hidden_step(x, state)
+            h = h if probes is None else h + probes[t]
         hs.append(h)
         logits.append(model.readout(h))
         state = model.carry(h, x)
@@ -173,13 +180,16 @@ def make_measure(model, loss_fn=steps_lib.lm_loss):
         "grad_ratio", "grad_ratio_last": lag T-1 over lag 0 of each,
         "grad_norms": {weight name: ||dL/dW|| before clipping},
         "sigma_max", "spectral_radius": of `recurrent_matrix(model)`,
-        the `activity` figures of the window's hidden layers, and
-        "activation", "recurrent_units" ("all" or the recurrent slice "[n:2n)")}.
+        the `activity` figures of the window's hidden layers,
+        "activation", "recurrent_units" ("all" or the recurrent slice "[n:2n)"), and
+        for a stacked model "layers": [{"layer": l, "grad_by_lag", "grad_ratio",
+        the layer's `activity` and `spectrum` figures}, bottom first]}.
     """
     check_protocol(model)
     activation, recurrent = model.activation, model.recurrent_units
+    num_layers = layer_count(model)
     variables = model.trainable_variables
-    names = [v.name for v in variables]
+    names = weight_names(variables)
 
     @tf.function
     def gradients(inputs, targets, state):
@@ -198,14 +208,18 @@ def make_measure(model, loss_fn=steps_lib.lm_loss):
                                output_gradients=tape.gradient(loss, logits) * last)
         del tape
         by_step = lambda g: tf.sqrt(tf.reduce_sum(tf.square(g), axis=[1, 2]))  # (T,)
+        per_layer = tf.reshape(d_probes, [steps, -1, num_layers, model.hidden_size // num_layers])
+        by_layer = tf.sqrt(tf.reduce_sum(tf.square(per_layer), axis=[1, 3]))[::-1]  # (T, L)
         return (loss, by_step(d_probes)[::-1], by_step(d_last)[::-1],
-                [tf.norm(g) for g in d_weights], hs)
+                [tf.norm(g) for g in d_weights], hs, by_layer)
 
     def measure(inputs, targets, state):
         state = tf.convert_to_tensor(state, model.compute_dtype)
-        loss, flow, flow_last, norms, hs = gradients(
+        loss, flow, flow_last, norms, hs, by_layer = gradients(
             tf.convert_to_tensor(inputs), tf.convert_to_tensor(targets), state)
         flow, flow_last = flow.numpy().astype(np.float64), flow_last.numpy().astype(np.float64)
+        layers = {} if num_layers == 1 else {"layers": _layer_figures(
+            model, hs.numpy(), by_layer.numpy().astype(np.float64), num_layers)}
         return {
             "loss": float(loss), "grad_by_lag": flow, "grad_by_lag_last": flow_last,
             "grad_ratio": _ratio(flow), "grad_ratio_last": _ratio(flow_last),
@@ -215,9 +229,44 @@ def make_measure(model, loss_fn=steps_lib.lm_loss):
             "activation": activation,
             "recurrent_units": ("all" if recurrent is None
                                 else f"[{recurrent.start}:{recurrent.stop})"),
+            **layers,
         }
 
     return measure
+
+
+def layer_count(model):
+    """L: the model's `num_layers` (the probe protocol's one optional attribute; 1 when
+    absent), checked to split its hidden layer into L equal parts."""
+    num_layers = getattr(model, "num_layers", 1)
+    if model.hidden_size % num_layers:
+        raise ValueError(f"Received an invalid value for argument `model`, expected a "
+                         f"hidden_size divisible by num_layers, got {model.hidden_size} "
+                         f"and {num_layers}.")
+    return num_layers
+
+
+def weight_names(variables):
+    """A unique name per weight: its own name ("W"), or, where two weights share one
+    (each layer of a stack has its "W"), every weight's path ("layer_1/W")."""
+    names = [v.name for v in variables]
+    return names if len(set(names)) == len(names) else [v.path for v in variables]
+
+
+def _layer_figures(model, hs, by_layer, num_layers):
+    """Per layer l (bottom first): its part of the hidden layers hs (T, B, L·n), its
+    profile by_layer[:, l] and its diagonal block of the recurrent matrix."""
+    n = model.hidden_size // num_layers
+    matrix = recurrent_matrix(model)
+    rows = []
+    for layer in range(num_layers):
+        part = slice(layer * n, (layer + 1) * n)
+        figures = activity(hs[..., part], model.activation)
+        del figures["unit_rate"]  # the whole model's "unit_rate" holds every unit's
+        rows.append({"layer": layer + 1, "grad_by_lag": by_layer[:, layer],
+                     "grad_ratio": _ratio(by_layer[:, layer]), **figures,
+                     **spectrum(matrix[part, part])})
+    return rows
 
 
 def _ratio(profile):
@@ -249,6 +298,9 @@ def _log10(value):
 SCALARS = ("loss", "grad_ratio", "grad_ratio_last", "sigma_max", "spectral_radius",
            "active_fraction", "dead_fraction", "recurrent_active_fraction",
            "recurrent_dead_fraction", "saturated_fraction", "stuck_fraction")
+# A stacked model's figures per layer, under diag/layer_L/.
+LAYER_SCALARS = ("grad_ratio", "active_fraction", "dead_fraction", "saturated_fraction",
+                 "stuck_fraction", "sigma_max", "spectral_radius")
 
 
 def write(pending, figures, model, step):
@@ -272,8 +324,15 @@ def write(pending, figures, model, step):
             if np.isfinite(value):  # a NaN norm has no log; diag/loss already says why
                 pending.scalar(f"diag/{key}/lag_{k:03d}", _log10(value), step)
     pending.histogram("diag/unit_rate", figures["unit_rate"], step)
-    for v in model.trainable_variables:
-        pending.histogram(f"weights/{v.name}", v.numpy(), step)
+    for row in figures.get("layers", ()):
+        prefix = f"diag/layer_{row['layer']}"
+        pending.profile(f"{prefix}/grad_by_lag", row["grad_by_lag"], step)
+        for key in LAYER_SCALARS:
+            if row.get(key) is not None:
+                pending.scalar(f"{prefix}/{key}", row[key], step)
+    variables = model.trainable_variables
+    for name, v in zip(weight_names(variables), variables):
+        pending.histogram(f"weights/{name}", v.numpy(), step)
 
 
 
@@ -393,7 +452,9 @@ def _finite_or_none(figures):
     (strict JSON has no NaN or Infinity: a diverged run's figures must still parse)."""
     out, why = {}, {}
     for key, value in figures.items():
-        if isinstance(value, float) and not np.isfinite(value):
+        if key == "layers":  # each layer's figures, with its own "nonfinite"
+            out[key] = [_finite_or_none(row) for row in value]
+        elif isinstance(value, float) and not np.isfinite(value):
             out[key], why[key] = None, _nonfinite_word(value)
         elif isinstance(value, dict):
             out[key] = {}
@@ -424,10 +485,13 @@ def _finite_or_none(figures):
 
 
 def _mean(each):
-    """The mean over windows of every figure (profiles element-wise); JSON-ready."""
+    """The mean over windows of every figure (profiles element-wise, each layer's
+    apart); JSON-ready."""
     first, out = each[0], {}
     for key, value in first.items():
-        if isinstance(value, dict):
+        if key == "layers":
+            out[key] = [_mean([e[key][i] for e in each]) for i in range(len(value))]
+        elif isinstance(value, dict):
             out[key] = {k: float(np.mean([e[key][k] for e in each])) for k in value}
         elif isinstance(value, np.ndarray):
             out[key] = np.mean([e[key] for e in each], axis=0).tolist()
@@ -435,8 +499,9 @@ def _mean(each):
             out[key] = float(np.mean([e[key] for e in each]))
         else:
             out[key] = value
-    out["grad_ratio"] = _ratio(out["grad_by_lag"])
-    out["grad_ratio_last"] = _ratio(out["grad_by_lag_last"])
+    for ratio, profile in (("grad_ratio", "grad_by_lag"), ("grad_ratio_last", "grad_by_lag_last")):
+        if profile in out:
+            out[ratio] = _ratio(out[profile])
     return out
 
 
@@ -462,6 +527,10 @@ def table(figures):
     for k in table_lags(len(flow)):
         lines.append(f"{k:<10}{cell(flow[k], 'grad_by_lag', 16)}"
                      f"{cell(last[k], 'grad_by_lag_last', 18)}")
+    for row in figures.get("layers", ()):
+        shown = [key for key in LAYER_SCALARS if row.get(key) is not None]
+        lines.append(f"layer {row['layer']}: " + ", ".join(
+            f"{key} {row[key]:.4g}" for key in shown))
     if why:
         lines.append("not finite (None in the JSON line): " + ", ".join(
             f"{key} ({reason})" for key, reason in why.items()))

@@ -90,14 +90,17 @@ class IndRNNModel(CharModel):
         return tf.transpose(logits, [1, 0, 2]), tf.concat(finals, axis=-1)
 
     # The probe protocol (`tf_rnn.models`): the hidden layer is the whole new state,
-    # every layer's h side by side. A probe on layer l's slice reaches the loss through
-    # the readout and the recurrence; with L > 1 its path into the layers above within
-    # the same step is not counted (hidden_step computes them before the probe).
-    def hidden_step(self, ids, state):
-        """ids (B,), state (B, L·n) -> the step's new state h (B, L·n)."""
+    # every layer's h side by side.
+    def hidden_step(self, ids, state, probe=None):
+        """ids (B,), state (B, L·n) -> the step's new state h (B, L·n). `probe` (B, L·n),
+        if given, is added to each layer's h as it is formed, before the layer above reads
+        it: its gradient is dL/dh of every layer, the path up the stack included."""
         o, hs = self.one_hot(ids), []
-        for cell, h_prev in zip(self.layer_cells, tf.split(state, self.num_layers, -1)):
+        probes = tf.split(probe, self.num_layers, -1) if probe is not None else None
+        for layer, (cell, h_prev) in enumerate(
+                zip(self.layer_cells, tf.split(state, self.num_layers, -1))):
             h = cell.hidden(o, h_prev)
+            h = h + probes[layer] if probes is not None else h
             o = h + o if self.residual and hs else h
             hs.append(h)
         return tf.concat(hs, axis=-1)

@@ -19,6 +19,11 @@ so that a probe can be added to h, and the figures that say how h feeds back:
   activation              "relu", "tanh" or "sigmoid": h's non-linearity
   recurrent_units         None when all of h feeds back, else the slice of h that does
   recurrent_matrix()      the matrix through which the state feeds back
+and, for a stack of L > 1 equal layers (optional; absent means 1):
+  num_layers              L: h is the L layers' h side by side, (B, L·n)
+  hidden_step(x_t, state, probe=p)   p (B, H) added to each layer's h as it is formed,
+                          before the layer above reads it (dL/dp is then every
+                          layer's whole gradient, the path up the stack included)
 A model class of its own plugs into the diagnostics by providing these.
 
 `call` takes the fast path: everything that does not depend on the previous state is

@@ -126,17 +126,23 @@ class Stacked:
         return top, tf.concat(finals, axis=-1)
 
     # The probe protocol: with L > 1 the hidden layer is the whole new state, every
-    # layer's h side by side, as IndRNN's (`tf_rnn.indrnn` says what a probe counts).
-    def hidden_step(self, ids, state):
-        """ids (B,), state (B, L·n) -> the step's new state h (B, L·n)."""
+    # layer's h side by side, as IndRNN's.
+    def hidden_step(self, ids, state, probe=None):
+        """ids (B,), state (B, L·n) -> the step's new state h (B, L·n). `probe` (B, L·n),
+        if given, is added to each layer's h as it is formed, before the layer above reads
+        it: its gradient is dL/dh of every layer, the path up the stack included."""
         if self.num_layers == 1:
-            return self.cell.hidden(self.one_hot(ids), state)
+            h = self.cell.hidden(self.one_hot(ids), state)
+            return h if probe is None else h + probe
         carried = tf.split(state, self.num_layers, axis=-1)
-        hs = [self.cell.hidden(self.one_hot(ids), carried[0])]
-        o = hs[0]
-        for upper, h_prev in zip(self.upper_layers, carried[1:]):
-            hs.append(upper.hidden(o, h_prev))
-            o = hs[-1] + o if self.residual else hs[-1]
+        probes = tf.split(probe, self.num_layers, -1) if probe is not None else None
+        hs = []
+        o = self.one_hot(ids)
+        for layer, h_prev in enumerate(carried):
+            h = (self.cell.hidden(o, h_prev) if layer == 0
+                 else self.upper_layers[layer - 1].hidden(o, h_prev))
+            hs.append(h + probes[layer] if probes is not None else h)
+            o = hs[-1] + o if self.residual and layer > 0 else hs[-1]
         return tf.concat(hs, axis=-1)
 
     def readout(self, h):

@@ -83,7 +83,13 @@ DESCRIPTIONS = {
                                    "prediction's error reaches. -30 stands for exactly 0.",
     "diag/unit_rate": "Each hidden unit's share of the window it is active (relu) or "
                       "saturated (tanh, sigmoid).",
-    "weights/*": "Histogram of this weight matrix's entries.",
+    "diag/layer_*/grad_by_lag": "Stacked models, layer L of the tag (1: the bottom): "
+                                "histograms dashboard, bucket k is lag k, its height the "
+                                "norm of dL/dh_{T-k} over that layer's units.",
+    "diag/layer_*/*": "Stacked models: the diag/ figure of the tag's last part, over the "
+                      "units (and recurrent block) of layer L of the tag (1: the bottom).",
+    "weights/*": "Histogram of this weight matrix's entries (stacked models: "
+                 "layer_L/NAME for layers above the first).",
     # experiments.xor_elman, experiments.binary_addition, experiments.hello
     "sweep/offset": "The offset from the trained value at sweep point s (the x axis of "
                     "the sweep/ charts is the point s, not the offset).",
