@@ -249,6 +249,7 @@ class Dom(html.parser.HTMLParser):
         super().__init__(convert_charrefs=True)
         self.spans, self.ranks, self.stack, self.feature = [], {}, [], None
         self.in_text, self.bpc, self._bpc = False, None, False
+        self.panel, self._panel = "", False
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
@@ -263,18 +264,23 @@ class Dom(html.parser.HTMLParser):
         if tag == "tr" and self.feature and "data-r" in attrs:
             self.ranks[self.feature].append((int(attrs["data-unit"]), float(attrs["data-r"])))
         self._bpc = attrs.get("id") == "bpc"
+        self._panel = attrs.get("id") == "panel"
 
     def handle_endtag(self, tag):
         if tag == "div" and self.in_text:
             self.in_text = False
         if tag == "table":
             self.feature = None
+        if tag == "div":
+            self._panel = False
 
     def handle_data(self, data):
         if self.in_text and self.spans:
             self.spans[-1][1] += data
         if self._bpc:
             self.bpc, self._bpc = float(data), False
+        if self._panel:
+            self.panel += data
 
 
 @pytest.fixture(scope="module")
@@ -288,14 +294,15 @@ def page(tmp_path_factory):
     path.write_text(body, encoding="utf-8")
     hidden, _, _ = units.hidden_states(model, ids)
     scores = scoring.score_characters(scoring.window_scorer(model), ids, model.zero_state(1))
-    return path, text, figures, hidden, 2.0 ** scores["log2p"]
+    return path, text, figures, hidden, scores
 
 
 @pytest.mark.slow
 def test_the_browser_draws_pythons_numbers(page):
-    path, text, figures, hidden, p = page
+    path, text, figures, hidden, scores = page
+    p = 2.0 ** scores["log2p"]
     unit = figures["ranking"]["since_space"][1][0]  # not the default unit
-    dom = Dom(dump_dom(path, f"#unit={unit}"))
+    dom = Dom(dump_dom(path, f"#unit={unit}&char=7"))
     assert "".join(s for _, s in dom.spans) == text
     shown = np.array([float(a.get("data-p", "nan")) for a, _ in dom.spans])
     assert np.isnan(shown[0])
@@ -311,6 +318,18 @@ def test_the_browser_draws_pythons_numbers(page):
     assert set(dom.ranks) == {f for f in units.FEATURES if f not in figures["constant"]}
     assert dom.bpc == pytest.approx(figures["bpc"], abs=5e-5)
     assert "next: " in dom.spans[5][0]["title"]  # hover: the guesses after the character
+    # The hover panel of character 7: its probability, the guesses there and after it.
+    show = lambda c: {" ": "\u2423", "\n": "\u21b5"}.get(c, c)  # noqa: E731
+    guesses = lambda i: "  ".join(f"{show(VOCAB.chars[c])} {q:.3f}" for c, q in  # noqa: E731
+                                  zip(scores["top_ids"][i], scores["top_p"][i]))
+    head = re.fullmatch(r"char 7 (\".*\")  p=(\S+)  (\S+) bits  unit (\d+)=(\S+)",
+                        dom.panel.splitlines()[0])
+    assert json.loads(head[1]) == text[7] and int(head[4]) == unit
+    assert float(head[2]) == pytest.approx(p[7], rel=1e-3)
+    assert float(head[3]) == pytest.approx(-scores["log2p"][7], abs=0.006)
+    assert float(head[5]) == pytest.approx(hidden[7, unit], abs=(hi - lo) / 255 / 2 + 6e-4)
+    assert dom.panel.splitlines()[1:] == [f"guessed here: {guesses(7)}",
+                                          f"next guesses: {guesses(8)}"]
 
 
 @pytest.mark.slow

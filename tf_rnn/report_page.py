@@ -14,7 +14,8 @@ probability x 65535; `act` uint8 (H, M) unit-major, each unit's activation over 
 first M characters quantised to 255 steps of `act_range`.
 
 The page's address may end in `#unit=U` (or `#unit=top`): it then opens coloured by
-unit U (the ranking's best unit).
+unit U (the ranking's best unit); `#char=I` (also `#unit=U&char=I`) opens with the
+hover panel of character I shown.
 """
 
 STYLE = """
@@ -127,16 +128,17 @@ SCRIPT = r"""
     mode = m || "unit";
     paint();
   }
-  text.addEventListener("mouseover", (e) => {
-    const i = Array.prototype.indexOf.call(spans, e.target);
-    if (i < 0) return;
+  function describe(i) {  // the hover panel of character i
+    if (!(i >= 0 && i < N)) return;
     const p = prob(i), v = value(unit, i);
     $("panel").textContent = "char " + i + " " + JSON.stringify(D.text[i]) +
       (p === null ? "  (first: not scored)" : "  p=" + p.toPrecision(4) + "  " +
        surprisal(i).toFixed(2) + " bits") +
       (v === null ? "" : "  unit " + unit + "=" + v.toFixed(3)) +
       "\nguessed here: " + list(guesses(i)) + "\nnext guesses: " + list(guesses(i + 1));
-  });
+  }
+  text.addEventListener("mouseover",
+                        (e) => describe(Array.prototype.indexOf.call(spans, e.target)));
   $("mode").addEventListener("change", (e) => pick(unit, e.target.value));
   $("unit").addEventListener("change", (e) => pick(parseInt(e.target.value, 10), "unit"));
 
@@ -195,6 +197,8 @@ SCRIPT = r"""
     const m = /unit=(\d+|top)/.exec(location.hash);
     if (m) pick(m[1] === "top" ? D.default_unit : parseInt(m[1], 10), "unit");
     else paint();
+    const c = /char=(\d+)/.exec(location.hash);  // as if character c were hovered
+    if (c) describe(parseInt(c[1], 10));
   }
   window.addEventListener("hashchange", fromHash);
   fromHash();
