@@ -9,7 +9,7 @@ each seed's loss over training and the probability each gives the right next sym
 at the end (after 'l' comes 'l' once and 'o' once: only the context can tell).
 
     python -m experiments.hello [--text "hello"] [--alphabet "etaoinshrd "] [--seeds 20]
-                                [--plot FILE.png]
+                                [--plot FILE.png] [--report FILE.html]
 """
 
 import argparse
@@ -35,6 +35,8 @@ def parse_args(argv=None):
     _run.add_toy_arguments(p, "hello")
     p.add_argument("--plot", metavar="FILE.png",
                    help="draw the loss per seed and the final predictions (the `plot` extra)")
+    p.add_argument("--report", metavar="FILE.html", help="tf-rnn inspect's page of the first "
+                   "seed that succeeded (else seed 0) over --text: its units one by one")
     return p.parse_args(argv)
 
 
@@ -94,6 +96,7 @@ def run(args):
     if args.plot:
         _plot(args, history, tasks.predict(model, inputs)[0], targets[0], generated, ok,
               prime)
+    report_seed = _report(args, model, vocab, ok) if args.report else None
     model.save(workdir.path / "model.keras")  # all K seeds; keras.saving.load_model reads it
     print(f"{sum(ok)}/{args.seeds} seeds regenerate {args.text!r} from {prime!r}",
           file=sys.stderr)
@@ -101,6 +104,7 @@ def run(args):
             "text": args.text, "alphabet": vocab.chars, "prime": prime,
             "teacher_forced_ok": int(sum(f == args.text[1:] for f in forced)),
             "steps": fit["steps"], "train_loss": fit["loss"], "plot": args.plot,
+            "report": args.report, "report_seed": report_seed,
             "workdir": str(workdir.path)}
 
 
@@ -120,6 +124,21 @@ def _plot(args, history, logits, targets, generated, ok, prime):
         title=(f"S2 {args.text!r} (--seed {args.seed}): {args.seeds} networks of "
                f"{args.hidden} sigmoid units, {args.steps} steps of Adam {args.lr:g}; "
                f"{sum(ok)}/{args.seeds} regenerate the text from {prime!r} (✓)"))
+
+
+def _report(args, model, vocab, ok):
+    """Writes `tf_rnn.report`'s page of one seed's network (a one-member copy) reading
+    the text's one-hot symbols; returns the seed shown."""
+    from tf_rnn import files, report
+
+    k = ok.index(True) if any(ok) else 0
+    ids = vocab.encode(args.text)
+    page, _ = report.render(
+        model.member(k), ids, vocab.chars, inputs=np.eye(vocab.size, dtype=np.float32)[ids],
+        num_unrollings=len(ids) - 1, title=f"experiments.hello: seed {k} of {args.seeds}",
+        about={"text": args.text, "seed": k, "steps": args.steps, "hidden": args.hidden})
+    files.atomic_write(args.report, page.encode("utf-8"))
+    return k
 
 
 def main(argv=None):

@@ -408,3 +408,24 @@ def test_bad_chars_and_short_texts_are_one_line(tmp_path, capsys):
     with pytest.raises(ValueError, match="Cannot inspect a text of 1 character"):
         report.collect(spread_model(), VOCAB.encode("a"), VOCAB.chars)
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.slow
+def test_the_hello_experiment_writes_the_page_of_a_seed_that_learned(tmp_path, capsys):
+    """experiments.hello --report: the page of its first successful seed, whose best
+    guess for every character after the first is that character (it regenerates
+    'hello')."""
+    import base64
+
+    from experiments import hello
+
+    out = tmp_path / "hello.html"
+    assert hello.main(["--seeds", "2", "--steps", "600", "--workdir", str(tmp_path / "run"),
+                       "--report", str(out), "--no-progress"]) == 0
+    got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert got["succeeded"] >= 1 and got["report"] == str(out)  # premise: one learned
+    figures = page_data(out.read_text(encoding="utf-8"))
+    assert figures["units"] == 10 and figures["text"] == "hello" and figures["n"] == 5
+    top = np.frombuffer(base64.b64decode(figures["top_ids"]), "u1").reshape(5, 4)
+    assert [figures["alphabet"][i] for i in top[1:, 0]] == list("ello")
+    assert figures["activation"] == "sigmoid" and figures["bpc"] < 0.5

@@ -674,6 +674,17 @@ def check_hello_plot(cmd):
     assert not cmd().all("hello_figure")
 
 
+def check_hello_report(cmd):
+    calls = cmd("--report", "hello.html",
+                patches=[(report, "render", value(("<p>page</p>", {})))])
+    assert calls.status == 0, calls.err
+    shown = calls.one("render")
+    assert shown["model"].hidden_size == 2 and shown["inputs"].shape == (5, 4)  # "hello"
+    assert pathlib.Path("hello.html").read_text() == "<p>page</p>"
+    assert result(calls)["report"] == "hello.html"
+    assert not cmd(patches=[(report, "render", STOP)]).all("render")
+
+
 HELLO_CHECKS = {
     "--text": check_hello_text, "--alphabet": check_hello_alphabet,
     "--prime": after_training(check_hello_prime),
@@ -684,6 +695,7 @@ HELLO_CHECKS = {
     "--set": check_toy_set, "--workdir": check_toy_workdir,
     "--no-progress": check_toy_no_progress, "--verbose": check_verbose,
     "--plot": after_training(check_hello_plot),
+    "--report": after_training(check_hello_report),
 }
 
 
