@@ -38,7 +38,8 @@ Tools: a closer look at one finding:
                      in quality)
 
 Shared helpers, not run (their names are imported by the modules above):
-  _run               train_preset (the presets' main) and the toy systems' flags
+  _run               train_preset (the presets' main), the toy systems' flags, and
+                     tf_rnn_trainer (a preset's compiled step, for the benchmarks)
   _report            JSON rows, Markdown tables, peak memory (the benchmarks)
   _quality           the contenders of quality and their equal-time training
   _transformer       nanoGPT's baby GPT in Keras 3, the quality peer with a context

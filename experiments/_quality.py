@@ -102,34 +102,13 @@ def new_total_steps():
     return tf.Variable(0, dtype=tf.int64, trainable=False, name="total_steps")
 
 
-def budget_trainer(preset, alphabet, total_steps, **changes):
-    """(config, model, train(window) -> loss): the library's compiled step for `preset`,
-    its schedule ending at `total_steps` (`tf_rnn.steps.make_optimizer`)."""
-    import keras
-
-    from tf_rnn import config as config_lib, models, steps
-
-    cfg = config_lib.get_preset(preset).replace(**changes)
-    keras.utils.set_random_seed(cfg.seed)
-    model = models.build_model(cfg, alphabet)
-    optimizer = steps.make_optimizer(cfg, total_steps=total_steps)
-    step = steps.make_train_step(model, optimizer, cfg.clip_norm, cfg.clip_value,
-                                 jit_compile=cfg.jit_compile, seed=cfg.seed)
-    state = model.zero_state(cfg.batch_size)
-
-    def train(window):
-        nonlocal state
-        metrics, state = step(window[:, :-1], window[:, 1:], state)
-        return float(metrics["loss"])  # as the training loop reads it every step
-
-    return cfg, model, train
-
-
 def tf_rnn_contender(name, preset, changes, alphabet):
     from tf_rnn import steps
 
     total = new_total_steps()
-    cfg, model, train = budget_trainer(preset, alphabet, total, **changes)
+    from experiments._run import tf_rnn_trainer
+
+    cfg, model, train = tf_rnn_trainer(preset, alphabet, total_steps=total, **changes)
     eval_step = steps.make_eval_step(model)
 
     def valid_bpc(ids):

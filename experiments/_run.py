@@ -83,3 +83,27 @@ def toy_settings(args, name, defaults=None):
         args.workdir = f"runs/{name}/{digest}"
     return settings
 
+
+def tf_rnn_trainer(preset, alphabet=27, total_steps=None, **changes):
+    """(config, model, train(window) -> loss): the library's compiled step for `preset`
+    with `changes`, for the benchmarks' speed rows and quality's contenders; the
+    schedule ends at `total_steps` where it is set (`tf_rnn.steps.make_optimizer`).
+    `alphabet` defaults to text8's 27 characters."""
+    import keras
+
+    from tf_rnn import config as config_lib, models, steps
+
+    cfg = config_lib.get_preset(preset).replace(**changes)
+    keras.utils.set_random_seed(cfg.seed)
+    model = models.build_model(cfg, alphabet)
+    optimizer = steps.make_optimizer(cfg, total_steps=total_steps)
+    step = steps.make_train_step(model, optimizer, cfg.clip_norm, cfg.clip_value,
+                                 jit_compile=cfg.jit_compile, seed=cfg.seed)
+    state = model.zero_state(cfg.batch_size)
+
+    def train(window):
+        nonlocal state
+        metrics, state = step(window[:, :-1], window[:, 1:], state)
+        return float(metrics["loss"])  # as the training loop reads it every step
+
+    return cfg, model, train

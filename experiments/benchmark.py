@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from experiments._report import Report, peak_rss_tracker, round_figures
+from experiments._run import tf_rnn_trainer
 from tf_rnn import cli
 from tf_rnn import vocab as vocab_lib
 
@@ -116,27 +117,6 @@ def matmul_peak_task(size=1024, chain=4):
         return 2 * size ** 3 * chain
 
     return fn
-
-
-def tf_rnn_trainer(preset, alphabet=ALPHABET, **changes):
-    """(config, model, train(window) -> loss): the library's compiled step for `preset`."""
-    import keras
-
-    from tf_rnn import config as config_lib, models, steps
-
-    cfg = config_lib.get_preset(preset).replace(**changes)
-    keras.utils.set_random_seed(cfg.seed)
-    model = models.build_model(cfg, alphabet)
-    step = steps.make_train_step(model, steps.make_optimizer(cfg), cfg.clip_norm,
-                                 cfg.clip_value, jit_compile=cfg.jit_compile, seed=cfg.seed)
-    state = model.zero_state(cfg.batch_size)
-
-    def train(window):
-        nonlocal state
-        metrics, state = step(window[:, :-1], window[:, 1:], state)
-        return float(metrics["loss"])  # as the training loop reads it every step
-
-    return cfg, model, train
 
 
 def train_task(train, ids, batch_size, num_unrollings):
