@@ -156,8 +156,9 @@ def test_normalize_punctuation_newlines_and_case():
 def _zip_bytes(members):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, payload in members.items():
-            zf.writestr(name, payload)
+        for name, payload in members.items():  # a fixed time: the same bytes every run
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), payload,
+                        compress_type=zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
