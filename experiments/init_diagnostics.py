@@ -42,7 +42,7 @@ def run(args):
     import keras
 
     from tf_rnn import config as config_lib
-    from tf_rnn import diagnostics, models, plots, runs, training
+    from tf_rnn import diagnostics, models, plots, probes, runs, training
     from tf_rnn.workdir import Workdir
 
     if args.plot:
@@ -61,8 +61,8 @@ def run(args):
         keras.utils.set_random_seed(config.seed)  # the run's own step-0 weights
         start = models.build_model(config, vocab.size)
         shape = (config.batch_size, config.num_unrollings, args.windows)
-        first = diagnostics.measure_text(start, corpus.valid, *shape)
-        end = ends[f"{init}, step {result['step']}"] = diagnostics.measure_text(
+        first = probes.measure_text(start, corpus.valid, *shape)
+        end = ends[f"{init}, step {result['step']}"] = probes.measure_text(
             model, corpus.valid, *shape)
         rows[init] = {"init": init, "steps": result["step"], "valid_bpc": result["valid_bpc"],
                       "step0": {k: first.get(k) for k in KEYS},

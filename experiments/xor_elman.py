@@ -73,7 +73,7 @@ def run(args):
     import keras
     import tensorflow as tf
 
-    from tf_rnn import diagnostics, plots, sequence, steps, summaries, tasks
+    from tf_rnn import diagnostics, plots, probes, sequence, steps, summaries, tasks
     from tf_rnn.workdir import Workdir
 
     if args.plot:
@@ -94,7 +94,7 @@ def run(args):
                        progress=not args.no_progress, desc="xor")
 
     # Why it learned or not: gradient flow, saturation and spectrum of all K members.
-    diag = diagnostics.make_measure(model, loss_fn)(inputs, targets,
+    diag = probes.make_measure(model, loss_fn)(inputs, targets,
                                                     model.zero_state(len(inputs)))
     pending = summaries.PendingSummaries()
     diagnostics.write(pending, diag, model, fit["steps"])

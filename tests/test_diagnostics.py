@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tf_rnn import config as config_lib
 from tf_rnn import diagnostics
+from tf_rnn import probes
 from tf_rnn import models
 from tf_rnn import sequence
 
@@ -39,7 +40,7 @@ def _expected_flow(model, inputs, targets, state, readout, loss_fn):
     """dL/dh_t for every t, the other way: h_t from the reference loop as a watched
     tensor, the loss as (its own step's output via `readout`) + (the rest of the window
     run by the model's FAST path from h_t, with its hand-written BPTT)."""
-    _, hs, _ = diagnostics.reference_unroll(model, inputs, state)
+    _, hs, _ = probes.reference_unroll(model, inputs, state)
     whole, last = [], []
     for t in range(T):
         h = tf.constant(hs[t])
@@ -64,7 +65,7 @@ def test_gradient_by_lag_matches_the_fast_path_arch1(combine, activation):
     model = _char_model("arch1", combine, activation)
     inputs, targets = _window()
     state = tf.constant(np.random.default_rng(1).uniform(0, 0.5, (B, model.state_size)))
-    figures = diagnostics.make_measure(model, _sum_ce)(inputs, targets, state)
+    figures = probes.make_measure(model, _sum_ce)(inputs, targets, state)
     readout = lambda h: tf.matmul(h, model.cell.V) + model.cell.c
     whole, last = _expected_flow(model, inputs, targets, state, readout, _sum_ce)
     np.testing.assert_allclose(figures["grad_by_lag"], whole, rtol=1e-10, atol=1e-14)
@@ -72,7 +73,7 @@ def test_gradient_by_lag_matches_the_fast_path_arch1(combine, activation):
     assert figures["grad_ratio"] == pytest.approx(whole[-1] / whole[0], rel=1e-10)
     assert last[-1] > 0  # the last step's error reaches back to the first step
     # The reference loop is the model: the same logits and last state as its fast path.
-    logits, _, end = diagnostics.reference_unroll(model, inputs, state)
+    logits, _, end = probes.reference_unroll(model, inputs, state)
     fast, fast_end = model(inputs, state)
     np.testing.assert_allclose(logits, fast, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(end, fast_end, rtol=1e-10, atol=1e-12)
@@ -82,7 +83,7 @@ def test_gradient_by_lag_and_weight_norms_elman():
     model = _char_model("elman", init="charrnn")
     inputs, targets = _window(2)
     state = tf.constant(np.random.default_rng(3).uniform(-0.5, 0.5, (B, 5)))
-    figures = diagnostics.make_measure(model, _sum_ce)(inputs, targets, state)
+    figures = probes.make_measure(model, _sum_ce)(inputs, targets, state)
     readout = lambda h: tf.matmul(h, model.cell.W_hy) + model.cell.b_y
     whole, last = _expected_flow(model, inputs, targets, state, readout, _sum_ce)
     np.testing.assert_allclose(figures["grad_by_lag"], whole, rtol=1e-10, atol=1e-14)
@@ -101,8 +102,8 @@ def test_arch2_teacher_forcing_carries_no_gradient_through_time():
     model = _char_model("arch2", init="seed")
     inputs, targets = _window(4)
     state = model.one_hot(tf.constant([1, 2, 3]))  # a stream already under way
-    figures = diagnostics.make_measure(model, _sum_ce)(inputs, targets, state)
-    logits, _, _ = diagnostics.reference_unroll(model, inputs, state)
+    figures = probes.make_measure(model, _sum_ce)(inputs, targets, state)
+    logits, _, _ = probes.reference_unroll(model, inputs, state)
     np.testing.assert_allclose(logits, model(inputs, state)[0], rtol=1e-10, atol=1e-12)
     # dL/dh_t is its own step's output gradient alone: (softmax - onehot) V^T / B.
     d_logits = (tf.nn.softmax(logits) - tf.one_hot(targets, A, dtype=tf.float64)) / B
@@ -120,7 +121,7 @@ def test_sequence_model_members_and_masked_loss():
     inputs = tf.constant(rng.integers(0, 2, (B, T, 2)).astype(np.float64))
     targets = tf.constant(rng.integers(0, 2, (B, T, 1)).astype(np.float64))
     loss_fn = sequence.make_loss("bce", reduce_time="sum")
-    figures = diagnostics.make_measure(model, loss_fn)(inputs, targets, model.zero_state(B))
+    figures = probes.make_measure(model, loss_fn)(inputs, targets, model.zero_state(B))
     w_hy, b_y = model.weights_masked()[3:]
     whole, last = _expected_flow(model, inputs, targets, model.zero_state(B),
                                  lambda h: tf.matmul(h, w_hy) + b_y, loss_fn)
@@ -131,7 +132,7 @@ def test_sequence_model_members_and_masked_loss():
         np.linalg.norm(w_hh[:3, :3], 2), np.linalg.norm(w_hh[3:, 3:], 2)))
     # A mask (the XOR task ignores the first output) is the loss's business: it works.
     masked = sequence.make_loss("bce", np.array([0.0] + [1.0] * (T - 1)))
-    out = diagnostics.make_measure(model, masked)(inputs, targets, model.zero_state(B))
+    out = probes.make_measure(model, masked)(inputs, targets, model.zero_state(B))
     assert np.isfinite(out["grad_by_lag"]).all()
 
 
@@ -139,42 +140,42 @@ def test_activity_of_a_hand_made_window():
     h = np.zeros((2, 2, 4))  # (T, B, S)
     h[0, 0] = [1.0, 0.0, 0.0, -1.0]
     h[1, 1] = [2.0, 0.0, 3.0, 0.0]
-    got = diagnostics.activity(h, "relu", recurrent=slice(2, 4))
+    got = probes.activity(h, "relu", recurrent=slice(2, 4))
     # Active values: unit 0 twice, unit 2 once, out of 16; units 1 and 3 never.
     assert got["active_fraction"] == 3 / 16 and got["dead_fraction"] == 0.5
     np.testing.assert_array_equal(got["unit_rate"], [0.5, 0.0, 0.25, 0.0])
     assert got["recurrent_active_fraction"] == 1 / 8
     assert got["recurrent_dead_fraction"] == 0.5
     t = np.array([[[0.995, -0.999, 0.5, -0.9999]], [[0.2, -0.995, 0.0, 1.0]]])  # (2, 1, 4)
-    got = diagnostics.activity(np.tanh(np.arctanh(np.clip(t, -0.99999, 0.99999))), "tanh")
+    got = probes.activity(np.tanh(np.arctanh(np.clip(t, -0.99999, 0.99999))), "tanh")
     assert got["saturated_fraction"] == 5 / 8 and got["stuck_fraction"] == 0.5
     s = np.array([[[0.005, 0.5, 0.995]], [[0.009, 0.991, 0.02]]])
-    got = diagnostics.activity(s, "sigmoid")
+    got = probes.activity(s, "sigmoid")
     assert got["saturated_fraction"] == 4 / 6 and got["stuck_fraction"] == 1 / 3
     with pytest.raises(ValueError, match="activation"):
-        diagnostics.activity(h, "gelu")
+        probes.activity(h, "gelu")
 
 
 def test_spectrum_of_a_known_matrix():
     # Singular values 2 and 0.5 (the columns are orthogonal, of norms 0.5 and 2); the
     # eigenvalues are ±1 (the characteristic polynomial is λ² - 1).
-    got = diagnostics.spectrum([[0.0, 2.0], [0.5, 0.0]])
+    got = probes.spectrum([[0.0, 2.0], [0.5, 0.0]])
     assert got == pytest.approx({"sigma_max": 2.0, "spectral_radius": 1.0})
     # A rotation by 90° scaled by 3: both figures 3.
-    assert diagnostics.spectrum([[0.0, -3.0], [3.0, 0.0]]) == pytest.approx(
+    assert probes.spectrum([[0.0, -3.0], [3.0, 0.0]]) == pytest.approx(
         {"sigma_max": 3.0, "spectral_radius": 3.0})
-    assert diagnostics.spectrum(np.ones((2, 3)))["spectral_radius"] is None
-    assert diagnostics.spectrum(np.ones((2, 3)))["sigma_max"] == pytest.approx(np.sqrt(6))
+    assert probes.spectrum(np.ones((2, 3)))["spectral_radius"] is None
+    assert probes.spectrum(np.ones((2, 3)))["sigma_max"] == pytest.approx(np.sqrt(6))
 
 
 def test_recurrent_matrix_of_each_model():
     concat = _char_model("arch1", "concat")
-    np.testing.assert_array_equal(diagnostics.recurrent_matrix(concat),
+    np.testing.assert_array_equal(probes.recurrent_matrix(concat),
                                   concat.cell.W.numpy()[5:])
     summed = _char_model("arch1", "sum")
-    np.testing.assert_array_equal(diagnostics.recurrent_matrix(summed), summed.cell.W.numpy())
+    np.testing.assert_array_equal(probes.recurrent_matrix(summed), summed.cell.W.numpy())
     elman = _char_model("elman")
-    np.testing.assert_array_equal(diagnostics.recurrent_matrix(elman),
+    np.testing.assert_array_equal(probes.recurrent_matrix(elman),
                                   elman.cell.W_hh.numpy())
 
 
@@ -183,7 +184,7 @@ def _seed_shape_figures(init):
     cfg = config_lib.get_preset("text8_arch1").replace(init=init)
     model = models.build_model(cfg, 27)
     ids = np.random.default_rng(0).integers(0, 27, (8, 11))  # 10 steps: the init decides
-    measure = diagnostics.make_measure(model)
+    measure = probes.make_measure(model)
     state = model.zero_state(8)
     for _ in range(2):  # a second window, from the state the first one left
         figures = measure(ids[:, :-1], ids[:, 1:], state)
@@ -212,7 +213,7 @@ def test_a_diverged_model_gives_none_with_the_reason_and_no_warning(kind, scale)
     ids = np.random.default_rng(0).integers(0, A, 3 * T + 1)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # e.g. inf / inf in a ratio
-        figures = diagnostics.measure_text(model, ids, 3, T, 1)
+        figures = probes.measure_text(model, ids, 3, T, 1)
     json.dumps(figures, allow_nan=False)  # raises on NaN or Infinity
     assert figures["loss"] is None and figures["nonfinite"]["loss"] in ("nan", "inf")
     assert figures["grad_ratio"] is None and "grad_ratio" in figures["nonfinite"]

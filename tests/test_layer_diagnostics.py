@@ -11,6 +11,7 @@ import tensorflow as tf
 from tf_rnn import config as config_lib
 from tf_rnn import diagnostics, models, summaries
 from tf_rnn.indrnn import IndRNNModel
+from tf_rnn import probes
 
 A, N, B, T = 5, 3, 2, 6
 STACKS = {
@@ -36,7 +37,7 @@ def _window(seed=0):
 def _measure(model, seed=0):
     inputs, targets = _window(seed)
     state = np.random.default_rng(seed + 1).uniform(0, 0.5, (B, model.state_size))
-    return diagnostics.make_measure(model)(inputs, targets, state), (inputs, targets, state)
+    return probes.make_measure(model)(inputs, targets, state), (inputs, targets, state)
 
 
 def test_each_layers_profile_is_the_gradient_on_its_h_by_a_hand_written_stack():
@@ -84,7 +85,7 @@ def test_layers_split_the_whole_models_figures(name):
     matrix = np.asarray(model.recurrent_matrix())
     for row, part in zip(rows, (slice(0, N), slice(N, 2 * N))):
         assert row["sigma_max"] == pytest.approx(np.linalg.svd(matrix[part, part])[1][0])
-        fractions = diagnostics.activity(figures_hidden(model)[..., part], model.activation)
+        fractions = probes.activity(figures_hidden(model)[..., part], model.activation)
         key = "active_fraction" if model.activation == "relu" else "saturated_fraction"
         assert row[key] == pytest.approx(fractions[key])
     # one norm per weight: a stack's layers keep their own U, W, b apart
@@ -95,7 +96,7 @@ def figures_hidden(model, seed=0):
     """The hidden layers (T, B, L·n) the measurement saw (the same window and state)."""
     inputs, _ = _window(seed)
     state = np.random.default_rng(seed + 1).uniform(0, 0.5, (B, model.state_size))
-    _, hs, _ = diagnostics.reference_unroll(model, tf.constant(inputs), tf.constant(state))
+    _, hs, _ = probes.reference_unroll(model, tf.constant(inputs), tf.constant(state))
     return hs.numpy()
 
 
@@ -117,7 +118,7 @@ def test_one_layer_has_no_layer_rows_and_keeps_its_weight_names():
 
 def test_summaries_and_table_show_each_layer():
     model = _stack("indrnn")
-    figures = diagnostics.measure_text(model, np.random.default_rng(0).integers(0, A, 400),
+    figures = probes.measure_text(model, np.random.default_rng(0).integers(0, A, 400),
                                        B, T, windows=2)
     pending = summaries.PendingSummaries()
     diagnostics.write(pending, figures, model, step=1)

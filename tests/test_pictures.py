@@ -15,6 +15,7 @@ from matplotlib import mathtext  # noqa: E402
 from experiments import hello, xor_elman  # noqa: E402
 from tf_rnn import config as config_lib  # noqa: E402
 from tf_rnn import diagnostics, plots, summaries  # noqa: E402
+from tf_rnn import probes
 
 
 def _png_size(path):
@@ -25,11 +26,11 @@ def _png_size(path):
 @pytest.fixture
 def arch1_figures():
     """Figures like an Arch 1 concat measurement: n = 5 recurrent units of a 2n = 10
-    state (activity measured by `diagnostics.activity` on a made-up window)."""
+    state (activity measured by `probes.activity` on a made-up window)."""
     hidden = np.random.default_rng(0).uniform(-1, 1, (8, 4, 10))  # (T, B, 2n)
     return {"grad_by_lag": list(np.geomspace(1e-2, 1e-5, 8)),
             "grad_by_lag_last": list(np.geomspace(1e-2, 1e-9, 8)),
-            **diagnostics.activity(hidden, "relu", recurrent=slice(5, 10)),
+            **probes.activity(hidden, "relu", recurrent=slice(5, 10)),
             "activation": "relu", "recurrent_units": "[5:10)"}
 
 

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tf_rnn import config as config_lib
 from tf_rnn import diagnostics
+from tf_rnn import probes
 from tf_rnn import models
 from tf_rnn import steps
 
@@ -73,7 +74,7 @@ def test_a_new_model_class_with_the_protocol_is_measured():
     model = TinyElman()
     assert models.missing_probe_protocol(model) == []
     ids = _ids()
-    figures = diagnostics.measure_text(model, ids, B, T, windows=1)
+    figures = probes.measure_text(model, ids, B, T, windows=1)
     # The first window of the B streams, measured without diagnostics: the window's
     # loss by the model's own `call`, and dL/dh_T (lag 0) by a loop written here.
     streams = ids[np.arange(B)[:, None] * ((len(ids) - 1) // B) + np.arange(T + 1)]
@@ -107,7 +108,7 @@ def test_a_slice_of_recurrent_units_is_reported_as_the_model_says():
     class HalfRecurrent(TinyElman):
         recurrent_units = slice(2, 4)
 
-    figures = diagnostics.measure_text(HalfRecurrent(), _ids(), B, T, windows=1)
+    figures = probes.measure_text(HalfRecurrent(), _ids(), B, T, windows=1)
     assert figures["recurrent_units"] == "[2:4)" and "recurrent_saturated_fraction" in figures
 
 
@@ -118,9 +119,9 @@ def test_a_model_without_the_protocol_gets_a_clear_message(capsys):
                        "recurrent_units", "recurrent_matrix"]
     with pytest.raises(ValueError, match=r"`model`.*NoProtocol, which lacks hidden_step, "
                                          r"readout, carry"):
-        diagnostics.make_measure(model)
+        probes.make_measure(model)
     with pytest.raises(ValueError, match="probe protocol"):
-        diagnostics.measure_text(model, _ids(), B, T)
+        probes.measure_text(model, _ids(), B, T)
     # Training: no error before the first step; the run goes on without diagnostics.
     hook = diagnostics.TrainingDiagnostics(config_lib.Config(diag_every=1), model)
     err = capsys.readouterr().err

@@ -230,7 +230,7 @@ def test_every_score_cuts_the_text_with_scoring_streams(monkeypatch):
     """One cut for every contender of a quality comparison: the project's evaluation,
     the diagnostics and the Keras baselines of experiments/ all call it."""
     from experiments import _baselines
-    from tf_rnn import diagnostics
+    from tf_rnn import probes
 
     calls, cut = [], steps.scoring_streams
     monkeypatch.setattr(steps, "scoring_streams",
@@ -238,7 +238,7 @@ def test_every_score_cuts_the_text_with_scoring_streams(monkeypatch):
     ids = np.random.default_rng(0).integers(0, 5, 4 * 7 * 2 + 1)
     _, model, _ = _setup("elman")
     steps.evaluate(model, ids, 4, 6)
-    diagnostics.measure_text(model, ids, 4, 6, windows=1)
+    probes.measure_text(model, ids, 4, 6, windows=1)
     _baselines.KerasCharRNN(5, 3, 4, 6).evaluate(ids)
     assert calls == [4, 4, 4]
 

@@ -12,9 +12,10 @@ ones below, and no import cycle exists.
     base      config, errors, checks, files, jsonl, logs, draws, plots
     data      vocab, textio, text8, data
     model     kernels, cells, charmodel, indrnn, stacking, models
-    steps     steps, sampling, scoring, summaries, distribute, sequence, tasks
+    steps     steps, sampling, scoring, summaries, distribute, sequence, tasks, probes,
+              units
     run       workdir, preemption, integrity, runs, resources, run_state, budget,
-              diagnostics, units, report_page, report
+              diagnostics, report_page, report
     training  training
     export    serving, export
     entry     arguments, cli, __main__

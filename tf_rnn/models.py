@@ -9,7 +9,7 @@ Every model has the same interface, used by training, sampling and export:
   zero_state(batch_size)            -> (B, state_size)
   state_size                        S
 
-and what `tf_rnn.diagnostics` asks of a model (`PROBE_PROTOCOL`; the toy tasks'
+and what the diagnostics (`tf_rnn.probes`) ask of a model (`PROBE_PROTOCOL`; the toy tasks'
 `tf_rnn.sequence.ElmanSequenceModel` has it too): one step split at its hidden layer,
 so that a probe can be added to h, and the figures that say how h feeds back:
   hidden_step(x_t, state) -> h (B, H)       the step's hidden layer (x_t: ids (B,))
@@ -54,7 +54,7 @@ CONCAT_DOES_NOT_STACK = (
     "width to match for residual and a state split that stacking would have to re-define; "
     "stack combine='sum' or 'mul' (n wide, all of it recurrent) instead")
 
-# What `tf_rnn.diagnostics` needs of a model (the module docstring says what each is).
+# What the diagnostics (`tf_rnn.probes`) need of a model (the module docstring says what each is).
 PROBE_PROTOCOL = ("hidden_step", "readout", "carry", "hidden_size", "activation",
                   "recurrent_units", "recurrent_matrix", "state_size", "zero_state")
 

@@ -131,7 +131,7 @@ class ElmanSequenceModel(keras.Model):
         h = self.hidden_step(x, state)
         return self.readout(h), h
 
-    # The probe protocol of `tf_rnn.models` (what `tf_rnn.diagnostics` asks): the step
+    # The probe protocol of `tf_rnn.models` (what `tf_rnn.probes` asks): the step
     # split at the hidden layer, which is the state; the masked weights throughout.
     recurrent_units = None
 

@@ -1,6 +1,6 @@
 """What each hidden unit of a model does over a text: the numbers of `tf-rnn inspect`.
 
-* Per-step hidden layers: `tf_rnn.diagnostics.reference_unroll`, the probe protocol of
+* Per-step hidden layers: `tf_rnn.probes.reference_unroll`, the probe protocol of
   `tf_rnn.models` (`PROBE_PROTOCOL`), one compiled window at a time with the state
   carried: `hidden_states(model, inputs)` -> (N, H), the hidden layer after each input.
   For a stacked model H is every layer's units side by side (layer l: units
@@ -14,15 +14,15 @@
   unit that tracks a feature by sign or by saturation ranks high; one that tracks it
   non-monotonically does not.
 * Activity per unit and per layer with the diagnostics' definitions
-  (`tf_rnn.diagnostics.activity`: relu active h > 0, dead never; tanh saturated
+  (`tf_rnn.probes.activity`: relu active h > 0, dead never; tanh saturated
   |h| > `SATURATION`, stuck always).
-* The gradient-vs-lag profile of the excerpt (`tf_rnn.diagnostics.make_measure`).
+* The gradient-vs-lag profile of the excerpt (`tf_rnn.probes.make_measure`).
 """
 
 import numpy as np
 import tensorflow as tf
 
-from tf_rnn import diagnostics
+from tf_rnn import probes
 from tf_rnn.checks import positive_integer
 
 # Feature name -> what it is (shown in the report beside the ranking).
@@ -85,14 +85,14 @@ def hidden_states(model, inputs, state=None, window=100):
       hidden (N, H) float64, logits (N, O) float64 (the readout of each hidden layer:
       the prediction of the input after it), the state after the last input.
     """
-    diagnostics.check_protocol(model)
+    probes.check_protocol(model)
     positive_integer("window", window)
     inputs = np.asarray(inputs)
     if len(inputs) < 1:
         raise ValueError(f"Received an invalid value for argument `inputs`, expected at "
                          f"least one step, got shape {inputs.shape}.")
     state = model.zero_state(1) if state is None else state
-    unroll = tf.function(lambda x, s: diagnostics.reference_unroll(model, x, s),
+    unroll = tf.function(lambda x, s: probes.reference_unroll(model, x, s),
                          reduce_retracing=False)
     hidden, logits = [], []
     for start in range(0, len(inputs), window):
@@ -162,19 +162,19 @@ def layers_of(model):
 def unit_activity(hidden, activation, layers):
     """The diagnostics' activity of the text's hidden layers (N, H): {"unit_rate": (H,)
     each unit's active (relu) or saturated (tanh, sigmoid) fraction, "layers": [{"name",
-    "units": [start, stop), and `diagnostics.activity`'s two fractions}]}."""
+    "units": [start, stop), and `probes.activity`'s two fractions}]}."""
     h = np.asarray(hidden)[:, None, :]  # (T, B=1, H)
     rows = []
     for name, part in layers:
-        figures = diagnostics.activity(h[..., part], activation)
+        figures = probes.activity(h[..., part], activation)
         figures.pop("unit_rate")
         rows.append({"name": name, "units": [part.start, part.stop], **figures})
-    return {"unit_rate": diagnostics.activity(h, activation)["unit_rate"], "layers": rows}
+    return {"unit_rate": probes.activity(h, activation)["unit_rate"], "layers": rows}
 
 
 def gradient_profile(model, inputs, targets, num_unrollings, windows=4):
     """The mean gradient-vs-lag profiles over the first `windows` windows of the text
-    (one stream from the zero state, carried; `diagnostics.make_measure`).
+    (one stream from the zero state, carried; `probes.make_measure`).
 
     Args:
       inputs: (N,) ids or (N, I) floats; targets: (N,) the ids they predict.
@@ -187,7 +187,7 @@ def gradient_profile(model, inputs, targets, num_unrollings, windows=4):
     if steps < 1:
         return None
     count = max(1, min(windows, len(inputs) // steps))
-    measure, state, each = diagnostics.make_measure(model), model.zero_state(1), []
+    measure, state, each = probes.make_measure(model), model.zero_state(1), []
     for w in range(count):
         x = tf.convert_to_tensor(np.asarray(inputs)[w * steps:(w + 1) * steps][None])
         y = tf.convert_to_tensor(np.asarray(targets)[w * steps:(w + 1) * steps][None])
