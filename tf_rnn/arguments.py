@@ -81,14 +81,18 @@ def _add_eval(sub):
     return p
 
 
+def _add_model_source(p, export_help):
+    """--workdir (with --checkpoint) or --export: where sample and score find the model."""
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workdir", help="a run's directory (--checkpoint: which)")
+    source.add_argument("--export", help=export_help)
+    add_checkpoint_argument(p)
+
+
 def _add_sample(sub):
     p = sub.add_parser("sample", help="generate text from a checkpoint (the latest) or "
                        "an export")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--workdir", help="a run's directory (--checkpoint: which)")
-    source.add_argument("--export", help="a SavedModel written by `tf-rnn export` "
-                        "(no checkpoint needed)")
-    add_checkpoint_argument(p)
+    _add_model_source(p, "a SavedModel written by `tf-rnn export` (no checkpoint needed)")
     p.add_argument("--prime", default="", help="text to start from")
     p.add_argument("--length", type=int, default=200, help="characters to generate")
     p.add_argument("--temperature", type=float, default=1.0, help="<= 0: greedy")
@@ -106,10 +110,7 @@ def _add_sample(sub):
 def _add_score(sub):
     p = sub.add_parser("score", help="every character's log2-probability and the model's "
                        "guesses, given the text before it (JSON lines)")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--workdir", help="a run's directory (--checkpoint: which)")
-    source.add_argument("--export", help="a SavedModel written by `tf-rnn export`")
-    add_checkpoint_argument(p)
+    _add_model_source(p, "a SavedModel written by `tf-rnn export`")
     text = p.add_mutually_exclusive_group(required=True)
     text.add_argument("--text", help="the text to score")
     text.add_argument("--file", help="a UTF-8 file to score")
