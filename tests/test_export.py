@@ -348,13 +348,23 @@ for kind, s in spec.items():
     r["gen_more"] = [a.decode("utf-8") + b.decode("utf-8") for a, b in
                      zip(head["text"].numpy(), more["generated"].numpy())]
     results[kind] = r
+# What `saved_model_cli show --all --dir` prints (the function it calls: one process for
+# both checks).
+import contextlib, io
+from tensorflow.python.tools import saved_model_cli
+shown = io.StringIO()
+with contextlib.redirect_stdout(shown):
+    saved_model_cli._show_all(spec["arch2"]["export"])
+results["saved_model_cli"] = shown.getvalue()
 assert sys.modules.get("tf_rnn") is None and sys.modules.get("keras") is None
 json.dump(results, open(sys.argv[2], "w"))
 """
 
 
-@pytest.mark.slow
-def test_fresh_process_without_tf_rnn(runs, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def fresh(runs, tmp_path_factory):
+    """FRESH run on the module's exports: (its spec, its results, its stderr)."""
+    tmp_path = tmp_path_factory.mktemp("fresh")
     spec = {}
     for kind, run in runs.items():
         spec[kind] = {"export": str(run.export), "text": run.text,
@@ -366,8 +376,13 @@ def test_fresh_process_without_tf_rnn(runs, tmp_path, capsys):
     proc = subprocess.run([sys.executable, "-c", FRESH, "spec.json", "out.json"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Compiled cluster using XLA" in proc.stderr  # generate's loop, loaded
-    results = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    return spec, json.loads((tmp_path / "out.json").read_text(encoding="utf-8")), proc.stderr
+
+
+@pytest.mark.slow
+def test_fresh_process_without_tf_rnn(runs, fresh, capsys):
+    spec, results, stderr = fresh
+    assert "Compiled cluster using XLA" in stderr  # generate's loop, loaded
     for kind, run in runs.items():
         r = results[kind]
         code, figures, _ = _cli(capsys, "eval", "--workdir", str(run.workdir), "--data",
@@ -389,15 +404,11 @@ def test_fresh_process_without_tf_rnn(runs, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_saved_model_cli_lists_the_signatures(runs):
-    tool = shutil.which("saved_model_cli")
-    cmd = [tool] if tool else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
-    proc = subprocess.run(cmd + ["show", "--all", "--dir", str(runs["arch2"].export)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+def test_saved_model_cli_lists_the_signatures(fresh):
+    shown = fresh[1]["saved_model_cli"]  # arch2's export, read without tf_rnn
     for name in ("step", "generate", "score", "zero_state", "step_text"):
-        assert f"signature_def['{name}']" in proc.stdout
-    assert "shape: (-1)" in proc.stdout and "shape: (-1, 27)" in proc.stdout
+        assert f"signature_def['{name}']" in shown
+    assert "shape: (-1)" in shown and "shape: (-1, 27)" in shown
 
 
 @pytest.mark.slow
