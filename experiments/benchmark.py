@@ -273,6 +273,57 @@ def run_indrnn(report, args, ids):
     return {"indrnn_vs_keras": ratios[1], f"indrnn_{L}_layers_vs_keras_stack": ratios[L]}
 
 
+def bf16_task(rows, n, steps, dtype):
+    """fn() -> characters (rows x steps: a row per character) through `steps` dependent
+    (rows, n) x (n, n) products in `dtype` (2·n² FLOPs per character), each
+    through tanh: the recurrence's shape (rows = B, steps = T) or, with one step, a
+    window's input projection (rows = T·B)."""
+    import tensorflow as tf
+
+    x = tf.cast(tf.random.normal([rows, n]) * 0.1, dtype)
+    w = tf.cast(tf.random.normal([n, n]) / math.sqrt(n), dtype)
+
+    @tf.function
+    def run(h):
+        for _ in range(steps):
+            h = tf.tanh(tf.matmul(h, w))
+        return h[0, 0]
+
+    def fn():
+        run(x).numpy()
+        return rows * steps
+
+    return fn
+
+
+def run_bf16(report, args):
+    """bfloat16 against float32 matmuls at the presets' shapes (text8_best n = 384,
+    text8_indrnn n = 512): the recurrence, 40 dependent (32, n)·(n, n) products, and a
+    window's projection, one (1280, n)·(n, n). Run it again under
+    ONEDNN_DEFAULT_FPMATH_MODE=BF16 to see oneDNN's bf16 math mode on the float32 rows."""
+    import os
+
+    import tensorflow as tf
+
+    report.log(f"bf16 vs float32 matmuls (ONEDNN_DEFAULT_FPMATH_MODE="
+               f"{os.environ.get('ONEDNN_DEFAULT_FPMATH_MODE', 'unset')}):")
+    shapes = {f"{kind}_n{n}": (rows, n, steps) for n in (384, 512)
+              for kind, rows, steps in (("recurrence", 32, 40), ("projection", 1280, 1))}
+    tasks = {f"{name}_{dtype}": bf16_task(*shape, getattr(tf, dtype))
+             for name, shape in shapes.items() for dtype in ("float32", "bfloat16")}
+    r = measure(tasks, args.seconds, args.rounds, report.log)
+    speedups = {}
+    for name in shapes:
+        f32, b16 = r[f"{name}_float32"]["best"], r[f"{name}_bfloat16"]["best"]
+        speedups[name] = _ratio(b16, f32)
+        n = shapes[name][1]
+        for dtype, stats in (("float32", f32), ("bfloat16", b16)):
+            report.add(f"bf16/{name}/{dtype}", stats, median=r[f"{name}_{dtype}"]["median"],
+                       gflops=stats * 2 * n * n / 1e9,
+                       vs_float32=_ratio(stats, f32))
+    return {"bf16_speedup": speedups}
+
+
 def run_eval(report, args, ids):
     """Evaluation throughput: `tf_rnn.steps.evaluate` over a split, state carried."""
     from tf_rnn import steps
@@ -360,7 +411,8 @@ def parse_args(argv=None):
                    "(default 8, --quick 0.4)")
     p.add_argument("--rounds", type=int, help="bursts per row (default 8, --quick 2)")
     p.add_argument("--sections", default="train,indrnn,eval,sample,scale",
-                   help="comma-separated subset of train,indrnn,eval,sample,scale,quality")
+                   help="comma-separated subset of train,indrnn,eval,sample,scale,bf16,"
+                   "quality")
     p.add_argument("--quality", action="store_true",
                    help="also train text8_arch1, text8_arch1_tuned and the Keras baseline "
                    "for the same minutes each and compare validation bits per character")
@@ -376,7 +428,7 @@ def parse_args(argv=None):
     if args.seconds <= 0 or args.rounds <= 0:
         p.error(f"--seconds and --rounds must be positive, got {args.seconds}, {args.rounds}")
     args.sections = set(args.sections.split(",")) | ({"quality"} if args.quality else set())
-    unknown = args.sections - {"train", "indrnn", "eval", "sample", "scale", "quality"}
+    unknown = args.sections - {"train", "indrnn", "eval", "sample", "scale", "bf16", "quality"}
     if unknown:
         p.error(f"unknown --sections {sorted(unknown)}")
     # --quick keeps every row but shortens the windows (compiling a 40-step unroll
@@ -409,6 +461,8 @@ def run(args):
         summary.update(run_sampling(report, args))
     if "scale" in args.sections:
         run_scaling(report, args, ids)
+    if "bf16" in args.sections:
+        summary.update(run_bf16(report, args))
     if "quality" in args.sections:
         from experiments import _quality
 

@@ -71,3 +71,21 @@ def test_bad_arguments_are_rejected():
     out = subprocess.run([sys.executable, "-m", "experiments.benchmark", "--sections", "nope"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "sections" in out.stderr
+
+
+def test_the_bf16_rows_compare_each_shape_in_both_dtypes(capsys):
+    """`--sections bf16`: a float32 and a bfloat16 row per shape, and the summary's
+    speed-ups are their ratios (in-process: a few tiny bursts)."""
+    from experiments import benchmark
+
+    summary = benchmark.run(benchmark.parse_args(
+        ["--sections", "bf16", "--quick", "--seconds", "0.02", "--rounds", "1"]))["summary"]
+    rows = {r["name"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    shapes = ["recurrence_n384", "projection_n384", "recurrence_n512", "projection_n512"]
+    assert sorted(rows) == sorted(f"bf16/{s}/{d}" for s in shapes
+                                  for d in ("float32", "bfloat16"))
+    for shape in shapes:
+        f32, b16 = rows[f"bf16/{shape}/float32"], rows[f"bf16/{shape}/bfloat16"]
+        assert f32["chars_per_sec"] > 0 and f32["vs_float32"] == 1
+        assert summary["bf16_speedup"][shape] == pytest.approx(
+            b16["chars_per_sec"] / f32["chars_per_sec"], rel=1e-3)
