@@ -34,7 +34,7 @@ from experiments import quality, serve_benchmark
 
 import tf_rnn
 from tf_rnn import cli, config as config_lib, diagnostics, export, logs, models, plots
-from tf_rnn import report, runs, sampling, sequence, steps, tasks, training
+from tf_rnn import probes, report, runs, sampling, sequence, steps, tasks, training
 from tf_rnn.vocab import Vocabulary
 
 
@@ -535,7 +535,7 @@ BUILT = [(sequence, "ElmanSequenceModel", THROUGH), (keras.utils, "set_random_se
 # The whole experiment on the untrained model (for the options used after training).
 AFTER_TRAINING = [(sequence, "ElmanSequenceModel", None),  # member(k) needs the class
                   (sequence, "fit", fake_fit), (plots, "require_matplotlib", value(None)),
-                  (diagnostics, "make_measure", value(lambda *a: DIAG)),
+                  (probes, "make_measure", value(lambda *a: DIAG)),
                   (diagnostics, "write", value(None)),
                   (tasks, "sweep_weight", lambda a: np.zeros(len(a["values"])))]
 
@@ -1085,7 +1085,7 @@ INIT = Command(init_diagnostics.main, ["--steps", 4], [
     (runs, "load_model", value((None, types.SimpleNamespace(size=27), None))),
     (runs, "load_corpus_for", value(FAKE_CORPUS)), (models, "build_model", value(None)),
     (keras.utils, "set_random_seed", value(None)),
-    (diagnostics, "measure_text", value(MEASURED)),
+    (probes, "measure_text", value(MEASURED)),
     (plots, "require_matplotlib", value(None)), (plots, "diagnostics_figure", value("d.png"))])
 
 
