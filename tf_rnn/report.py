@@ -46,10 +46,7 @@ def _scores_from_logits(logits, ids, top_k):
     log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))  # (N, A)
     n = len(ids)
     log2p, top_ids, top_p = np.full(n, np.nan), np.full((n, top_k), -1), np.zeros((n, top_k))
-    log2p[1:] = log_probs[np.arange(n - 1), ids[1:]] / scoring.LN2
-    best = np.argsort(-log_probs[:-1], axis=1, kind="stable")[:, :top_k]
-    top_ids[1:] = best
-    top_p[1:] = np.exp(np.take_along_axis(log_probs[:-1], best, axis=1))
+    log2p[1:], top_ids[1:], top_p[1:] = scoring.rank_guesses(log_probs[:-1], ids[1:], top_k)
     return {"log2p": log2p, "top_ids": top_ids, "top_p": top_p}
 
 

@@ -61,14 +61,17 @@ def score_characters(scorer, ids, zero_state, top_k=5, window=100):
         inputs = ids[start:min(start + window, n - 1)]  # predicts ids[start+1 ...]
         log_probs, state = scorer(tf.constant(inputs[None]), state)
         log_probs = log_probs.numpy()[0].astype(np.float64)  # (W, A)
-        targets = ids[start + 1:start + 1 + len(inputs)]
-        rows = np.arange(len(inputs))
-        log2p[start + 1:start + 1 + len(inputs)] = log_probs[rows, targets] / LN2
-        best = np.argsort(-log_probs, axis=1, kind="stable")[:, :top_k]
-        top_ids[start + 1:start + 1 + len(inputs)] = best
-        top_p[start + 1:start + 1 + len(inputs)] = np.exp(
-            np.take_along_axis(log_probs, best, axis=1))
+        part = slice(start + 1, start + 1 + len(inputs))
+        log2p[part], top_ids[part], top_p[part] = rank_guesses(log_probs, ids[part], top_k)
     return {"log2p": log2p, "top_ids": top_ids, "top_p": top_p, "state": state}
+
+
+def rank_guesses(log_probs, targets, top_k):
+    """Per row of `log_probs` (W, A) (natural log, each row predicting `targets` (W,)):
+    the target's log2 p (W,), the k likeliest ids best first (W, k), their p (W, k)."""
+    best = np.argsort(-log_probs, axis=1, kind="stable")[:, :top_k]
+    return (log_probs[np.arange(len(targets)), targets] / LN2, best,
+            np.exp(np.take_along_axis(log_probs, best, axis=1)))
 
 
 def by_line(text, log2p):
