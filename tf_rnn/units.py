@@ -148,7 +148,7 @@ def layers_of(model):
     """[(name, slice of the hidden units)]: the layers of a stacked model
     (`num_layers` > 1), the input-only and recurrent halves where only part of h feeds
     back (`recurrent_units`), else all units as one."""
-    size, layers = model.hidden_size, getattr(model, "num_layers", 1)
+    size, layers = model.hidden_size, probes.layer_count(model)
     if layers > 1:
         n = size // layers
         return [(f"layer {l + 1}", slice(l * n, (l + 1) * n)) for l in range(layers)]
