@@ -132,7 +132,7 @@ def unpack(figures):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_model_gets_its_page(name):
     model = spread_model(**MODELS[name])
-    text = words(150, seed=1)[:100]  # one compiled window of units.hidden_states (100)
+    text = words(150, seed=1)[:100]  # four compiled windows of units.hidden_states
     ids = VOCAB.encode(text)
     page, figures = report.render(model, ids, VOCAB.chars, num_unrollings=10)
     assert page_data(page) == json.loads(json.dumps(figures, sort_keys=True))
@@ -187,7 +187,7 @@ def trained(tmp_path_factory, corpus):
 
     root = tmp_path_factory.mktemp("inspect")
     assert cli.main(["train", "--data", str(corpus), "--workdir", str(root / "run"),
-                     "--steps", "30", *tiny(jit_compile=False)]) == 0
+                     "--steps", "30", *tiny()]) == 0
     text = root / "text.txt"
     text.write_text(words(500, seed=4), encoding="utf-8")
     return root
