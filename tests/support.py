@@ -26,10 +26,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 LEXICON = ("the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away")
 
 # The tiny run most tests train: a few thousand parameters, no validation or samples
-# unless a test asks, a checkpoint every 10 steps.
+# unless a test asks, a checkpoint every 10 steps, and no XLA: compiling the train step
+# costs ~3 s per run (a preset's jit_compile=true included), which a test about what the
+# run does would pay for nothing. A test about the compiled step asks for
+# `jit_compile=True` (or None: the preset's own value), or adds XLA_EXACT.
 TINY_SETTINGS = {"num_nodes": 8, "batch_size": 4, "num_unrollings": 10, "log_every": 10,
                  "eval_every": 0, "sample_every": 0, "checkpoint_every": 10,
-                 "sample_length": 5}
+                 "sample_length": 5, "jit_compile": False}
 
 
 def words(chars, seed=0, lexicon=LEXICON):
@@ -153,10 +156,12 @@ EXACT_STEPS = 60
 # Bitwise-deterministic tiny runs; log_every does not divide checkpoint_every, so a
 # resume lands inside a logging interval. Without XLA: each of the many processes these
 # tests start saves its compile (~3 s); XLA_EXACT is the same run compiled, which
-# test_reliability's first SIGKILL test resumes to the bit as well.
+# test_reliability's first SIGKILL test resumes to the bit as well. Without diagnostics
+# (which follow eval_every by default): each process would trace the gradient probe
+# (1-2 s); their resume, each step once, is test_diagnostics'.
 EXACT_SETTINGS = dict(num_nodes=16, log_every=7, eval_every=10, sample_every=10,
                       checkpoint_every=20, sample_length=20, deterministic=True,
-                      jit_compile=False)
+                      diag_every=0)
 XLA_EXACT = ("--set", "jit_compile=true")
 
 

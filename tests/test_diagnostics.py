@@ -242,7 +242,7 @@ def test_training_writes_diagnostics_resumes_exports_and_diagnoses(tmp_path, cap
     data.write_text(" ".join(rng.choice(["the", "cat", "sat", "on", "a", "mat"], 3000)))
     cfg = config_lib.Config(num_nodes=8, batch_size=4, num_unrollings=10, log_every=5,
                             eval_every=10, sample_every=0, checkpoint_every=5,
-                            eval_chars=500, diag_every=5, steps=10)
+                            eval_chars=500, diag_every=5, steps=10, jit_compile=False)
     assert config_lib.Config().diag_every == -1  # with each validation
     with pytest.raises(ValueError, match="diag_every"):
         config_lib.Config(diag_every=-2)

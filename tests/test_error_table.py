@@ -29,7 +29,7 @@ TABLE_FILE = ROOT / "docs" / "troubleshooting.md"  # where the table lives
 TABLE_HEADING = "## Error messages"
 PREFIX = "tf-rnn: error: "
 
-TINY = tiny(jit_compile=False)  # no XLA compile: these runs are 10 steps
+TINY = tiny()
 
 
 # Reading the table ----------------------------------------------------------------------

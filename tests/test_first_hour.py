@@ -23,7 +23,7 @@ from tf_rnn import textio
 
 # Without XLA: nothing here is about the compiled step, and each of the module's ten
 # trainings saves its compile.
-TINY = tiny(log_every=5, jit_compile=False)
+TINY = tiny(log_every=5)
 
 
 @pytest.fixture(autouse=True)

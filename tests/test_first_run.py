@@ -19,6 +19,7 @@ from tf_rnn import cli, config, errors, export, logs, steps, text8
 from tf_rnn.workdir import Workdir
 
 TINY = tiny(log_every=5)
+XLA_DEFAULT = tiny(log_every=5, jit_compile=None)  # the tiny run as a user's: XLA
 CHATTER = ("absl::InitializeLog", "oneDNN", "I0000", "E0000", "W0000", "port.cc",
            "cpu_feature_guard")
 
@@ -58,10 +59,11 @@ def quiet_env():
 
 @pytest.mark.slow
 def test_cli_stderr_holds_none_of_tensorflows_chatter(tmp_path, corpus):
-    """A real `tf-rnn train` in a fresh process: only tf_rnn's own lines on stderr."""
+    """A real `tf-rnn train` in a fresh process, XLA-compiled as by default: only tf_rnn's
+    own lines on stderr."""
     out = subprocess.run(
         [sys.executable, "-m", "tf_rnn.cli", "train", "--data", str(corpus), "--workdir",
-         str(tmp_path / "run"), "--steps", "10", *TINY], cwd=tmp_path,
+         str(tmp_path / "run"), "--steps", "10", *XLA_DEFAULT], cwd=tmp_path,
         capture_output=True, text=True, timeout=300, env=quiet_env())
     assert out.returncode == 0, out.stderr
     for word in CHATTER:
@@ -115,7 +117,7 @@ def test_xla_is_the_default_and_the_result_says_so(trained):
 @pytest.mark.slow
 def test_train_reports_xla_and_the_first_steps_time(capsys, tmp_path, corpus):
     code, out, err = run(capsys, "train", "--data", str(corpus), "--workdir",
-                         str(tmp_path / "a"), "--steps", "3", *TINY)
+                         str(tmp_path / "a"), "--steps", "3", *XLA_DEFAULT)
     result = json.loads(out.splitlines()[-1])
     assert code == 0 and result["jit_compile"] is True and result["first_step_sec"] > 0
     code, out, err = run(capsys, "train", "--data", str(corpus), "--workdir",

@@ -162,8 +162,8 @@ def killed_after_20(tmp_path_factory, corpus):
                     "(needs about "),
     ("events", 1000, "Could not write TensorBoard events to '{workdir}/events': File too "
                      "large (needs about "),
-    # Between the resumed process's event file at step 40 (21.4 kB: the diagnostics'
-    # per-lag scalars included) and a checkpoint's data file (25.9 kB).
+    # Above the resumed process's event file at step 40, below a checkpoint's data file
+    # (25.9 kB).
     ("checkpoint", 23000, "Could not write checkpoint ckpt-40 to '{workdir}/checkpoints': "
                           "File too large (needs about "),
 ])
@@ -334,7 +334,8 @@ def _launch_workers(tmp_path, scratch, mode, k, argv):
 
 
 @pytest.mark.slow
-def test_multiworker_sigterm_every_worker_saves_the_same_step_and_resumes(tmp_path, corpus):
+def test_multiworker_sigterm_every_worker_saves_the_same_step_and_resumes(
+        tmp_path, corpus, capsys):
     workdir, scratch = tmp_path / "run", tmp_path / "tmp"
     scratch.mkdir()
     argv = ["train", "--data", str(corpus), "--workdir", str(workdir), *MULTIWORKER]
@@ -364,9 +365,19 @@ def test_multiworker_sigterm_every_worker_saves_the_same_step_and_resumes(tmp_pa
         outputs = [proc.communicate(timeout=420) for proc, _ in procs]
     finally:
         _kill_leftovers(procs)
+    results = []
     for (proc, _), (out, err) in zip(procs, outputs):
         assert proc.returncode == 0, err[-3000:]
-        assert f"at step {step}." in err and json.loads(out.splitlines()[-1])["step"] == 40
+        results.append(json.loads(out.splitlines()[-1]))
+        assert f"at step {step}." in err and results[-1]["step"] == 40
     logged = [s for s, _ in events(workdir)["train/loss"]]
     assert logged == [7, 14, 21, 28, 35, 40]  # each step once, across the preemption
     assert os.listdir(scratch) == []  # the handler's scratch directories are gone
+    # The resumed cluster ends where one device with the global batch ends uninterrupted.
+    single = [a for a in argv if a not in ("--strategy", "multiworker")]
+    single[single.index(str(workdir))] = str(tmp_path / "single")
+    code, alone, err = run_cli(capsys, *single)
+    assert code == 0, err
+    assert results[0]["loss"] == results[1]["loss"]
+    assert results[0]["loss"] == pytest.approx(alone["loss"], rel=1e-5)
+    assert results[0]["valid_bpc"] == pytest.approx(alone["valid_bpc"], rel=1e-5)

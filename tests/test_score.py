@@ -70,7 +70,7 @@ def trained(tmp_path_factory, corpus):
 
     root = tmp_path_factory.mktemp("score")
     assert cli.main(["train", "--data", str(corpus), "--workdir", str(root / "run"),
-                     "--steps", "20", *tiny(jit_compile=False)]) == 0
+                     "--steps", "20", *tiny()]) == 0
     assert cli.main(["export", "--workdir", str(root / "run"), "--out",
                      str(root / "export")]) == 0
     return root
