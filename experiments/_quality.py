@@ -35,6 +35,7 @@ TF_RNN_CONTENDERS = {
     "arch1_sum_best": ("text8_best", {"combine": "sum", "activation": "relu", "num_nodes": 256,
                                       "init": "irnn", "init_gain": 0.5, **BUDGET}),
     "text8_best": ("text8_best", BUDGET),  # multiplicative integration
+    "text8_best_10min": ("text8_best_10min", {}),  # two layers of it; cooldown already
 }
 
 # The Keras peers a user would try, each with the optimizer that suits it here:

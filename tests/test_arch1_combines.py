@@ -19,8 +19,9 @@ from tf_rnn.workdir import Workdir
 TINY = tiny(num_nodes=12, eval_every=20, checkpoint_every=20, eval_batch_size=4,
             sample_length=None)
 
-# (preset, extra --set): the seed author's sum, text8_best (mul, tanh, XLA), mul with
-# relu, and the seed's concat with tanh.
+# (preset, extra --set): the seed author's sum, text8_best (mul, tanh), mul with relu, and
+# the seed's concat with tanh; without XLA, as every tiny run (the compiled step's tests
+# are test_reliability's and test_first_run's).
 VARIANTS = {
     "sum_tanh": ("text8_arch1_sum", ["--set", "learning_rate=1.0"]),
     "mul_tanh": ("text8_best", ["--set", "learning_rate=0.01"]),
@@ -100,3 +101,10 @@ def test_presets_hold_the_documented_settings():
             best.decay_steps, best.decay_rate, best.clip_norm, best.dropout,
             best.jit_compile) == \
         ("mul", "tanh", 384, 32, 40, "glorot", "adam", 2e-3, 3000, 0.5, 1.25, 0.4, True)
+    ten = config.get_preset("text8_best_10min")  # text8_best's cell, two layers, a budget
+    assert (ten.combine, ten.activation, ten.num_nodes, ten.num_layers, ten.residual,
+            ten.batch_size, ten.num_unrollings, ten.init, ten.optimizer, ten.learning_rate,
+            ten.schedule, ten.cooldown_fraction, ten.budget_minutes, ten.clip_norm,
+            ten.dropout, ten.jit_compile) == \
+        ("mul", "tanh", 384, 2, True, 32, 40, "glorot", "adam", 2e-3, "cooldown", 0.2, 10.0,
+         1.25, 0.4, True)
