@@ -12,7 +12,8 @@ before it (`_transformer.window_plan`).
 
 Each contender's learning rate is set from the budget: its `TimeBudget`
 (`tf_rnn.budget`, on the contender's own training clock) measures its pace over its
-first steps and fixes its last step once; the schedule (tf_rnn's `schedule` field, the
+first steps and fixes its last step, then again from its pace since then at a quarter,
+half and 70 % of the budget (the first tenth is slower than the rest); the schedule (tf_rnn's `schedule` field, the
 Keras peers' `keras_schedule`, the transformer's warm-up + cosine) ends there.
 """
 
@@ -77,6 +78,7 @@ class Contender:
         self.windows = windows or self._cursors
         self.hparams = {"model": name, **(hparams or {}), "batch": batch_size}
         self.seconds, self.steps, self.last_loss = 0.0, 0, math.nan
+        self.fixes = []  # (step, last step) of each fix of `total_steps` by the budget
         self.curve = []  # (training seconds, steps, valid BPC)
 
     def _cursors(self, ids):
@@ -186,13 +188,16 @@ def train_for(contenders, corpus_ids, valid_ids, seconds, log, points=1, on_poin
     Measures each contender's validation BPC when its training time reaches each of
     `points` equally spaced moments (the last one is `seconds`); `on_point(contender)`
     is called after each measurement. Each contender's `TimeBudget`, on its own
-    training clock, fixes its `total_steps` from its pace once measured.
+    training clock, fixes its `total_steps` from its pace once measured, and again
+    from its pace since then at each of `tf_rnn.budget.REVISIONS` of the budget
+    (`Contender.fixes`: (step, last step) of each fix).
     """
     from tf_rnn import budget as budget_lib
 
     cursors = {c.name: c.windows(corpus_ids) for c in contenders}
     budgets = {c.name: budget_lib.TimeBudget(seconds / 60, BudgetRun(c.total_steps),
-                                             timer=lambda c=c: c.seconds)
+                                             timer=lambda c=c: c.seconds,
+                                             revisions=budget_lib.REVISIONS)
                for c in contenders}
     for b in budgets.values():
         b.start()
@@ -211,8 +216,11 @@ def train_for(contenders, corpus_ids, valid_ids, seconds, log, points=1, on_poin
                     c.curve.append((c.seconds, c.steps, float(c.valid_bpc(valid_ids))))
                     if on_point:
                         on_point(c)
-        log("  " + ", ".join(f"{c.name} {c.seconds:.0f} s {c.steps} steps loss "
-                             f"{c.last_loss:.3f}" for c in contenders))
+        log("  " + ", ".join(f"{c.name} {c.seconds:.0f} s {c.steps} steps of "
+                             f"{int(c.total_steps.numpy())} loss {c.last_loss:.3f}"
+                             for c in contenders))
+    for c in contenders:
+        c.fixes = budgets[c.name].fixes
 
 
 def run(report, args):

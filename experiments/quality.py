@@ -10,7 +10,8 @@ for each Arch 1 combination (concat, sum, and `text8_best`, multiplicative
 integration), Keras `SimpleRNN(relu)` at widths 200 and 400, Keras `LSTM(256)` and
 `GRU(256)`, and `gpt_baby`, nanoGPT's baby GPT (`experiments._transformer`). Every
 learning rate follows the budget: each contender's pace over its first steps fixes its
-last step, where its schedule ends. Each contender's validation BPC is measured at
+last step, where its schedule ends, and its pace since then fixes it again at a quarter,
+half and 70 % of the budget. Each contender's validation BPC is measured at
 `--points` moments of its own training time; the curves go to TensorBoard (one run per
 contender under `--logdir`, scalar `valid/bpc` with the training seconds as the step,
 so `tensorboard --logdir` overlays them, and the contender's settings in the HParams
@@ -159,6 +160,7 @@ def run(args):
         report.add(f"quality/{c.name}", c.chars_per_sec, valid_bpc=bpc[c.name],
                    steps=c.steps, train_seconds=c.seconds,
                    total_steps=int(c.total_steps.numpy()),  # the budget's fixed last step
+                   fixes=[list(f) for f in c.fixes],  # (step, last step) of each fix
                    curve=[[round(s, 1), n, round(b, 4)] for s, n, b in c.curve])
     summary = {"corpus": os.path.basename(args.data), **_quality.summary(bpc, args.minutes)}
     summary["keras_schedule"] = args.keras_schedule

@@ -163,3 +163,34 @@ def test_an_interrupted_budgeted_run_resumes_bitwise_on_the_same_schedule(
     assert want[1].pop(seconds) > 0 and got[1].pop(seconds) > 0
     assert_bitwise_equal(got, want)
     assert_same_events(events(workdir), events(reference[0]))
+
+
+def test_revisions_fix_the_last_step_again_from_the_pace_since_the_last_fix(clock):
+    run = fake_run()
+    b = budget.TimeBudget(100 / 60, run, revisions=(0.5, 0.25, 0.7))  # 100 s, sorted
+    b.start()
+    step = 0
+    while clock.now < 100:  # 1 s a step until step 40, then 0.5 s: a probe that is slow
+        step += 1
+        clock.now += (1.0 if step <= 40 else 0.5) - clock.tick
+        b.after_step(step)
+        if step == 40:
+            assert len(b.fixes) == 1 and b.fixes[0][1] < 110  # fixed at 1 s a step
+    # Three revisions, the last one (at 70 s) from 0.5 s a step: the steps the budget held.
+    assert len(b.fixes) == 3 and b.revisions == []
+    # The probe's fix at step 31 (31 s), then at 50 s (step 60) and 70 s (step 100); the
+    # revision at 25 s, passed before the first fix, is dropped.
+    assert [s for s, _ in b.fixes] == [31, pytest.approx(60, abs=2), pytest.approx(100, abs=2)]
+    assert abs(b.steps - step) <= 2, (b.fixes, step)
+
+
+def test_without_revisions_the_slow_probe_fixes_too_few_steps(clock):
+    run = fake_run()
+    b = budget.TimeBudget(100 / 60, run)
+    b.start()
+    step = 0
+    while clock.now < 100:
+        step += 1
+        clock.now += (1.0 if step <= 40 else 0.5) - clock.tick
+        b.after_step(step)
+    assert len(b.fixes) == 1 and b.steps < step - 40  # what the revisions are for

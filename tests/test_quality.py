@@ -276,6 +276,38 @@ def test_train_for_fixes_each_contenders_total_from_its_own_pace(monkeypatch):
         assert int(c.total_steps.numpy()) == 100
 
 
+class SlowStartClock:
+    """time.perf_counter, moved only by the contenders' training steps: `step(name)`
+    takes 1 s for each contender's first 40 steps and 0.5 s after them."""
+
+    def __init__(self):
+        self.now, self.steps = 0.0, {}
+
+    def perf_counter(self):
+        return self.now
+
+    def step(self, name):
+        self.steps[name] = self.steps.get(name, 0) + 1
+        self.now += 1.0 if self.steps[name] <= 40 else 0.5
+        return 0.0
+
+
+def test_train_for_fixes_the_total_again_as_the_pace_changes(monkeypatch):
+    clock = SlowStartClock()
+    monkeypatch.setattr(_quality, "time", clock)
+    contenders = [_quality.Contender(name, lambda window, name=name: clock.step(name),
+                                     lambda ids: 1.0, 2, 3) for name in ("a", "b")]
+    _quality.train_for(contenders, np.zeros(1000, np.int32), np.zeros(100, np.int32), 100.0,
+                       lambda line: None)
+    # The probe, at 1 s a step, fixes the last step at the 100th; the pace since then
+    # (0.5 s a step from step 41) fixes it again, at 70 s of the budget last: the steps
+    # 100 s held, 40 + 120.
+    for c in contenders:
+        assert c.seconds == 100.0 and c.steps == 160
+        assert c.fixes[0] == (31, 100) and len(c.fixes) == 3
+        assert abs(int(c.total_steps.numpy()) - c.steps) <= 1, c.fixes
+
+
 def hparams_of(run_dir):
     """(the HParams plugin's protos, {scalar tag: [(step, value)]}) of a run's events."""
     plugin, scalars = [], {}

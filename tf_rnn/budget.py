@@ -16,6 +16,14 @@ The budget also stops the run outright when it is spent before the last step (a
 machine that got slower, validations that cost more than the pace measured): the
 step then reached is the run's last, with its validation, sample and checkpoint.
 `--steps` with `--minutes`: whichever ends first.
+
+A pace measured once can be wrong for the rest of the run: the first tenth of a budget
+is slower than the rest (measured: 6 % alone, 14-42 % for seven models trained in turns
+by `experiments.quality`), and a schedule fixed from it ends early, the rest of the budget
+trained at a rate of zero. `revisions`, fractions of the budget, measure the pace again
+over the steps since the last fix and fix the last step anew. `tf-rnn train` keeps the
+one fix, so that a resume after its first checkpoint follows the schedule of the run it
+resumes (bitwise); `experiments.quality`, which never resumes, revises.
 """
 
 import time
@@ -24,6 +32,7 @@ WARMUP_STEPS = 10  # after a process's first step, still slower than the rest: n
 PROBE_STEPS = 20
 PROBE_SECONDS = 30.0
 PROBE_FRACTION = 0.1
+REVISIONS = (0.25, 0.5, 0.7)  # experiments.quality's: the last before a 20 % cooldown
 
 clock = time.perf_counter  # the budget's clock (the tests give it a fake one)
 
@@ -36,12 +45,16 @@ class TimeBudget:
     time is spent, and `record()` before each save (the seconds go into the checkpoint).
     `timer`: a clock of its own (seconds; default the module's `clock`), for a trainer
     that shares the wall clock with others (`experiments.quality`'s turns).
+    `revisions`: fractions of the budget at which the pace since the last fix fixes the
+    last step again (default none: fixed once). `fixes` lists (step, last step) of each.
     """
 
-    def __init__(self, minutes, run, timer=None):
+    def __init__(self, minutes, run, timer=None, revisions=()):
         self.seconds = 60.0 * minutes
         self.run = run
         self.timer = timer
+        self.revisions = sorted(revisions)
+        self.fixes, self.fixed_at = [], None  # fixed_at: (time, step) of this process's last fix
         self.spent_before = float(run.train_seconds.numpy())  # by earlier processes
         self.started = self.probe_start = self.probe_from = self.pace = None
         self.warmup_until = None
@@ -75,6 +88,7 @@ class TimeBudget:
         """Counts step `step` done: past the warm-up, the probe times the steps, and
         once it is long enough the budget's last step is fixed from their pace."""
         if self.fixed:
+            self._revise(step)
             return
         if self.warmup_until is None:
             self.warmup_until = step + WARMUP_STEPS
@@ -86,9 +100,25 @@ class TimeBudget:
         long_enough = min(PROBE_SECONDS, self.seconds * PROBE_FRACTION)
         if step - self.probe_from < PROBE_STEPS or took < long_enough:
             return
-        self.pace = took / (step - self.probe_from)
-        left = max(self.seconds - self.spent(), 0.0)
-        self.run.budget_steps.assign(step + max(int(left / self.pace), 1))
+        self._fix(step, took / (step - self.probe_from), self.probe_start + took)
+
+    def _fix(self, step, pace, now):
+        self.pace, self.fixed_at = pace, (now, step)
+        spent = self.spent()
+        self.run.budget_steps.assign(step + max(int(max(self.seconds - spent, 0.0) / pace), 1))
+        self.fixes.append((step, self.steps))
+        self.revisions = [f for f in self.revisions if f * self.seconds > spent]  # still ahead
+
+    def _revise(self, step):
+        """Fixes the last step again from the pace since the last fix once the budget
+        reaches the next revision (those it passed before the first fix are dropped)."""
+        if not self.revisions or self.fixed_at is None:
+            return
+        now = self.now()
+        since, from_step = self.fixed_at
+        if self.spent_before + now - self.started >= self.revisions[0] * self.seconds and \
+                step > from_step and now > since:
+            self._fix(step, (now - since) / (step - from_step), now)
 
     def record(self):
         """Puts the seconds spent into the run's variables, for the next checkpoint."""
