@@ -13,8 +13,9 @@ before it (`_transformer.window_plan`).
 Each contender's learning rate is set from the budget: its `TimeBudget`
 (`tf_rnn.budget`, on the contender's own training clock) measures its pace over its
 first steps and fixes its last step, then again from its pace since then at a quarter,
-half and 70 % of the budget (the first tenth is slower than the rest); the schedule (tf_rnn's `schedule` field, the
-Keras peers' `keras_schedule`, the transformer's warm-up + cosine) ends there.
+half and 70 % of the budget (the first tenth is slower than the rest); the schedule
+(tf_rnn's `schedule` field, the Keras peers' `keras_schedule`, the transformer's warm-up
++ cosine) ends there.
 """
 
 import math

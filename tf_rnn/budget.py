@@ -75,11 +75,12 @@ class TimeBudget:
     def start(self):
         self.started = self.now()
 
-    def spent(self):
-        """Training seconds of the run so far (earlier processes' included)."""
+    def spent(self, now=None):
+        """Training seconds of the run so far (earlier processes' included), at `now`
+        (default: the clock read now)."""
         if self.started is None:
             return self.spent_before
-        return self.spent_before + self.now() - self.started
+        return self.spent_before + (self.now() if now is None else now) - self.started
 
     def exhausted(self):
         return self.spent() >= self.seconds
@@ -116,8 +117,8 @@ class TimeBudget:
             return
         now = self.now()
         since, from_step = self.fixed_at
-        if self.spent_before + now - self.started >= self.revisions[0] * self.seconds and \
-                step > from_step and now > since:
+        if self.spent(now) >= self.revisions[0] * self.seconds and step > from_step and \
+                now > since:
             self._fix(step, (now - since) / (step - from_step), now)
 
     def record(self):
