@@ -28,7 +28,7 @@ from tf_rnn.errors import ArgumentError
 SLICE_SECONDS = 5.0  # one turn of a contender
 
 # The tf_rnn contenders: a preset, with a few overrides. The best setting found for each
-# of Arch 1's combinations (docs/performance.md lists the sweeps behind them), on the
+# of Arch 1's combinations (docs/quality.md lists the sweeps behind them), on the
 # budget's constant-then-cooldown schedule; the seed's keeps its staircase.
 BUDGET = {"schedule": "cooldown"}
 TF_RNN_CONTENDERS = {

@@ -1,6 +1,6 @@
 """The lowest validation bits per character per CPU-minute that tf_rnn has found for a
 simple RNN (preset text8_best: Arch 1 with multiplicative integration;
-docs/performance.md).
+docs/quality.md).
 
     python -m experiments.text8_best [--data PATH] [--workdir DIR] [--steps N] [--set k=v]
 """

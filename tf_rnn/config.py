@@ -346,7 +346,7 @@ PRESETS = {
         combine="sum", activation="tanh", num_nodes=50, batch_size=64, num_unrollings=20,
         optimizer="sgd", learning_rate=5.0, decay_steps=5000, decay_rate=0.5, steps=50001),
     # The lowest validation BPC per CPU-minute found here (`python -m experiments.quality`;
-    # docs/performance.md): Arch 1 with multiplicative integration (S4c), tanh, n = 384,
+    # docs/quality.md): Arch 1 with multiplicative integration (S4c), tanh, n = 384,
     # Glorot/orthogonal init, Adam 2e-3 halved every 3000 steps, XLA. A simple RNN still.
     # 30 000 steps: the rate is then 2e-3/1024, and further steps gain nothing (the
     # default 800 001 is the seed's own Arch 1 count).
@@ -354,7 +354,7 @@ PRESETS = {
         combine="mul", activation="tanh", num_nodes=384, init="glorot", optimizer="adam",
         learning_rate=2e-3, decay_steps=3000, decay_rate=0.5, dropout=0.4, jit_compile=True,
         steps=30000),
-    # The lowest validation BPC found for a 10-minute budget (docs/performance.md, "Ten
+    # The lowest validation BPC found for a 10-minute budget (docs/quality.md, "Ten
     # minutes"): text8_best's cell in two residual layers of 384, trained to the budget
     # (`budget_minutes`; `--minutes` sets another) at a constant rate, then a cooldown to
     # zero over the last 20 % of the steps. One layer stops improving after ~4 minutes.
