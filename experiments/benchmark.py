@@ -13,127 +13,33 @@ Rows: the float32 matmul peak of this machine (and the Arch 1 speed it would all
 training at the seed shapes, tf_rnn (XLA, and the presets' default without it) against
 Keras `SimpleRNN(relu)` and the seed's naive per-step graph; IndRNN at text8_indrnn's
 shape (1 layer and the preset's 2) against Keras `SimpleRNN(512)` x 1 and x 2 (section
-`indrnn`); evaluation over a split;
-sampling of one and of 64 streams against a Python loop over a compiled one-step
-function; Arch 1 training cost against state size and unroll length. `--quality` adds
+`indrnn`) and every other stacked preset against its Keras stack (`stacks`; both in
+`experiments._stacks`); evaluation over a split; sampling of one and of 64 streams against
+a Python loop over a compiled one-step function; Arch 1 training cost against state size
+and unroll length. `--quality` adds
 validation bits per character after equal wall-clock training (`experiments._quality`).
 """
 
 import argparse
 import math
-import statistics
 import sys
-import time
 
 import numpy as np
 
 from experiments._report import Report, peak_rss_tracker, round_figures
 from experiments._run import tf_rnn_trainer
+from experiments._speed import (ALPHABET, arch1_executed_flops_per_char, arch1_flops_per_char,
+                                matmul_peak_task, measure, ratio, train_task)
+from experiments._stacks import run_indrnn, run_stacks
 from tf_rnn import cli
 from tf_rnn import vocab as vocab_lib
 
-ALPHABET = 27  # ' ' + a-z, text8's alphabet
 SPEED_CHARS = 1 << 20  # synthetic corpus of the speed rows: speed does not depend on text
 # The issue's targets, as ratios (or speeds) from one run: summary["targets_met"].
 TARGETS = {"arch1_vs_keras": 2.5, "arch1_peak_fraction": 0.5, "arch2_vs_naive": 2.5,
            "arch1_sum_vs_keras": 2.0, "arch1_mul_vs_keras": 2.0,
            "sampling_vs_loop": 20.0, "sampling_64_streams_chars_per_sec": 500_000,
            "indrnn_vs_keras": 3.0}
-
-
-def arch1_flops_per_char(n, alphabet=ALPHABET):
-    """Training FLOPs per character of Arch 1 as written: 3x the forward matmuls.
-
-    The forward pass of a character multiplies x (A) by U (A, n), h (2n) by W (2n, n)
-    and h by V (2n, A); backward costs twice the forward. This is the dense count the
-    issue's "matmul-peak limit" uses; tf_rnn's table lookups skip part of it.
-    """
-    return 6 * (alphabet * n + 2 * n * n + 2 * n * alphabet)
-
-
-def arch1_executed_flops_per_char(n, alphabet=ALPHABET):
-    """FLOPs per character that tf_rnn's Arch 1 fast path executes: r·W_bottom and r·V_bottom.
-
-    Per-character tables (A rows per window) are left out: under 2% at the seed shape.
-    """
-    return 6 * (n * n + n * alphabet)
-
-
-def indrnn_flops_per_char(n, num_layers, alphabet=ALPHABET):
-    """Dense training FLOPs per character of an IndRNN stack: 3x the forward matmuls.
-
-    x (A) by W (A, n), each upper layer's h (n) by W (n, n), the top h by V (n, A); the
-    element-wise recurrence u ⊙ h adds no matmul.
-    """
-    return 6 * (alphabet * n + (num_layers - 1) * n * n + n * alphabet)
-
-
-def simplernn_flops_per_char(n, num_layers, alphabet=ALPHABET):
-    """Dense training FLOPs per character of a Keras SimpleRNN(n) stack with a Dense(A) head."""
-    return 6 * (alphabet * n + (num_layers - 1) * n * n + num_layers * n * n + n * alphabet)
-
-
-# Measurement -----------------------------------------------------------------------------
-def measure(tasks, seconds, rounds, log):
-    """Runs `tasks` {name: fn() -> units done} in turns; returns {name: stats}.
-
-    Each task is called once to warm up (tracing, compiling), then `rounds` times for a
-    burst of seconds / rounds. Stats: best and median units per second over the bursts.
-    """
-    for name, fn in tasks.items():
-        t0 = time.perf_counter()
-        fn()
-        log(f"  warm-up {name}: {time.perf_counter() - t0:.1f} s")
-    rates = {name: [] for name in tasks}
-    burst = seconds / rounds
-    for _ in range(rounds):
-        for name, fn in tasks.items():
-            units, start = 0, time.perf_counter()
-            while True:
-                units += fn()
-                elapsed = time.perf_counter() - start
-                if elapsed >= burst:
-                    break
-            rates[name].append(units / elapsed)
-    return {name: {"best": max(r), "median": statistics.median(r)} for name, r in rates.items()}
-
-
-# Rows ----------------------------------------------------------------------------------
-def matmul_peak_task(size=1024, chain=4):
-    """fn() -> FLOPs done by `chain` dependent (size x size) float32 matmuls."""
-    import tensorflow as tf
-
-    a = tf.random.normal([size, size])
-    b = tf.random.normal([size, size]) / math.sqrt(size)  # keeps the chain's scale
-
-    @tf.function
-    def run(x):
-        for _ in range(chain):
-            x = tf.matmul(x, b)
-        return x[0, 0]
-
-    def fn():
-        run(a).numpy()
-        return 2 * size ** 3 * chain
-
-    return fn
-
-
-def train_task(train, ids, batch_size, num_unrollings):
-    """fn() -> characters trained: one step on the next window of fresh cursors."""
-    from tf_rnn import data
-
-    cursors = data.BatchCursors(ids, batch_size, num_unrollings)
-
-    def fn():
-        train(cursors.next())
-        return batch_size * num_unrollings
-
-    return fn
-
-
-def _ratio(a, b):
-    return a / b if a and b else None
 
 
 def run_training(report, args, ids):
@@ -160,8 +66,8 @@ def run_training(report, args, ids):
         fields = dict(median=stats["median"], batch=B1, unroll=T1,
                       peak_fraction=best[name] * flops / peak)
         if name.startswith("tf_rnn"):
-            fields.update(vs_keras=_ratio(best[name], best["keras_simplernn"]),
-                          vs_naive=_ratio(best[name], best["naive"]),
+            fields.update(vs_keras=ratio(best[name], best["keras_simplernn"]),
+                          vs_naive=ratio(best[name], best["naive"]),
                           executed_peak_fraction=best[name] * executed / peak)
         report.add(f"train/arch1/{name}", best[name], **fields)
 
@@ -179,13 +85,13 @@ def run_training(report, args, ids):
     for name, stats in r2.items():
         fields = dict(median=stats["median"], batch=B2, unroll=T2)
         if name.startswith("tf_rnn"):
-            fields.update(vs_naive=_ratio(best2[name], best2["naive"]))
+            fields.update(vs_naive=ratio(best2[name], best2["naive"]))
         report.add(f"train/arch2/{name}", best2[name], **fields)
-    return {**summary, "arch1_vs_keras": _ratio(best["tf_rnn"], best["keras_simplernn"]),
+    return {**summary, "arch1_vs_keras": ratio(best["tf_rnn"], best["keras_simplernn"]),
             "arch1_peak_fraction": best["tf_rnn"] * flops / peak,
-            "arch2_vs_naive": _ratio(best2["tf_rnn"], best2["naive"]),
-            "arch1_no_xla_vs_keras": _ratio(best["tf_rnn_no_xla"], best["keras_simplernn"]),
-            "arch2_no_xla_vs_naive": _ratio(best2["tf_rnn_no_xla"], best2["naive"])}
+            "arch2_vs_naive": ratio(best2["tf_rnn"], best2["naive"]),
+            "arch1_no_xla_vs_keras": ratio(best["tf_rnn_no_xla"], best["keras_simplernn"]),
+            "arch2_no_xla_vs_naive": ratio(best2["tf_rnn_no_xla"], best2["naive"])}
 
 
 def run_training_combines(report, args, ids):
@@ -210,67 +116,10 @@ def run_training_combines(report, args, ids):
     for name, stats in r.items():
         fields = dict(median=stats["median"], batch=B, unroll=T, state=n)
         if name != "keras_simplernn":
-            fields["vs_keras"] = _ratio(stats["best"], keras_best)
+            fields["vs_keras"] = ratio(stats["best"], keras_best)
         report.add(f"train/arch1_combines/{name}", stats["best"], **fields)
-    return {f"arch1_{c}_vs_keras": _ratio(r[f"tf_rnn_{c}"]["best"], keras_best)
+    return {f"arch1_{c}_vs_keras": ratio(r[f"tf_rnn_{c}"]["best"], keras_best)
             for c in ("sum", "mul")}
-
-
-class KerasStack:
-    """One-hot -> `num_layers` x SimpleRNN(units, relu), stateful -> Dense(A), Adam.
-
-    The Keras stack a user writes for a stacked char-RNN; `train(window) -> loss` as the
-    peers of `experiments._baselines`.
-    """
-
-    def __init__(self, alphabet_size, units, num_layers, batch_size, learning_rate,
-                 clip_norm):
-        import keras
-
-        inputs = keras.Input(batch_shape=(batch_size, None), dtype="int32")
-        x = keras.layers.Lambda(lambda ids: keras.ops.one_hot(ids, alphabet_size))(inputs)
-        for _ in range(num_layers):
-            x = keras.layers.SimpleRNN(units, activation="relu", stateful=True,
-                                       return_sequences=True)(x)
-        self.model = keras.Model(inputs, keras.layers.Dense(alphabet_size)(x))
-        self.model.compile(keras.optimizers.Adam(learning_rate, global_clipnorm=clip_norm),
-                           keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-
-    def train(self, window):
-        return self.model.train_on_batch(window[:, :-1], window[:, 1:])
-
-
-def run_indrnn(report, args, ids):
-    """IndRNN at text8_indrnn's shape (1 layer and the preset's 2) against Keras SimpleRNN."""
-    from tf_rnn import config
-
-    preset = config.get_preset("text8_indrnn")
-    B, T, n, L = preset.batch_size, args.arch1_unroll, preset.num_nodes, preset.num_layers
-    report.log(f"IndRNN training (text8_indrnn shape: batch {B}, unroll {T}, n {n}, "
-               f"1 and {L} layers, Adam) against Keras SimpleRNN({n}) x 1 and x {L}:")
-    tasks = {"peak": matmul_peak_task()}
-    for layers in (1, L):
-        _, _, train = tf_rnn_trainer("text8_indrnn", num_layers=layers, num_unrollings=T)
-        tasks[f"tf_rnn_{layers}_layer"] = train_task(train, ids, B, T)
-        keras_rnn = KerasStack(ALPHABET, n, layers, B, preset.learning_rate,
-                               preset.clip_norm)
-        tasks[f"keras_simplernn_{layers}_layer"] = train_task(keras_rnn.train, ids, B, T)
-    r = measure(tasks, args.seconds, args.rounds, report.log)
-    peak = r.pop("peak")["best"]
-    report.add("matmul_peak_indrnn_bound", peak / indrnn_flops_per_char(n, 1), gflops=peak / 1e9)
-    ratios = {}
-    for layers in (1, L):
-        keras_best = r[f"keras_simplernn_{layers}_layer"]["best"]
-        for peer, flops in (("tf_rnn", indrnn_flops_per_char(n, layers)),
-                            ("keras_simplernn", simplernn_flops_per_char(n, layers))):
-            stats = r[f"{peer}_{layers}_layer"]
-            fields = dict(median=stats["median"], batch=B, unroll=T, state=n,
-                          layers=layers, train_flops_per_char=flops,
-                          peak_fraction=stats["best"] * flops / peak)
-            if peer == "tf_rnn":
-                fields["vs_keras"] = ratios[layers] = _ratio(stats["best"], keras_best)
-            report.add(f"train/indrnn/{peer}_{layers}_layer", stats["best"], **fields)
-    return {"indrnn_vs_keras": ratios[1], f"indrnn_{L}_layers_vs_keras_stack": ratios[L]}
 
 
 def bf16_task(rows, n, steps, dtype):
@@ -315,12 +164,12 @@ def run_bf16(report, args):
     speedups = {}
     for name in shapes:
         f32, b16 = r[f"{name}_float32"]["best"], r[f"{name}_bfloat16"]["best"]
-        speedups[name] = _ratio(b16, f32)
+        speedups[name] = ratio(b16, f32)
         n = shapes[name][1]
         for dtype, stats in (("float32", f32), ("bfloat16", b16)):
             report.add(f"bf16/{name}/{dtype}", stats, median=r[f"{name}_{dtype}"]["median"],
                        gflops=stats * 2 * n * n / 1e9,
-                       vs_float32=_ratio(stats, f32))
+                       vs_float32=ratio(stats, f32))
     return {"bf16_speedup": speedups}
 
 
@@ -378,8 +227,8 @@ def run_sampling(report, args):
     for streams in ("1", "64"):
         report.add(f"sample/arch1/tf_rnn_{streams}_stream{'s' if streams != '1' else ''}",
                    r[streams]["best"], median=r[streams]["median"],
-                   vs_loop=_ratio(r[streams]["best"], loop_rate))
-    return {"sampling_vs_loop": _ratio(r["1"]["best"], loop_rate),
+                   vs_loop=ratio(r[streams]["best"], loop_rate))
+    return {"sampling_vs_loop": ratio(r["1"]["best"], loop_rate),
             "sampling_64_streams_chars_per_sec": r["64"]["best"]}
 
 
@@ -410,9 +259,9 @@ def parse_args(argv=None):
     p.add_argument("--seconds", type=float, help="measured seconds per row "
                    "(default 8, --quick 0.4)")
     p.add_argument("--rounds", type=int, help="bursts per row (default 8, --quick 2)")
-    p.add_argument("--sections", default="train,indrnn,eval,sample,scale",
-                   help="comma-separated subset of train,indrnn,eval,sample,scale,bf16,"
-                   "quality")
+    p.add_argument("--sections", default="train,indrnn,stacks,eval,sample,scale",
+                   help="comma-separated subset of train,indrnn,stacks,eval,sample,scale,"
+                   "bf16,quality")
     p.add_argument("--quality", action="store_true",
                    help="also train text8_arch1, text8_arch1_tuned and the Keras baseline "
                    "for the same minutes each and compare validation bits per character")
@@ -428,7 +277,8 @@ def parse_args(argv=None):
     if args.seconds <= 0 or args.rounds <= 0:
         p.error(f"--seconds and --rounds must be positive, got {args.seconds}, {args.rounds}")
     args.sections = set(args.sections.split(",")) | ({"quality"} if args.quality else set())
-    unknown = args.sections - {"train", "indrnn", "eval", "sample", "scale", "bf16", "quality"}
+    unknown = args.sections - {"train", "indrnn", "stacks", "eval", "sample", "scale", "bf16",
+                               "quality"}
     if unknown:
         p.error(f"unknown --sections {sorted(unknown)}")
     # --quick keeps every row but shortens the windows (compiling a 40-step unroll
@@ -455,6 +305,8 @@ def run(args):
         summary.update(run_training(report, args, ids))
     if "indrnn" in args.sections:
         summary.update(run_indrnn(report, args, ids))
+    if "stacks" in args.sections:
+        summary.update(run_stacks(report, args, ids))
     if "eval" in args.sections:
         run_eval(report, args, ids)
     if "sample" in args.sections:

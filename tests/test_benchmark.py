@@ -42,10 +42,13 @@ def test_rows_carry_a_name_and_a_positive_speed(quick_run):
                    "train/arch1/naive", "train/arch2/tf_rnn", "train/arch2/naive",
                    "train/indrnn/tf_rnn_1_layer", "train/indrnn/keras_simplernn_1_layer",
                    "train/indrnn/tf_rnn_2_layer", "train/indrnn/keras_simplernn_2_layer",
+                   "train/stacks/text8_best_10min/tf_rnn",
+                   "train/stacks/text8_best_10min/keras_simplernn_stack",
                    "eval/arch1/", "sample/arch1/python_loop", "sample/arch1/tf_rnn_1_",
                    "sample/arch1/tf_rnn_64_", "scale/arch1/"):
         assert any(name.startswith(prefix) for name in names), prefix
-    for row in (row for row in rows if row["name"].startswith("train/indrnn/tf_rnn")):
+    for row in (row for row in rows if row["name"].startswith("train/indrnn/tf_rnn")
+                or row["name"].startswith("train/stacks/") and row["name"].endswith("/tf_rnn")):
         assert row["vs_keras"] > 0 and row["peak_fraction"] > 0, row["name"]
     scale = next(row for row in rows if row["name"].startswith("scale/"))
     assert {"state_size", "unroll", "peak_rss_mb"} <= set(scale)
@@ -89,3 +92,31 @@ def test_the_bf16_rows_compare_each_shape_in_both_dtypes(capsys):
         assert f32["chars_per_sec"] > 0 and f32["vs_float32"] == 1
         assert summary["bf16_speedup"][shape] == pytest.approx(
             b16["chars_per_sec"] / f32["chars_per_sec"], rel=1e-3)
+
+
+def test_every_stacked_preset_but_indrnn_gets_a_stack_row():
+    from experiments import _stacks
+    from tf_rnn import config
+
+    names = _stacks.stacked_presets()
+    assert "text8_best_10min" in names and "text8_indrnn" not in names
+    assert all(config.get_preset(name).num_layers > 1 for name in names)
+
+
+def test_the_keras_stack_connects_its_layers_as_tf_rnn_stacks_do():
+    """Residual adds from the second layer on, dropout before every upper layer and the
+    head, none on the one-hot input: the same connections as `tf_rnn.stacking`."""
+    import numpy as np
+
+    from experiments._stacks import KerasStack
+
+    stack = KerasStack(27, 8, 3, 2, 1e-3, 1.0, activation="tanh", residual=True,
+                       dropout=0.4)
+    kinds = [type(layer).__name__ for layer in stack.model.layers]
+    assert kinds.count("SimpleRNN") == 3 and kinds.count("Add") == 2
+    assert kinds.count("Dropout") == 3  # before layers 2 and 3, and before the head
+    assert kinds.index("Dropout") > kinds.index("SimpleRNN")
+    plain = KerasStack(27, 8, 2, 2, 1e-3, 1.0)
+    assert not {"Add", "Dropout"} & {type(layer).__name__ for layer in plain.model.layers}
+    window = np.random.default_rng(0).integers(0, 27, (2, 6)).astype(np.int32)
+    assert np.isfinite(stack.train(window))

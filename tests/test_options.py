@@ -782,7 +782,8 @@ FAKE_CORPUS = types.SimpleNamespace(train=np.zeros(4000, np.int32),
                                     valid=np.zeros(400, np.int32),
                                     vocab=types.SimpleNamespace(size=27), source="fake")
 SECTIONS = {"train": "run_training", "eval": "run_eval", "sample": "run_sampling",
-            "scale": "run_scaling", "indrnn": "run_indrnn", "bf16": "run_bf16"}
+            "scale": "run_scaling", "indrnn": "run_indrnn", "stacks": "run_stacks",
+            "bf16": "run_bf16"}
 BENCHMARK = Command(benchmark.main, [], [
     *[(benchmark, function, value({})) for function in SECTIONS.values()],
     (_quality, "run", value({})),
@@ -808,12 +809,12 @@ def sections(cmd, *flags):
 def check_sections(cmd):
     assert sections(cmd, "--sections", "eval,scale") == {"eval", "scale"}
     assert sections(cmd, "--sections", "bf16") == {"bf16"}  # measured only when asked
-    assert sections(cmd) == {"train", "eval", "sample", "scale", "indrnn"}
+    assert sections(cmd) == {"train", "eval", "sample", "scale", "indrnn", "stacks"}
 
 
 def check_quality(cmd):
     assert sections(cmd, "--quality") == {"train", "eval", "sample", "scale", "indrnn",
-                                          "quality"}
+                                          "stacks", "quality"}
 
 
 def scaling(cmd, *flags):

@@ -1,0 +1,133 @@
+"""The speed rows of stacked models (`experiments.benchmark --sections indrnn,stacks`): IndRNN
+at text8_indrnn's shape, one layer and the preset's two, and every other stacked preset, each
+against the Keras stack a user would write for it: `SimpleRNN` layers of the same width,
+with the preset's residual connections and dropout."""
+
+from experiments._run import tf_rnn_trainer
+from experiments._speed import ALPHABET, matmul_peak_task, measure, ratio, train_task
+
+
+def indrnn_flops_per_char(n, num_layers, alphabet=ALPHABET):
+    """Dense training FLOPs per character of an IndRNN stack: 3x the forward matmuls.
+
+    x (A) by W (A, n), each upper layer's h (n) by W (n, n), the top h by V (n, A); the
+    element-wise recurrence u ⊙ h adds no matmul.
+    """
+    return 6 * (alphabet * n + (num_layers - 1) * n * n + n * alphabet)
+
+
+def simplernn_flops_per_char(n, num_layers, alphabet=ALPHABET):
+    """Dense training FLOPs per character of a stack of `num_layers` full recurrences of
+    width n with a Dense(A) head: Keras SimpleRNN(n), and Arch 1 `sum` or `mul` (the
+    products with U, W and V; `mul`'s element-wise terms are left out)."""
+    return 6 * (alphabet * n + (num_layers - 1) * n * n + num_layers * n * n + n * alphabet)
+
+
+class KerasStack:
+    """One-hot -> `num_layers` x SimpleRNN(units), stateful -> Dense(A), Adam.
+
+    The Keras stack a user writes for a stacked char-RNN, as tf_rnn's stacks connect
+    theirs (`tf_rnn.stacking`): layer l + 1 reads layer l's output through `dropout`, and
+    with `residual` adds it to its own; the head reads the top output through `dropout`.
+    `train(window) -> loss` as the peers of `experiments._baselines`.
+    """
+
+    def __init__(self, alphabet_size, units, num_layers, batch_size, learning_rate,
+                 clip_norm, activation="relu", residual=False, dropout=0.0):
+        import keras
+
+        def dropped(x):
+            return keras.layers.Dropout(dropout)(x) if dropout else x
+
+        inputs = keras.Input(batch_shape=(batch_size, None), dtype="int32")
+        x = keras.layers.Lambda(lambda ids: keras.ops.one_hot(ids, alphabet_size))(inputs)
+        for layer in range(num_layers):
+            h = keras.layers.SimpleRNN(units, activation=activation, stateful=True,
+                                       return_sequences=True)(dropped(x) if layer else x)
+            x = keras.layers.Add()([h, x]) if residual and layer else h
+        self.model = keras.Model(inputs, keras.layers.Dense(alphabet_size)(dropped(x)))
+        self.model.compile(keras.optimizers.Adam(learning_rate, global_clipnorm=clip_norm),
+                           keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+    def train(self, window):
+        return self.model.train_on_batch(window[:, :-1], window[:, 1:])
+
+
+def run_indrnn(report, args, ids):
+    """IndRNN at text8_indrnn's shape (1 layer and the preset's 2) against Keras SimpleRNN."""
+    from tf_rnn import config
+
+    preset = config.get_preset("text8_indrnn")
+    B, T, n, L = preset.batch_size, args.arch1_unroll, preset.num_nodes, preset.num_layers
+    report.log(f"IndRNN training (text8_indrnn shape: batch {B}, unroll {T}, n {n}, "
+               f"1 and {L} layers, Adam) against Keras SimpleRNN({n}) x 1 and x {L}:")
+    tasks = {"peak": matmul_peak_task()}
+    for layers in (1, L):
+        _, _, train = tf_rnn_trainer("text8_indrnn", num_layers=layers, num_unrollings=T)
+        tasks[f"tf_rnn_{layers}_layer"] = train_task(train, ids, B, T)
+        keras_rnn = KerasStack(ALPHABET, n, layers, B, preset.learning_rate,
+                               preset.clip_norm)
+        tasks[f"keras_simplernn_{layers}_layer"] = train_task(keras_rnn.train, ids, B, T)
+    r = measure(tasks, args.seconds, args.rounds, report.log)
+    peak = r.pop("peak")["best"]
+    report.add("matmul_peak_indrnn_bound", peak / indrnn_flops_per_char(n, 1), gflops=peak / 1e9)
+    ratios = {}
+    for layers in (1, L):
+        keras_best = r[f"keras_simplernn_{layers}_layer"]["best"]
+        for peer, flops in (("tf_rnn", indrnn_flops_per_char(n, layers)),
+                            ("keras_simplernn", simplernn_flops_per_char(n, layers))):
+            stats = r[f"{peer}_{layers}_layer"]
+            fields = dict(median=stats["median"], batch=B, unroll=T, state=n,
+                          layers=layers, train_flops_per_char=flops,
+                          peak_fraction=stats["best"] * flops / peak)
+            if peer == "tf_rnn":
+                fields["vs_keras"] = ratios[layers] = ratio(stats["best"], keras_best)
+            report.add(f"train/indrnn/{peer}_{layers}_layer", stats["best"], **fields)
+    return {"indrnn_vs_keras": ratios[1], f"indrnn_{L}_layers_vs_keras_stack": ratios[L]}
+
+
+def stacked_presets():
+    """The presets with more than one layer that `run_stacks` measures: every one but
+    text8_indrnn (`run_indrnn` measures it, beside its one-layer form)."""
+    from tf_rnn import config
+
+    return [name for name, cfg in config.PRESETS.items()
+            if cfg.num_layers > 1 and name != "text8_indrnn"]
+
+
+def run_stacks(report, args, ids):
+    """Every stacked Arch 1 preset against its Keras stack, interleaved, with the peak."""
+    from tf_rnn import config
+
+    names = stacked_presets()
+    report.log(f"Stacked presets against their Keras stacks ({', '.join(names)}):")
+    tasks, shapes = {"peak": matmul_peak_task()}, {}
+    for name in names:
+        cfg = config.get_preset(name)
+        B, T, n, L = cfg.batch_size, args.arch1_unroll, cfg.num_nodes, cfg.num_layers
+        if cfg.model != "arch1" or cfg.combine not in ("sum", "mul"):
+            raise ValueError(f"run_stacks counts FLOPs of Arch 1 sum and mul only, not "
+                             f"{name} ({cfg.model}, {cfg.combine})")
+        shapes[name] = (B, T, n, L)
+        _, _, train = tf_rnn_trainer(name, num_unrollings=T)
+        tasks[f"{name}/tf_rnn"] = train_task(train, ids, B, T)
+        keras_stack = KerasStack(ALPHABET, n, L, B, cfg.learning_rate, cfg.clip_norm,
+                                 activation=cfg.activation, residual=cfg.residual,
+                                 dropout=cfg.dropout)
+        tasks[f"{name}/keras_simplernn_stack"] = train_task(keras_stack.train, ids, B, T)
+    r = measure(tasks, args.seconds, args.rounds, report.log)
+    peak = r.pop("peak")["best"]
+    summary = {}
+    for name, (B, T, n, L) in shapes.items():
+        flops = simplernn_flops_per_char(n, L)
+        keras_best = r[f"{name}/keras_simplernn_stack"]["best"]
+        for peer in ("tf_rnn", "keras_simplernn_stack"):
+            stats = r[f"{name}/{peer}"]
+            fields = dict(median=stats["median"], batch=B, unroll=T, state=n, layers=L,
+                          train_flops_per_char=flops, peak_fraction=stats["best"] * flops / peak,
+                          peak_gflops=peak / 1e9)
+            if peer == "tf_rnn":
+                fields["vs_keras"] = summary[f"{name}_vs_keras_stack"] = ratio(
+                    stats["best"], keras_best)
+            report.add(f"train/stacks/{name}/{peer}", stats["best"], **fields)
+    return summary
