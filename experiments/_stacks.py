@@ -20,11 +20,20 @@ def simplernn_flops_per_char(n, num_layers, alphabet=ALPHABET):
     """Dense training FLOPs per character of a stack of `num_layers` full recurrences of
     width n with a Dense(A) head: Keras SimpleRNN(n), and Arch 1 `sum` or `mul` (the
     products with U, W and V; `mul`'s element-wise terms are left out)."""
-    return 6 * (alphabet * n + (num_layers - 1) * n * n + num_layers * n * n + n * alphabet)
+    return gated_flops_per_char(n, num_layers, 1, alphabet)
+
+
+def gated_flops_per_char(n, num_layers, gates, alphabet=ALPHABET):
+    """The same for a stack whose layers compute `gates` blocks of n from x and h: 4 for
+    Keras LSTM(n), 3 for GRU(n), 1 for a plain recurrence."""
+    g = gates * n
+    return 6 * (alphabet * g + (num_layers - 1) * n * g + num_layers * n * g + n * alphabet)
 
 
 class KerasStack:
-    """One-hot -> `num_layers` x SimpleRNN(units), stateful -> Dense(A), Adam.
+    """One-hot -> `num_layers` x SimpleRNN(units) (or `cell` LSTM, GRU), stateful ->
+    Dense(A), Adam. The gated layers keep Keras's defaults, which take cuDNN's kernel on
+    a GPU.
 
     The Keras stack a user writes for a stacked char-RNN, as tf_rnn's stacks connect
     theirs (`tf_rnn.stacking`): layer l + 1 reads layer l's output through `dropout`, and
@@ -33,7 +42,8 @@ class KerasStack:
     """
 
     def __init__(self, alphabet_size, units, num_layers, batch_size, learning_rate,
-                 clip_norm, activation="relu", residual=False, dropout=0.0):
+                 clip_norm, activation="relu", residual=False, dropout=0.0,
+                 cell="SimpleRNN"):
         import keras
 
         def dropped(x):
@@ -42,8 +52,10 @@ class KerasStack:
         inputs = keras.Input(batch_shape=(batch_size, None), dtype="int32")
         x = keras.layers.Lambda(lambda ids: keras.ops.one_hot(ids, alphabet_size))(inputs)
         for layer in range(num_layers):
-            h = keras.layers.SimpleRNN(units, activation=activation, stateful=True,
-                                       return_sequences=True)(dropped(x) if layer else x)
+            kind = getattr(keras.layers, cell)
+            options = {"activation": activation} if cell == "SimpleRNN" else {}
+            h = kind(units, stateful=True, return_sequences=True,
+                     **options)(dropped(x) if layer else x)
             x = keras.layers.Add()([h, x]) if residual and layer else h
         self.model = keras.Model(inputs, keras.layers.Dense(alphabet_size)(dropped(x)))
         self.model.compile(keras.optimizers.Adam(learning_rate, global_clipnorm=clip_norm),
@@ -131,3 +143,38 @@ def run_stacks(report, args, ids):
                     stats["best"], keras_best)
             report.add(f"train/stacks/{name}/{peer}", stats["best"], **fields)
     return summary
+
+
+def run_gated(report, args, ids):
+    """IndRNN at text8_indrnn's shape against Keras LSTM and GRU stacks of its width and
+    depth (section `gated`, measured only when asked: on a GPU, the cuDNN kernels)."""
+    import tensorflow as tf
+
+    from tf_rnn import config
+
+    preset = config.get_preset("text8_indrnn")
+    B, T, n, L = preset.batch_size, args.arch1_unroll, preset.num_nodes, preset.num_layers
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    report.log(f"IndRNN (text8_indrnn: batch {B}, unroll {T}, n {n}, {L} layers) against "
+               f"Keras LSTM({n}) x {L} and GRU({n}) x {L}, on the {device}:")
+    _, _, train = tf_rnn_trainer("text8_indrnn", num_unrollings=T)
+    tasks = {"peak": matmul_peak_task(), "tf_rnn_indrnn": train_task(train, ids, B, T)}
+    for cell in ("LSTM", "GRU"):
+        stack = KerasStack(ALPHABET, n, L, B, preset.learning_rate, preset.clip_norm,
+                           cell=cell)
+        tasks[f"keras_{cell.lower()}"] = train_task(stack.train, ids, B, T)
+    r = measure(tasks, args.seconds, args.rounds, report.log)
+    peak = r.pop("peak")["best"]
+    flops = {"tf_rnn_indrnn": indrnn_flops_per_char(n, L),
+             "keras_lstm": gated_flops_per_char(n, L, 4),
+             "keras_gru": gated_flops_per_char(n, L, 3)}
+    ours = r["tf_rnn_indrnn"]["best"]
+    for name, stats in r.items():
+        fields = dict(median=stats["median"], batch=B, unroll=T, state=n, layers=L,
+                      device=device, train_flops_per_char=flops[name],
+                      peak_fraction=stats["best"] * flops[name] / peak)
+        if name != "tf_rnn_indrnn":
+            fields["indrnn_vs_this"] = ratio(ours, stats["best"])
+        report.add(f"train/gated/{name}", stats["best"], **fields)
+    return {f"indrnn_vs_keras_{cell}_stack": ratio(ours, r[f"keras_{cell}"]["best"])
+            for cell in ("lstm", "gru")}

@@ -14,7 +14,8 @@ training at the seed shapes, tf_rnn (XLA, and the presets' default without it) a
 Keras `SimpleRNN(relu)` and the seed's naive per-step graph; IndRNN at text8_indrnn's
 shape (1 layer and the preset's 2) against Keras `SimpleRNN(512)` x 1 and x 2 (section
 `indrnn`) and every other stacked preset against its Keras stack (`stacks`; both in
-`experiments._stacks`); evaluation over a split; sampling of one and of 64 streams against
+`experiments._stacks`; `gated`, only when asked: IndRNN against Keras LSTM and GRU stacks,
+cuDNN's on a GPU); evaluation over a split; sampling of one and of 64 streams against
 a Python loop over a compiled one-step function; Arch 1 training cost against state size
 and unroll length. `--quality` adds
 validation bits per character after equal wall-clock training (`experiments._quality`).
@@ -30,7 +31,7 @@ from experiments._report import Report, peak_rss_tracker, round_figures
 from experiments._run import tf_rnn_trainer
 from experiments._speed import (ALPHABET, arch1_executed_flops_per_char, arch1_flops_per_char,
                                 matmul_peak_task, measure, ratio, train_task)
-from experiments._stacks import run_indrnn, run_stacks
+from experiments._stacks import run_gated, run_indrnn, run_stacks
 from tf_rnn import cli
 from tf_rnn import vocab as vocab_lib
 
@@ -261,7 +262,7 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, help="bursts per row (default 8, --quick 2)")
     p.add_argument("--sections", default="train,indrnn,stacks,eval,sample,scale",
                    help="comma-separated subset of train,indrnn,stacks,eval,sample,scale,"
-                   "bf16,quality")
+                   "bf16,gated,quality")
     p.add_argument("--quality", action="store_true",
                    help="also train text8_arch1, text8_arch1_tuned and the Keras baseline "
                    "for the same minutes each and compare validation bits per character")
@@ -278,7 +279,7 @@ def parse_args(argv=None):
         p.error(f"--seconds and --rounds must be positive, got {args.seconds}, {args.rounds}")
     args.sections = set(args.sections.split(",")) | ({"quality"} if args.quality else set())
     unknown = args.sections - {"train", "indrnn", "stacks", "eval", "sample", "scale", "bf16",
-                               "quality"}
+                               "gated", "quality"}
     if unknown:
         p.error(f"unknown --sections {sorted(unknown)}")
     # --quick keeps every row but shortens the windows (compiling a 40-step unroll
@@ -307,6 +308,8 @@ def run(args):
         summary.update(run_indrnn(report, args, ids))
     if "stacks" in args.sections:
         summary.update(run_stacks(report, args, ids))
+    if "gated" in args.sections:
+        summary.update(run_gated(report, args, ids))
     if "eval" in args.sections:
         run_eval(report, args, ids)
     if "sample" in args.sections:

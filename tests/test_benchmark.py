@@ -94,6 +94,29 @@ def test_the_bf16_rows_compare_each_shape_in_both_dtypes(capsys):
             b16["chars_per_sec"] / f32["chars_per_sec"], rel=1e-3)
 
 
+@pytest.mark.slow
+def test_the_gated_rows_put_indrnn_against_keras_lstm_and_gru_stacks(capsys):
+    """`--sections gated`: IndRNN, LSTM and GRU rows at text8_indrnn's width and depth,
+    the device named, and the summary's ratios those of the rows."""
+    from experiments import benchmark
+
+    summary = benchmark.run(benchmark.parse_args(
+        ["--sections", "gated", "--quick", "--seconds", "0.02", "--rounds", "1"]))["summary"]
+    rows = {r["name"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert sorted(rows) == [f"train/gated/{name}"
+                            for name in ("keras_gru", "keras_lstm", "tf_rnn_indrnn")]
+    ours = rows["train/gated/tf_rnn_indrnn"]["chars_per_sec"]
+    for cell in ("lstm", "gru"):
+        row = rows[f"train/gated/keras_{cell}"]
+        assert row["layers"] == 2 and row["state"] == 512 and row["device"] in ("CPU", "GPU")
+        assert summary[f"indrnn_vs_keras_{cell}_stack"] == pytest.approx(
+            ours / row["chars_per_sec"], rel=1e-3)
+    # LSTM computes four blocks of gates, GRU three, IndRNN's recurrence none
+    flops = {name: row["train_flops_per_char"] for name, row in rows.items()}
+    assert (flops["train/gated/keras_lstm"] > flops["train/gated/keras_gru"]
+            > flops["train/gated/tf_rnn_indrnn"])
+
+
 def test_every_stacked_preset_but_indrnn_gets_a_stack_row():
     from experiments import _stacks
     from tf_rnn import config

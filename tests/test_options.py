@@ -783,7 +783,7 @@ FAKE_CORPUS = types.SimpleNamespace(train=np.zeros(4000, np.int32),
                                     vocab=types.SimpleNamespace(size=27), source="fake")
 SECTIONS = {"train": "run_training", "eval": "run_eval", "sample": "run_sampling",
             "scale": "run_scaling", "indrnn": "run_indrnn", "stacks": "run_stacks",
-            "bf16": "run_bf16"}
+            "bf16": "run_bf16", "gated": "run_gated"}
 BENCHMARK = Command(benchmark.main, [], [
     *[(benchmark, function, value({})) for function in SECTIONS.values()],
     (_quality, "run", value({})),
@@ -809,6 +809,7 @@ def sections(cmd, *flags):
 def check_sections(cmd):
     assert sections(cmd, "--sections", "eval,scale") == {"eval", "scale"}
     assert sections(cmd, "--sections", "bf16") == {"bf16"}  # measured only when asked
+    assert sections(cmd, "--sections", "gated,bf16") == {"gated", "bf16"}  # the same
     assert sections(cmd) == {"train", "eval", "sample", "scale", "indrnn", "stacks"}
 
 
