@@ -172,7 +172,7 @@ def run_gated(report, args, ids):
     for name, stats in r.items():
         fields = dict(median=stats["median"], batch=B, unroll=T, state=n, layers=L,
                       device=device, train_flops_per_char=flops[name],
-                      peak_fraction=stats["best"] * flops[name] / peak)
+                      peak_fraction=stats["best"] * flops[name] / peak, peak_gflops=peak / 1e9)
         if name != "tf_rnn_indrnn":
             fields["indrnn_vs_this"] = ratio(ours, stats["best"])
         report.add(f"train/gated/{name}", stats["best"], **fields)
