@@ -41,6 +41,10 @@ Shared helpers, not run (their names are imported by the modules above):
   _run               train_preset (the presets' main), the toy systems' flags, and
                      tf_rnn_trainer (a preset's compiled step, for the benchmarks)
   _report            JSON rows, Markdown tables, peak memory (the benchmarks)
+  _speed             the speed rows' bursts in turns, their timed tasks (the matmul
+                     peak, a train step) and each model's FLOPs per character
+  _stacks            benchmark's stacked rows: IndRNN, the stacked presets and the
+                     gated Keras stacks, each against the Keras stack of its shape
   _quality           the contenders of quality and their equal-time training
   _transformer       nanoGPT's baby GPT in Keras 3, the quality peer with a context
                      window (its recipe, and its scoring on the recurrent ones' characters)
