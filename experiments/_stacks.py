@@ -30,6 +30,15 @@ def gated_flops_per_char(n, num_layers, gates, alphabet=ALPHABET):
     return 6 * (alphabet * g + (num_layers - 1) * n * g + num_layers * n * g + n * alphabet)
 
 
+def row_fields(stats, flops, peak, with_peak=False, **shape):
+    """A stacked row's fields: its median, the shape it ran at (`shape`), its dense
+    training FLOPs per character, the fraction of the matmul `peak` they reach and, if
+    `with_peak`, that peak in GFLOP/s."""
+    fields = dict(median=stats["median"], **shape, train_flops_per_char=flops,
+                  peak_fraction=stats["best"] * flops / peak)
+    return {**fields, "peak_gflops": peak / 1e9} if with_peak else fields
+
+
 class KerasStack:
     """One-hot -> `num_layers` x SimpleRNN(units) (or `cell` LSTM, GRU), stateful ->
     Dense(A), Adam. The gated layers keep Keras's defaults, which take cuDNN's kernel on
@@ -49,11 +58,11 @@ class KerasStack:
         def dropped(x):
             return keras.layers.Dropout(dropout)(x) if dropout else x
 
+        kind = getattr(keras.layers, cell)
+        options = {"activation": activation} if cell == "SimpleRNN" else {}
         inputs = keras.Input(batch_shape=(batch_size, None), dtype="int32")
         x = keras.layers.Lambda(lambda ids: keras.ops.one_hot(ids, alphabet_size))(inputs)
         for layer in range(num_layers):
-            kind = getattr(keras.layers, cell)
-            options = {"activation": activation} if cell == "SimpleRNN" else {}
             h = kind(units, stateful=True, return_sequences=True,
                      **options)(dropped(x) if layer else x)
             x = keras.layers.Add()([h, x]) if residual and layer else h
@@ -89,9 +98,7 @@ def run_indrnn(report, args, ids):
         for peer, flops in (("tf_rnn", indrnn_flops_per_char(n, layers)),
                             ("keras_simplernn", simplernn_flops_per_char(n, layers))):
             stats = r[f"{peer}_{layers}_layer"]
-            fields = dict(median=stats["median"], batch=B, unroll=T, state=n,
-                          layers=layers, train_flops_per_char=flops,
-                          peak_fraction=stats["best"] * flops / peak)
+            fields = row_fields(stats, flops, peak, batch=B, unroll=T, state=n, layers=layers)
             if peer == "tf_rnn":
                 fields["vs_keras"] = ratios[layers] = ratio(stats["best"], keras_best)
             report.add(f"train/indrnn/{peer}_{layers}_layer", stats["best"], **fields)
@@ -135,9 +142,8 @@ def run_stacks(report, args, ids):
         keras_best = r[f"{name}/keras_simplernn_stack"]["best"]
         for peer in ("tf_rnn", "keras_simplernn_stack"):
             stats = r[f"{name}/{peer}"]
-            fields = dict(median=stats["median"], batch=B, unroll=T, state=n, layers=L,
-                          train_flops_per_char=flops, peak_fraction=stats["best"] * flops / peak,
-                          peak_gflops=peak / 1e9)
+            fields = row_fields(stats, flops, peak, batch=B, unroll=T, state=n, layers=L,
+                                with_peak=True)
             if peer == "tf_rnn":
                 fields["vs_keras"] = summary[f"{name}_vs_keras_stack"] = ratio(
                     stats["best"], keras_best)
@@ -170,9 +176,8 @@ def run_gated(report, args, ids):
              "keras_gru": gated_flops_per_char(n, L, 3)}
     ours = r["tf_rnn_indrnn"]["best"]
     for name, stats in r.items():
-        fields = dict(median=stats["median"], batch=B, unroll=T, state=n, layers=L,
-                      device=device, train_flops_per_char=flops[name],
-                      peak_fraction=stats["best"] * flops[name] / peak, peak_gflops=peak / 1e9)
+        fields = row_fields(stats, flops[name], peak, batch=B, unroll=T, state=n, layers=L,
+                            device=device, with_peak=True)
         if name != "tf_rnn_indrnn":
             fields["indrnn_vs_this"] = ratio(ours, stats["best"])
         report.add(f"train/gated/{name}", stats["best"], **fields)

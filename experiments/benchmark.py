@@ -35,6 +35,9 @@ from experiments._stacks import run_gated, run_indrnn, run_stacks
 from tf_rnn import cli
 from tf_rnn import vocab as vocab_lib
 
+# The parts of a run (`--sections`); the last three run only when named.
+SECTIONS = ("train", "indrnn", "stacks", "eval", "sample", "scale", "bf16", "gated", "quality")
+DEFAULT_SECTIONS = SECTIONS[:-3]
 SPEED_CHARS = 1 << 20  # synthetic corpus of the speed rows: speed does not depend on text
 # The targets, as ratios (or speeds) from one run: summary["targets_met"].
 TARGETS = {"arch1_vs_keras": 2.5, "arch1_peak_fraction": 0.5, "arch2_vs_naive": 2.5,
@@ -260,9 +263,8 @@ def parse_args(argv=None):
     p.add_argument("--seconds", type=float, help="measured seconds per row "
                    "(default 8, --quick 0.4)")
     p.add_argument("--rounds", type=int, help="bursts per row (default 8, --quick 2)")
-    p.add_argument("--sections", default="train,indrnn,stacks,eval,sample,scale",
-                   help="comma-separated subset of train,indrnn,stacks,eval,sample,scale,"
-                   "bf16,gated,quality")
+    p.add_argument("--sections", default=",".join(DEFAULT_SECTIONS),
+                   help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--quality", action="store_true",
                    help="also train text8_arch1, text8_arch1_tuned and the Keras baseline "
                    "for the same minutes each and compare validation bits per character")
@@ -278,8 +280,7 @@ def parse_args(argv=None):
     if args.seconds <= 0 or args.rounds <= 0:
         p.error(f"--seconds and --rounds must be positive, got {args.seconds}, {args.rounds}")
     args.sections = set(args.sections.split(",")) | ({"quality"} if args.quality else set())
-    unknown = args.sections - {"train", "indrnn", "stacks", "eval", "sample", "scale", "bf16",
-                               "gated", "quality"}
+    unknown = args.sections - set(SECTIONS)
     if unknown:
         p.error(f"unknown --sections {sorted(unknown)}")
     # --quick keeps every row but shortens the windows (compiling a 40-step unroll
