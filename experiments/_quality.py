@@ -38,6 +38,7 @@ TF_RNN_CONTENDERS = {
                                       "init": "irnn", "init_gain": 0.5, **BUDGET}),
     "text8_best": ("text8_best", BUDGET),  # multiplicative integration
     "text8_best_10min": ("text8_best_10min", {}),  # two layers of it; cooldown already
+    "text8_best_30min": ("text8_best_30min", {}),  # two narrower layers, less dropout
 }
 
 # The Keras peers a user would try, each with the optimizer that suits it here:

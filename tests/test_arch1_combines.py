@@ -106,5 +106,7 @@ def test_presets_hold_the_documented_settings():
             ten.batch_size, ten.num_unrollings, ten.init, ten.optimizer, ten.learning_rate,
             ten.schedule, ten.cooldown_fraction, ten.budget_minutes, ten.clip_norm,
             ten.dropout, ten.jit_compile) == \
-        ("mul", "tanh", 384, 2, True, 32, 40, "glorot", "adam", 2e-3, "cooldown", 0.2, 10.0,
-         1.25, 0.4, True)
+        ("mul", "tanh", 512, 2, True, 32, 40, "glorot", "adam", 2e-3, "cooldown", 0.2, 10.0,
+         1.25, 0.5, True)
+    thirty = config.get_preset("text8_best_30min")  # narrower, less dropout, 30 minutes
+    assert thirty == ten.replace(num_nodes=384, dropout=0.4, budget_minutes=30.0)
