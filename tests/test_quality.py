@@ -7,6 +7,7 @@ budget's schedules and the pace that fixes where they end."""
 import json
 import math
 import pathlib
+import re
 import subprocess
 import sys
 import types
@@ -352,3 +353,15 @@ def test_each_contender_has_an_hparams_entry_and_its_metric(tmp_path, monkeypatc
         assert got == {**c.hparams, "minutes": 0.5}
         assert got["batch"] == c.batch_size and got["model"] == c.name
         assert scalars["valid/bpc"] == [(30, bpc)]
+
+
+def test_every_documented_quality_command_names_known_contenders():
+    """The README's and docs/quality.md's `--contenders` lists run as written."""
+    from experiments import _quality
+
+    pages = [ROOT / "README.md", ROOT / "docs" / "quality.md"]
+    named = {name for page in pages
+             for names in re.findall(r"--contenders\s+([\w,]+)", page.read_text("utf-8"))
+             for name in names.split(",") if name}
+    assert "text8_best_30min" in named  # the 30-minute rows' command
+    assert named <= set(_quality.KNOWN), sorted(named - set(_quality.KNOWN))
