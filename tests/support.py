@@ -199,6 +199,18 @@ def assert_bitwise_equal(got, want):
         "VARIABLE_VALUE" in want[1]
 
 
+SAVE_COUNTER = "save_counter/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def assert_same_training_state(workdir, reference):
+    """Every variable of the latest checkpoint bitwise equal to the reference's
+    (`checkpoint_values`, as `reference[1]`), except `save_counter`: how many saves this
+    run made (a preempted run made one more)."""
+    got, want = checkpoint_values(workdir), reference[1]
+    assert_bitwise_equal((got[0], {n: v for n, v in got[1].items() if n != SAVE_COUNTER}),
+                         (want[0], {n: v for n, v in want[1].items() if n != SAVE_COUNTER}))
+
+
 def events(workdir):
     """{tag: [(step, serialized tensor)]} as TensorBoard's own loader reads them."""
     from tensorboard.backend.event_processing import event_accumulator

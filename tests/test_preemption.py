@@ -17,22 +17,13 @@ import time
 import pytest
 import tensorflow as tf
 from support import (  # tests/ is on sys.path under pytest (no __init__.py)
-    EXACT_STEPS, assert_bitwise_equal, assert_same_events, checkpoint_values, events,
-    exact_argv, finish, free_ports, latest_checkpoint_name, run_cli, start_driver,
-    subprocess_env, wait_for)
+    EXACT_STEPS, assert_bitwise_equal, assert_same_events, assert_same_training_state,
+    checkpoint_values, events, exact_argv, finish, free_ports, latest_checkpoint_name, run_cli,
+    start_driver, subprocess_env, wait_for)
 
 from tf_rnn import runs
 
 pytestmark = pytest.mark.usefixtures("op_determinism_restored")
-SAVE_COUNTER = "save_counter/.ATTRIBUTES/VARIABLE_VALUE"
-
-
-def assert_same_training_state(workdir, reference):
-    """Every variable of the latest checkpoint bitwise equal to the reference's, except
-    `save_counter`: how many saves this run made (a preempted run made one more)."""
-    got, want = checkpoint_values(workdir), reference[1]
-    assert_bitwise_equal((got[0], {n: v for n, v in got[1].items() if n != SAVE_COUNTER}),
-                         (want[0], {n: v for n, v in want[1].items() if n != SAVE_COUNTER}))
 
 
 def error_lines(err):
