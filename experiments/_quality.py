@@ -38,7 +38,7 @@ TF_RNN_CONTENDERS = {
                                       "init": "irnn", "init_gain": 0.5, **BUDGET}),
     "text8_best": ("text8_best", BUDGET),  # multiplicative integration
     "text8_best_10min": ("text8_best_10min", {}),  # two layers of it; cooldown already
-    "text8_best_30min": ("text8_best_30min", {}),  # two narrower layers, less dropout
+    "text8_best_30min": ("text8_best_30min", {}),  # the same model over 30 minutes
 }
 
 # The Keras peers a user would try, each with the optimizer that suits it here:
