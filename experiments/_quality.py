@@ -37,7 +37,8 @@ TF_RNN_CONTENDERS = {
     "arch1_sum_best": ("text8_best", {"combine": "sum", "activation": "relu", "num_nodes": 256,
                                       "init": "irnn", "init_gain": 0.5, **BUDGET}),
     "text8_best": ("text8_best", BUDGET),  # multiplicative integration
-    "text8_best_10min": ("text8_best_10min", {}),  # two layers of it; cooldown already
+    "text8_best_3min": ("text8_best_3min", {}),  # two layers of it; cooldown already
+    "text8_best_10min": ("text8_best_10min", {}),  # two wider layers, more dropout
     "text8_best_30min": ("text8_best_30min", {}),  # the same model over 30 minutes
 }
 

@@ -110,3 +110,5 @@ def test_presets_hold_the_documented_settings():
          1.25, 0.5, True)
     thirty = config.get_preset("text8_best_30min")  # the same model, a 30-minute budget
     assert thirty == ten.replace(budget_minutes=30.0)
+    three = config.get_preset("text8_best_3min")  # two narrower layers, lighter dropout
+    assert three == ten.replace(num_nodes=384, dropout=0.2, budget_minutes=3.0)

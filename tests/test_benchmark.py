@@ -129,6 +129,7 @@ def test_every_stacked_preset_but_indrnn_gets_a_stack_row():
     models = [config.get_preset(name).replace(budget_minutes=0.0) for name in names]
     assert len(models) == len(set(map(repr, models)))
     assert config.get_preset("text8_best_30min").replace(budget_minutes=0.0) in models
+    assert "text8_best_3min" in names  # two layers of 384: a model of its own
 
 
 def test_the_keras_stack_connects_its_layers_as_tf_rnn_stacks_do():

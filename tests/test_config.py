@@ -33,7 +33,7 @@ def test_unknown_preset_lists_the_presets():
     assert str(e.value) == (  # as docs/troubleshooting.md's error table quotes it
         "Unknown preset 'text9'; available presets: ['charrnn_adagrad', 'text8_arch1', "
         "'text8_arch1_sum', 'text8_arch1_tuned', 'text8_arch2', 'text8_best', "
-        "'text8_best_10min', 'text8_best_30min', 'text8_indrnn'].")
+        "'text8_best_10min', 'text8_best_30min', 'text8_best_3min', 'text8_indrnn'].")
 
 
 @pytest.mark.parametrize("field,value,match", [
