@@ -169,6 +169,45 @@ def gpt_contender(name, changes, alphabet):
                      hparams=hparams)
 
 
+# What `--add` may change in a Keras peer (its Adam rate, its width), and how to read it.
+KERAS_CHANGES = {"learning_rate": float, "units": int}
+
+
+def parse_added(base, assignments):
+    """The changes of an `--add` contender: `--set`-style KEY=VALUE overrides of a tf_rnn
+    preset (checked as `--set` checks them), or `KERAS_CHANGES` of a Keras peer.
+    UserError for an unknown base, key or value."""
+    from tf_rnn import config
+    from tf_rnn.errors import ConfigError
+
+    if base not in KERAS_CONTENDERS:
+        cfg = config.with_overrides(config.get_preset(base), assignments)
+        return {k: getattr(cfg, k) for k in (a.partition("=")[0].strip() for a in assignments)}
+    changes = {}
+    for assignment in assignments:
+        key, _, value = (s.strip() for s in assignment.partition("="))
+        if key not in KERAS_CHANGES:
+            raise ConfigError(f"A Keras peer takes {sorted(KERAS_CHANGES)}, not {key!r}.")
+        try:
+            changes[key] = KERAS_CHANGES[key](value)
+        except ValueError:
+            raise ConfigError(f"`{key}` must be a number, got {value!r}.") from None
+        if changes[key] <= 0:
+            raise ConfigError(f"`{key}` must be positive, got {value!r}.")
+    return changes
+
+
+def added_contender(name, base, changes, alphabet, keras_schedule="cooldown"):
+    """An `--add` contender: `base` (a tf_rnn preset or a Keras peer) with `changes`
+    (`parse_added`'s)."""
+    if base in KERAS_CONTENDERS:
+        layer, units, learning_rate = KERAS_CONTENDERS[base]
+        return keras_contender(name, layer, changes.get("units", units),
+                               changes.get("learning_rate", learning_rate), alphabet,
+                               keras_schedule)
+    return tf_rnn_contender(name, base, changes, alphabet)
+
+
 def make_contenders(names, alphabet, keras_schedule="cooldown"):
     contenders = []
     for name in names:

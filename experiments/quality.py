@@ -7,8 +7,9 @@ Keras peers, trained in turns for the same wall-clock budget on one corpus.
 
 Contenders (`experiments._quality`): the faithful `text8_arch1`, the best setting found
 for each Arch 1 combination (concat, sum, and `text8_best`, multiplicative
-integration), Keras `SimpleRNN(relu)` at widths 200 and 400, Keras `LSTM(256)` and
-`GRU(256)`, and `gpt_baby`, nanoGPT's baby GPT (`experiments._transformer`). Every
+integration), the presets of the 3-, 10- and 30-minute budgets, Keras `SimpleRNN(relu)`
+at widths 200 and 400, Keras `LSTM(256)` and `GRU(256)`, and `gpt_baby`, nanoGPT's baby
+GPT (`experiments._transformer`). Every
 learning rate follows the budget: each contender's pace over its first steps fixes its
 last step, where its schedule ends, and its pace since then fixes it again at a quarter,
 half and 70 % of the budget. Each contender's validation BPC is measured at
@@ -48,8 +49,10 @@ def parse_args(argv=None):
                    help="the Keras RNN peers' learning-rate shape over the budget "
                    "(default cooldown)")
     p.add_argument("--add", action="append", default=[], metavar="NAME=PRESET[,KEY=VALUE...]",
-                   help="one more tf_rnn contender: a preset with --set-style overrides, "
-                   "e.g. mul256=text8_best,num_nodes=256 (repeatable; for sweeps)")
+                   help="one more contender: a tf_rnn preset with --set-style overrides, "
+                   "e.g. mul256=text8_best,num_nodes=256, or a Keras peer with another "
+                   "learning_rate or units, e.g. lstm1e3=keras_lstm_256,learning_rate=1e-3 "
+                   "(a peer still; repeatable; for sweeps)")
     args = p.parse_args(argv)
     if args.minutes <= 0 or args.points <= 0:
         p.error(f"--minutes and --points must be positive, got {args.minutes}, "
@@ -62,18 +65,16 @@ def parse_args(argv=None):
     args.added = {}
     for item in args.add:
         name, _, spec = item.partition("=")
-        preset, *assignments = spec.split(",")
-        from tf_rnn import config
+        base, *assignments = spec.split(",")
         from tf_rnn.errors import UserError
 
         try:
-            cfg = config.with_overrides(config.get_preset(preset), assignments)
+            changes = _quality.parse_added(base, assignments)
         except UserError as e:
             p.error(f"--add {item!r}: {e}")
         if not name or name in known or name in args.added:
             p.error(f"--add {item!r}: give a new contender name before '='")
-        keys = [a.partition("=")[0].strip() for a in assignments]
-        args.added[name] = (preset, {k: getattr(cfg, k) for k in keys})  # parsed, checked
+        args.added[name] = (base, changes)  # parsed, checked
     if args.plot:
         try:
             import matplotlib  # noqa: F401  (checked before an hour of training, not after)
@@ -136,9 +137,9 @@ def run(args):
     corpus = data.load_corpus(args.data, vocab="text8")
     contenders = _quality.make_contenders(args.contenders, corpus.vocab.size,
                                           args.keras_schedule)
-    for name, (preset, changes) in args.added.items():
-        contenders.append(_quality.tf_rnn_contender(name, preset, changes,
-                                                    corpus.vocab.size))
+    for name, (base, changes) in args.added.items():
+        contenders.append(_quality.added_contender(name, base, changes, corpus.vocab.size,
+                                                   args.keras_schedule))
     writers = hparams_runs(contenders, args.logdir, args.minutes)
 
     def on_point(c):
@@ -162,7 +163,10 @@ def run(args):
                    total_steps=int(c.total_steps.numpy()),  # the budget's fixed last step
                    fixes=[list(f) for f in c.fixes],  # (step, last step) of each fix
                    curve=[[round(s, 1), n, round(b, 4)] for s, n, b in c.curve])
-    summary = {"corpus": os.path.basename(args.data), **_quality.summary(bpc, args.minutes)}
+    peers = _quality.PEERS | {name for name, (base, _) in args.added.items()
+                              if base in _quality.PEERS}  # a peer's variant is a peer
+    summary = {"corpus": os.path.basename(args.data),
+               **_quality.summary(bpc, args.minutes, peers)}
     summary["keras_schedule"] = args.keras_schedule
     if args.plot:
         plot_curves(contenders, args.plot,

@@ -36,6 +36,7 @@ def quality_run(tmp_path_factory):
         [sys.executable, "-m", "experiments.quality", "--data", str(corpus),
          "--minutes", "0.05", "--points", "2", "--contenders", ",".join(CONTENDERS),
          "--add", "mul16=text8_best,num_nodes=16,learning_rate=0.01,schedule=linear",
+         "--add", "gru8=keras_gru_256,units=8,learning_rate=0.01",
          "--logdir", str(tmp / "tb"), "--plot", str(tmp / "curves.png")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env=subprocess_env())
@@ -48,7 +49,7 @@ def test_one_row_per_contender_then_the_summary(quality_run):
     _, out = quality_run
     records = [json.loads(line) for line in out.stdout.strip().splitlines()]
     rows, summary = records[:-1], records[-1]["summary"]
-    assert [r["name"] for r in rows] == [f"quality/{c}" for c in CONTENDERS + ["mul16"]]
+    assert [r["name"] for r in rows] == [f"quality/{c}" for c in CONTENDERS + ["mul16", "gru8"]]
     for row in rows:
         assert row["steps"] > 0 and row["chars_per_sec"] > 0
         assert row["train_seconds"] >= 3.0  # the budget: 0.05 min
@@ -60,7 +61,7 @@ def test_one_row_per_contender_then_the_summary(quality_run):
         assert row["curve"][0][0] <= row["curve"][1][0] and 0 < row["valid_bpc"] < 10
     bpc = {r["name"].split("/")[1]: r["valid_bpc"] for r in rows}
     ours = min(["text8_best", "mul16"], key=bpc.get)
-    peer = min(["keras_gru_256", "gpt_baby"], key=bpc.get)
+    peer = min(["keras_gru_256", "gpt_baby", "gru8"], key=bpc.get)  # a peer's variant too
     assert (summary["best_tf_rnn"], summary["best_peer"]) == (ours, peer)
     assert summary["best_tf_rnn_valid_bpc"] == bpc[ours]
     assert summary["best_peer_valid_bpc"] == bpc[peer]
@@ -73,7 +74,7 @@ def test_each_contender_is_a_tensorboard_run(quality_run):
     tmp, out = quality_run
     rows = {r["name"].split("/")[1]: r for r in map(json.loads,
                                                      out.stdout.strip().splitlines()[:-1])}
-    for name in CONTENDERS + ["mul16"]:
+    for name in CONTENDERS + ["mul16", "gru8"]:
         acc = event_accumulator.EventAccumulator(str(tmp / "tb" / name), size_guidance={
             event_accumulator.TENSORS: 0})
         acc.Reload()
@@ -88,6 +89,9 @@ def test_each_contender_is_a_tensorboard_run(quality_run):
         settings = entry.session_start_info.hparams
         assert settings["model"].string_value == name
         assert settings["minutes"].number_value == 0.05
+    (entry,), _ = hparams_of(tmp / "tb" / "gru8")  # the --add's width and rate, trained
+    assert entry.session_start_info.hparams["width"].number_value == 8
+    assert entry.session_start_info.hparams["lr"].number_value == pytest.approx(0.01)
 
 
 @pytest.mark.slow
@@ -99,7 +103,11 @@ def test_the_plot_is_a_png(quality_run):
 @pytest.mark.parametrize("flags, message", [
     ([], "is not a file"), (["--contenders", "text8_best,gru"], "gru"),
     (["--keras-schedule", "step"], "--keras-schedule"),
-    (["--add", "w=text8_best,combine=product"], "`combine`")])
+    (["--add", "w=text8_best,combine=product"], "`combine`"),
+    (["--add", "l=keras_lstm_256,dropout=0.2"], "not 'dropout'"),
+    (["--add", "l=keras_lstm_256,learning_rate=fast"], "`learning_rate` must be a number"),
+    (["--add", "l=keras_lstm_256,units=-3"], "`units` must be positive"),
+    (["--add", "keras_gru_256=keras_gru_256,units=8"], "give a new contender name")])
 def test_bad_arguments_are_rejected(tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_:
         quality.parse_args(["--data", str(tmp_path / "none.txt"), *flags])
