@@ -169,8 +169,9 @@ def gpt_contender(name, changes, alphabet):
                      hparams=hparams)
 
 
-# What `--add` may change in a Keras peer (its Adam rate, its width), and how to read it.
-KERAS_CHANGES = {"learning_rate": float, "units": int}
+# What `--add` may change in a Keras peer (its Adam rate, its width): how to read each
+# value, and what it must be.
+KERAS_CHANGES = {"learning_rate": (float, "a number"), "units": (int, "a whole number")}
 
 
 def parse_added(base, assignments):
@@ -188,10 +189,11 @@ def parse_added(base, assignments):
         key, _, value = (s.strip() for s in assignment.partition("="))
         if key not in KERAS_CHANGES:
             raise ConfigError(f"A Keras peer takes {sorted(KERAS_CHANGES)}, not {key!r}.")
+        kind, what = KERAS_CHANGES[key]
         try:
-            changes[key] = KERAS_CHANGES[key](value)
+            changes[key] = kind(value)
         except ValueError:
-            raise ConfigError(f"`{key}` must be a number, got {value!r}.") from None
+            raise ConfigError(f"`{key}` must be {what}, got {value!r}.") from None
         if changes[key] <= 0:
             raise ConfigError(f"`{key}` must be positive, got {value!r}.")
     return changes
@@ -206,6 +208,12 @@ def added_contender(name, base, changes, alphabet, keras_schedule="cooldown"):
                                changes.get("learning_rate", learning_rate), alphabet,
                                keras_schedule)
     return tf_rnn_contender(name, base, changes, alphabet)
+
+
+def peer_names(added):
+    """The peers of a run with the `--add` contenders `added` ({name: (base, changes)}):
+    every contender not tf_rnn's, a peer's variant included."""
+    return PEERS | {name for name, (base, _) in added.items() if base in PEERS}
 
 
 def make_contenders(names, alphabet, keras_schedule="cooldown"):

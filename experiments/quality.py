@@ -163,10 +163,8 @@ def run(args):
                    total_steps=int(c.total_steps.numpy()),  # the budget's fixed last step
                    fixes=[list(f) for f in c.fixes],  # (step, last step) of each fix
                    curve=[[round(s, 1), n, round(b, 4)] for s, n, b in c.curve])
-    peers = _quality.PEERS | {name for name, (base, _) in args.added.items()
-                              if base in _quality.PEERS}  # a peer's variant is a peer
     summary = {"corpus": os.path.basename(args.data),
-               **_quality.summary(bpc, args.minutes, peers)}
+               **_quality.summary(bpc, args.minutes, _quality.peer_names(args.added))}
     summary["keras_schedule"] = args.keras_schedule
     if args.plot:
         plot_curves(contenders, args.plot,

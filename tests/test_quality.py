@@ -107,6 +107,7 @@ def test_the_plot_is_a_png(quality_run):
     (["--add", "l=keras_lstm_256,dropout=0.2"], "not 'dropout'"),
     (["--add", "l=keras_lstm_256,learning_rate=fast"], "`learning_rate` must be a number"),
     (["--add", "l=keras_lstm_256,units=-3"], "`units` must be positive"),
+    (["--add", "l=keras_lstm_256,units=8.5"], "`units` must be a whole number"),
     (["--add", "keras_gru_256=keras_gru_256,units=8"], "give a new contender name")])
 def test_bad_arguments_are_rejected(tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_:
@@ -128,6 +129,15 @@ def test_a_run_without_keras_contenders_reports_null_not_a_crash():
     assert summary["best_peer"] is None and summary["best_peer_valid_bpc"] is None
     assert summary["margin_over_best_peer"] is None
     assert summary["beats_best_peer_by_0_05"] is False
+
+
+def test_an_added_variant_of_a_peer_is_a_peer_and_of_a_preset_is_ours():
+    added = {"lstm1e3": ("keras_lstm_256", {"learning_rate": 1e-3}),
+             "d20": ("text8_best", {"dropout": 0.2})}
+    peers = _quality.peer_names(added)
+    assert {"lstm1e3", "keras_gru_256", "gpt_baby"} <= peers and "d20" not in peers
+    summary = _quality.summary({"d20": 1.9, "lstm1e3": 1.8, "keras_gru_256": 2.0}, 3, peers)
+    assert (summary["best_tf_rnn"], summary["best_peer"]) == ("d20", "lstm1e3")
 
 
 def test_the_summary_sets_the_best_tf_rnn_contender_against_the_best_peer():
