@@ -19,7 +19,7 @@ PACKAGE = ROOT / "tf_rnn"
 LAYERS = [
     ("base", {"config", "errors", "checks", "files", "jsonl", "logs", "draws",
               "plots"}),
-    ("data", {"vocab", "textio", "text8", "data"}),
+    ("data", {"vocab", "textio", "corpora", "text8", "data"}),
     ("model", {"kernels", "cells", "charmodel", "indrnn", "stacking", "models"}),
     ("steps", {"steps", "sampling", "scoring", "summaries", "distribute", "sequence",
                "tasks", "probes", "units"}),

@@ -10,7 +10,7 @@ tests/test_layers.py holds them): a module imports only from its own layer and t
 ones below, and no import cycle exists.
 
     base      config, errors, checks, files, jsonl, logs, draws, plots
-    data      vocab, textio, text8, data
+    data      vocab, textio, corpora, text8, data
     model     kernels, cells, charmodel, indrnn, stacking, models
     steps     steps, sampling, scoring, summaries, distribute, sequence, tasks, probes,
               units

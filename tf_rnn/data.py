@@ -1,6 +1,7 @@
 """Character data: normalisation, splits, corpora, batch cursors (vocabularies: `tf_rnn.vocab`).
 
-Corpora come from `tf_rnn.textio` (a file) or `tf_rnn.text8` (the download).
+Corpora come from `tf_rnn.textio` (a file), `tf_rnn.text8` (the download) or
+`tf_rnn.corpora` (a name: `shakespeare`, shipped with the package, or `text8`).
 
 Pure NumPy + standard library (no TensorFlow import), so it is cheap to import and test.
 Per-character work is vectorised; bad input raises `DataError` naming the file or
@@ -8,10 +9,11 @@ argument and what is wrong with it.
 """
 
 import dataclasses
+import os
 
 import numpy as np
 
-from tf_rnn import text8
+from tf_rnn import corpora, text8
 from tf_rnn.checks import positive_integer
 from tf_rnn.errors import DataError
 from tf_rnn.textio import load_text
@@ -79,7 +81,8 @@ def load_corpus(data=None, *, cache_dir=None, vocab="text8", normalize=False, un
     """Loads, encodes and splits a corpus.
 
     Args:
-        data: None for text8 (downloaded and cached), else a text file or .zip path.
+        data: None or "text8" for text8 (downloaded and cached), a shipped corpus's
+            name (`tf_rnn.corpora`: "shakespeare"), else a text, .gz or .zip file.
         cache_dir: text8 cache directory; None means `default_cache_dir()`.
         vocab: "text8" (TEXT8_ALPHABET), "corpus" (sorted distinct characters of the
             whole text) or a `Vocabulary` (e.g. one loaded from a work directory).
@@ -94,13 +97,17 @@ def load_corpus(data=None, *, cache_dir=None, vocab="text8", normalize=False, un
         DataError: as `load_text`, `download_text8`, `Vocabulary.encode`, `split_text`.
         ValueError: a bad `vocab`.
     """
+    name, data = corpora.named(data), corpora.resolve(data)
+    if data is not None and not name and not os.path.exists(os.path.expanduser(str(data))):
+        raise DataError(f"Text file {str(data)!r} does not exist (--data takes a file, or "
+                        f"the name of a corpus: {', '.join(corpora.names())}).")
     if data is None:
         path = text8.download_text8(
             cache_dir if cache_dir is not None else text8.default_cache_dir(),
             **{"progress": progress, **(download_kwargs or {})})
         text, source = text8.read_text8(path), "text8"
     else:
-        text, source = load_text(data), str(data)
+        text, source = load_text(data), f"{name} (shipped)" if name else str(data)
     if normalize:
         text = normalize_text8(text)
     if isinstance(vocab, Vocabulary):

@@ -15,6 +15,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from tf_rnn import corpora
 from tf_rnn import data as data_lib
 from tf_rnn import integrity
 from tf_rnn import logs
@@ -252,12 +253,26 @@ def load_corpus_for(config, workdir, data=None, cache_dir=None, download_kwargs=
     return corpus
 
 
+def corpus_record(data):
+    """How run.json names the corpus `data`: None for text8, a shipped corpus's name
+    (`tf_rnn.corpora`), else the file's absolute path."""
+    name = corpora.named(data)
+    if data is None or name == corpora.TEXT8:
+        return None
+    return name or os.path.abspath(os.path.expanduser(str(data)))
+
+
+def _recorded_file(record):
+    """The file a (non-None) record reads: a shipped corpus's, else the path itself."""
+    return corpora.shipped_path(record) if record in corpora.SHIPPED else record
+
+
 def run_info(data, corpus):
-    """What run.json records of the corpus: its absolute path (None: text8) and digest."""
-    if data is None:
+    """What run.json records of the corpus: `corpus_record(data)` and its digest."""
+    record = corpus_record(data)
+    if record is None:
         return {"data": None, "sha256": text8.TEXT8_SHA256}
-    path = os.path.abspath(os.path.expanduser(str(data)))
-    return {"data": path, "sha256": textio.file_sha256(path)}
+    return {"data": record, "sha256": textio.file_sha256(_recorded_file(record))}
 
 
 def run_data(workdir, data=None, doing="evaluating"):
@@ -274,6 +289,7 @@ def run_data(workdir, data=None, doing="evaluating"):
     recorded = info.get("data")
     if recorded is None:
         return None  # text8
+    recorded = _recorded_file(recorded)
     if not os.path.exists(recorded):
         raise DataError(
             f"The run in {str(workdir.path)!r} was trained on {recorded} (recorded in "
@@ -305,23 +321,24 @@ def training_data(workdir, data=None, allow_new_corpus=False):
     if not info:  # a new run (or one saved before run.json existed)
         return data
     recorded = info.get("data")
-    if data is None:
+    record = corpus_record(data)
+    if data is None or record == recorded:
         return run_data(workdir, doing="training")
-    path = os.path.abspath(os.path.expanduser(str(data)))
-    if path == recorded:
-        return run_data(workdir, doing="training")
-    if allow_new_corpus or not os.path.isfile(path):  # a missing file: load_corpus says so
+    if allow_new_corpus:
         return data
-    digest = textio.file_sha256(path)
+    if record is not None and not os.path.isfile(_recorded_file(record)):
+        return data  # a missing file: load_corpus says so
+    digest = (text8.TEXT8_SHA256 if record is None
+              else textio.file_sha256(_recorded_file(record)))
     saved = info.get("sha256")
     if digest == saved:
         return data
     trained_on = recorded or "text8 (text8.zip)"
     raise WorkdirError(
         f"The run in {str(workdir.path)!r} was trained on {trained_on} (SHA-256 {saved}), "
-        f"but --data is {path} (SHA-256 {digest}): resuming would go on training its "
-        f"weights on another corpus. Nothing was changed. Leave out --data to continue on "
-        f"its own corpus, use a new --workdir for the new one, or pass "
+        f"but --data is {record or 'text8'} (SHA-256 {digest}): resuming would go on "
+        f"training its weights on another corpus. Nothing was changed. Leave out --data to "
+        f"continue on its own corpus, use a new --workdir for the new one, or pass "
         f"--allow-new-corpus to continue on it anyway.")
 
 

@@ -4,7 +4,7 @@
 
 The cache is `$TF_RNN_CACHE`, else `~/.cache/tf_rnn` (`--cache-dir` on the commands).
 Offline, put a copy of text8.zip there by hand (the error message says where), or train
-on another corpus with `--data FILE`.
+on the corpus shipped with the package (`--data shakespeare`) or any other (`--data FILE`).
 """
 
 import hashlib
@@ -18,7 +18,7 @@ import urllib.request
 
 from tqdm import tqdm
 
-from tf_rnn import files
+from tf_rnn import corpora, files
 from tf_rnn import logs
 from tf_rnn.errors import DataError
 from tf_rnn.textio import file_sha256, load_text
@@ -136,7 +136,9 @@ def read_text8(path) -> str:
 
 def _by_hand(final, url):
     """The next step when text8 cannot be downloaded: another corpus, or a copy by hand."""
-    return (f"To go on without it, train on another corpus with --data FILE (a UTF-8 text "
-            f"or a zip holding one), or put a copy of {final.name} from {url} at {final} "
+    shipped = ", ".join(corpora.SHIPPED)
+    return (f"To go on without it, train on the corpus shipped with the package (--data "
+            f"{shipped}) or another one (--data FILE: a UTF-8 text, or a .gz or .zip holding "
+            f"one), or put a copy of {final.name} from {url} at {final} "
             f"by hand (the cache directory: set {CACHE_ENV} or pass --cache-dir to use "
             f"another one).")

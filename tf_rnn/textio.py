@@ -1,9 +1,11 @@
-"""Reading text files: UTF-8 text or the single file of a zip archive, and digests.
+"""Reading text files: UTF-8 text, gzip-compressed text or the single file of a zip
+archive, and digests.
 
 The lowest module of the data side after `vocab`: `tf_rnn.text8` reads its download with
 it and `tf_rnn.data` reads every other corpus with it.
 """
 
+import gzip
 import hashlib
 import pathlib
 import zipfile
@@ -56,12 +58,23 @@ def _read_zip_member(path: pathlib.Path) -> str:
     return _decode_utf8(payload, f"Member {members[0].filename!r} of {str(path)!r}")
 
 
+def _read_gzip(path: pathlib.Path) -> str:
+    """The text of the gzip-compressed file `path`."""
+    try:
+        with gzip.open(path, "rb") as f:
+            payload = f.read()
+    except (gzip.BadGzipFile, zlib.error, EOFError) as err:
+        raise DataError(f"File {str(path)!r} is not a valid gzip file: {err}.") from None
+    return _decode_utf8(payload, f"Gzip file {str(path)!r}")
+
+
 def load_text(path) -> str:
-    """Reads a UTF-8 text file, or the single file inside a zip archive (.zip or PK magic).
+    """Reads a UTF-8 text file, the single file inside a zip archive (.zip or PK magic),
+    or a gzip-compressed text (.gz or its magic).
 
     Returns the decoded, non-empty text. DataError on a missing path, a directory, an
     empty file or member, non-UTF-8 bytes (with the byte offset), a zip with no file or
-    several (listed), or a corrupt zip.
+    several (listed), or a corrupt zip or gzip file.
     """
     path = pathlib.Path(path)
     if not path.exists():
@@ -74,6 +87,8 @@ def load_text(path) -> str:
             magic = f.read(4)
         if path.suffix.lower() == ".zip" or magic == b"PK\x03\x04":
             return _read_zip_member(path)
+        if path.suffix.lower() == ".gz" or magic[:2] == b"\x1f\x8b":
+            return _read_gzip(path)
         return _decode_utf8(path.read_bytes(), f"Text file {str(path)!r}")
     except OSError as err:
         raise DataError(f"Cannot read {str(path)!r}: {err}.") from None
