@@ -21,8 +21,6 @@ half and 70 % of the budget (the first tenth is slower than the rest); the sched
 import math
 import time
 
-import tensorflow as tf
-
 from tf_rnn.errors import ArgumentError
 
 SLICE_SECONDS = 5.0  # one turn of a contender
@@ -99,12 +97,16 @@ class BudgetRun:
     far and its last step (`total_steps`, the variable the contender's schedule reads)."""
 
     def __init__(self, total_steps):
+        import tensorflow as tf  # here, not at the top: `--help` and argument errors at once
+
         self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)
         self.budget_steps = total_steps
 
 
 def new_total_steps():
     """A schedule's last step, 0 (to be fixed by the budget): an int64 variable."""
+    import tensorflow as tf
+
     return tf.Variable(0, dtype=tf.int64, trainable=False, name="total_steps")
 
 
@@ -130,6 +132,8 @@ def tf_rnn_contender(name, preset, changes, alphabet):
 def keras_schedule(kind, learning_rate, total_steps):
     """The Keras peers' rate over the budget: tf_rnn's `Schedule` ("constant": its
     staircase with a decay rate of 1)."""
+    import tensorflow as tf
+
     from tf_rnn import steps
 
     if kind not in KERAS_SCHEDULES:

@@ -7,7 +7,6 @@ and runs its work through `tf_rnn.cli.run_and_report`: TensorFlow's logs kept qu
 the JSON result last on stdout, a user error as one line and exit status 2.
 """
 
-import argparse
 import hashlib
 import json
 
@@ -19,16 +18,28 @@ def train_preset(preset, description, argv=None):
     result; --plot FILE.png draws the run's loss curve (the `plot` extra).
 
     Returns the exit status (`tf_rnn.cli.run_and_report`); --workdir defaults to
-    runs/PRESET.
+    `default_workdir`.
     """
-    parser = argparse.ArgumentParser(description=description)
+    parser = arguments.ArgumentParser(prog=f"python -m experiments.{preset}",
+                                       description=description)
     arguments.add_run_arguments(parser, workdir_required=False)
-    parser.add_argument("--plot", metavar="FILE.png", help="draw the loss curve (train "
+    parser.add_argument("--plot", metavar="FILE.png", type=arguments.output_path,
+                        help="draw the loss curve (train "
                         "and validation BPC against step; needs the `plot` extra)")
-    parser.set_defaults(workdir=f"runs/{preset}")
     args = parser.parse_args(argv)
     args.preset = preset
+    if args.workdir is None:
+        args.workdir = default_workdir(preset, args.data)
     return cli.run_and_report(_train_and_plot, args, prog=f"experiments.{preset}")
+
+
+def default_workdir(preset, data):
+    """runs/PRESET, or runs/PRESET-NAME on a shipped corpus (`--data shakespeare`): the
+    same experiment on text8 and on the shipped corpus are two runs, not a conflict."""
+    from tf_rnn import corpora
+
+    name = corpora.named(data)
+    return f"runs/{preset}-{name}" if name in corpora.SHIPPED else f"runs/{preset}"
 
 
 def _train_and_plot(args):

@@ -21,7 +21,6 @@ and unroll length. `--quality` adds
 validation bits per character after equal wall-clock training (`experiments._quality`).
 """
 
-import argparse
 import math
 import sys
 
@@ -32,7 +31,7 @@ from experiments._run import tf_rnn_trainer
 from experiments._speed import (ALPHABET, arch1_executed_flops_per_char, arch1_flops_per_char,
                                 matmul_peak_task, measure, ratio, train_task)
 from experiments._stacks import run_gated, run_indrnn, run_stacks
-from tf_rnn import cli
+from tf_rnn import arguments, cli
 from tf_rnn import vocab as vocab_lib
 
 # The parts of a run (`--sections`); the last three run only when named.
@@ -256,7 +255,7 @@ def run_scaling(report, args, ids):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m experiments.benchmark",
+    p = arguments.ArgumentParser(prog="python -m experiments.benchmark",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
                    help="a few seconds in all: short bursts, one scaling point")

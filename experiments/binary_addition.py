@@ -15,17 +15,17 @@ each seed's loss and share of exact sums over all those additions at every check
                                           [--plot FILE.png]
 """
 
-import argparse
 import sys
 
 import numpy as np
 
 from experiments import _run
-from tf_rnn import cli
+from tf_rnn import arguments, cli
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = arguments.ArgumentParser(prog="python -m experiments.binary_addition",
+                                 description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=10000, help="training additions (updates)")
     p.add_argument("--seeds", type=int, default=1, help="independent runs (K members)")
     p.add_argument("--seed", type=int, default=0, help="base random seed")
@@ -41,7 +41,8 @@ def parse_args(argv=None):
                    help="test every this many samples for exactness on all pairs")
     p.add_argument("--print-every", type=int, default=1000, help="seed-style progress")
     _run.add_toy_arguments(p, "binary_addition")
-    p.add_argument("--plot", metavar="FILE.png", help="draw the loss and exactness per "
+    p.add_argument("--plot", metavar="FILE.png", type=arguments.output_path,
+                   help="draw the loss and exactness per "
                    "seed over training (the `plot` extra)")
     return p.parse_args(argv)
 

@@ -14,17 +14,17 @@ Two ways, one JSON line each, then a summary line:
                                          [--seconds 90] [--rounds 3]
 """
 
-import argparse
 import statistics
 import sys
 import tempfile
 import time
 
-from tf_rnn import jsonl
+from tf_rnn import arguments, jsonl
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = arguments.ArgumentParser(prog="python -m experiments.diag_benchmark",
+                                 description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="corpus (UTF-8 text)")
     p.add_argument("--preset", default="text8_arch1")
     p.add_argument("--every", type=int, default=0,

@@ -12,17 +12,17 @@ at the end (after 'l' comes 'l' once and 'o' once: only the context can tell).
                                 [--plot FILE.png] [--report FILE.html]
 """
 
-import argparse
 import sys
 
 import numpy as np
 
 from experiments import _run
-from tf_rnn import cli
+from tf_rnn import arguments, cli
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = arguments.ArgumentParser(prog="python -m experiments.hello",
+                                 description=__doc__.splitlines()[0])
     p.add_argument("--text", default="hello", help="the string to memorise")
     p.add_argument("--alphabet", help="the symbols, in one-hot order (default: the "
                    "distinct characters of --text)")
@@ -33,9 +33,10 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=1000, help="full-batch updates")
     p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate")
     _run.add_toy_arguments(p, "hello")
-    p.add_argument("--plot", metavar="FILE.png",
+    p.add_argument("--plot", metavar="FILE.png", type=arguments.output_path,
                    help="draw the loss per seed and the final predictions (the `plot` extra)")
-    p.add_argument("--report", metavar="FILE.html", help="tf-rnn inspect's page of the first "
+    p.add_argument("--report", metavar="FILE.html", type=arguments.output_path,
+                   help="tf-rnn inspect's page of the first "
                    "seed that succeeded (else seed 0) over --text: its units one by one")
     return p.parse_args(argv)
 

@@ -13,18 +13,18 @@ that feed back).
                                            [--workdir DIR] [--plot FILE.png]
 """
 
-import argparse
 import json
 import sys
 
-from tf_rnn import cli
+from tf_rnn import arguments, cli
 
 KEYS = ("recurrent_dead_fraction", "recurrent_active_fraction", "dead_fraction",
         "grad_ratio", "grad_ratio_last", "sigma_max", "spectral_radius", "loss")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = arguments.ArgumentParser(prog="python -m experiments.init_diagnostics",
+                                 description=__doc__.splitlines()[0])
     p.add_argument("--data", help="corpus (default: text8)")
     p.add_argument("--preset", default="text8_arch1")
     p.add_argument("--inits", default="seed,glorot,irnn", help="comma-separated `init`s")
@@ -33,7 +33,8 @@ def parse_args(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field of every run")
     p.add_argument("--workdir", default="runs/init_diagnostics")
-    p.add_argument("--plot", metavar="FILE.png", help="draw the picture (the `plot` extra)")
+    p.add_argument("--plot", metavar="FILE.png", type=arguments.output_path,
+                   help="draw the picture (the `plot` extra)")
     p.add_argument("--cache-dir")
     return p.parse_args(argv)
 

@@ -12,14 +12,13 @@ state runs away, the mean over streams jumps while the other streams stay put.
 stdout: one JSON line.
 """
 
-import argparse
 import sys
 
-from tf_rnn import cli
+from tf_rnn import arguments, cli
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m experiments.lstm_streams",
+    p = arguments.ArgumentParser(prog="python -m experiments.lstm_streams",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="corpus (text8 format, or normalised)")
     p.add_argument("--steps", type=int, default=2700, help="training steps (default 2700)")

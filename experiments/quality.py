@@ -21,17 +21,16 @@ stdout: one JSON line per contender, then `{"summary": {...}}` (the best tf_rnn
 contender against the best peer); progress on stderr.
 """
 
-import argparse
 import os
 import sys
 
 from experiments import _quality
 from experiments._report import Report, round_figures
-from tf_rnn import cli
+from tf_rnn import arguments, cli
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m experiments.quality",
+    p = arguments.ArgumentParser(prog="python -m experiments.quality",
                                 description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--data", required=True, help="corpus (text8 format, or normalised)")
     p.add_argument("--minutes", type=float, default=3.0,
@@ -40,7 +39,8 @@ def parse_args(argv=None):
                    help="validation measurements along each curve (default 6)")
     p.add_argument("--logdir", default=os.path.join("runs", "quality"),
                    help="TensorBoard runs, one per contender (default runs/quality)")
-    p.add_argument("--plot", help="write the learning curves to this PNG (needs the "
+    p.add_argument("--plot", type=arguments.output_path,
+                   help="write the learning curves to this PNG (needs the "
                    "`plot` extra: pip install -e \".[plot]\")")
     known = _quality.KNOWN
     p.add_argument("--contenders", default=",".join(known),

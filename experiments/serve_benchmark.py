@@ -11,7 +11,6 @@ answer must equal its reference to the bit. Prints one JSON line per row (the lo
 then one per method): requests/s, p50/p99 latency in ms, errors and mismatches.
 """
 
-import argparse
 import concurrent.futures
 import json
 import pathlib
@@ -156,7 +155,8 @@ def _tiny_export(root):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments.ArgumentParser(prog="python -m experiments.serve_benchmark",
+                                      description=__doc__.splitlines()[0])
     parser.add_argument("--export", help="a SavedModel from `tf-rnn export` (default: a "
                         "small model trained and exported here)")
     parser.add_argument("--threads", type=int, default=16)

@@ -16,17 +16,17 @@ training streams (tf_rnn.diagnostics: TensorBoard diag/..., the JSON's "diag").
                                     [--sweep-seeds 0,3] [--plot FILE.png]
 """
 
-import argparse
 import sys
 
 import numpy as np
 
 from experiments import _run
-from tf_rnn import cli
+from tf_rnn import arguments, cli
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = arguments.ArgumentParser(prog="python -m experiments.xor_elman",
+                                 description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=20, help="independent runs (K members)")
     p.add_argument("--seed", type=int, default=0, help="base random seed")
     p.add_argument("--hidden", type=int, default=4, help="hidden (= context) units")
@@ -44,7 +44,7 @@ def parse_args(argv=None):
                    help="the seeds (0..--seeds-1) whose cost is swept and plotted "
                         "(default: the first that converged and the first that did not)")
     _run.add_toy_arguments(p, "xor_elman")
-    p.add_argument("--plot", metavar="FILE.png",
+    p.add_argument("--plot", metavar="FILE.png", type=arguments.output_path,
                    help="draw the cost along each context weight (the `plot` extra)")
     args = p.parse_args(argv)
     if args.sweep_seeds is not None:

@@ -11,6 +11,49 @@ import textwrap
 
 import tf_rnn
 from tf_rnn import config as config_lib
+from tf_rnn import corpora
+from tf_rnn import files
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser with errors of one line, as every other user error here:
+    `NAME: error: MESSAGE; see PROG --help` on stderr and exit status 2 (the usage
+    block is for --help).
+
+    NAME is `error_name` where set (`tf-rnn` for each command's parser, so that every
+    error of the command starts alike), else the parser's prog.
+    """
+
+    error_name = None
+
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, but an unknown option after a command is that command's error:
+        its --help is the one that lists the options."""
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self._chosen_command(args).error(f"unrecognized arguments: {' '.join(extras)}")
+        return args
+
+    def _chosen_command(self, args):
+        """The parser of the command `args` chose, or this one."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices.get(getattr(args, action.dest, None), self)
+        return self
+
+    def error(self, message):
+        message = " ".join(str(message).split())  # one line, whatever argparse wrote
+        self.exit(2, f"{self.error_name or self.prog}: error: {message}; see {self.prog} "
+                     f"--help\n")
+
+
+def output_path(value):
+    """argparse `type` of an output file or directory (--out, --plot, --report): its
+    directory must exist, checked before any work (`tf_rnn.files.require_parent`)."""
+    parent = files.missing_parent(value)
+    if parent is not None:
+        raise argparse.ArgumentTypeError(f"{value!r}: {files.no_directory(parent)}")
+    return value
+
 
 DESCRIPTION = "The `tf-rnn` command: train | eval | sample | score | inspect | export | diagnose."
 
@@ -27,10 +70,13 @@ def _add_train(sub):
 def add_run_arguments(p, workdir_required=True):
     """--data / --workdir / --steps / --minutes / --set / --strategy, shared with the
     experiments (whose --workdir has a default: `workdir_required=False`)."""
-    p.add_argument("--data", help="corpus: UTF-8 text or a zip holding one file "
-                   "(default: a resumed run's own corpus, recorded in its run.json; for "
-                   "a new run text8, downloaded into --cache-dir)")
-    p.add_argument("--workdir", required=workdir_required, help="the run's directory")
+    p.add_argument("--data", help="corpus: a UTF-8 text file (or a .gz or .zip holding "
+                   f"one), or a name ({corpora.describe()}). Default: a resumed run's own "
+                   "corpus, recorded in its run.json; for a new run text8, downloaded into "
+                   "--cache-dir")
+    p.add_argument("--workdir", required=workdir_required, help="the run's directory" + (
+        "" if workdir_required else " (default: runs/PRESET; runs/PRESET-NAME on a corpus "
+        "shipped with the package, e.g. --data shakespeare)"))
     p.add_argument("--steps", type=int, help="train until this step")
     p.add_argument("--minutes", type=float, help="train for this many minutes (config "
                    "field `budget_minutes`; with --steps: whichever ends first); "
@@ -99,7 +145,8 @@ def _add_sample(sub):
     p.add_argument("--top-k", type=int, default=0, help="> 0: sample among the k best")
     p.add_argument("--seed", type=int, help="makes the sample reproducible")
     p.add_argument("--num-streams", type=int, default=1, help="independent samples")
-    p.add_argument("--out", metavar="FILE", help="write the text to FILE (atomically); "
+    p.add_argument("--out", metavar="FILE", type=output_path, help="write the text to "
+                   "FILE (atomically); "
                    "the JSON line then gives its path and length, not the text")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (shown "
                    "on stderr for samples longer than one chunk, 20 000 characters)")
@@ -129,7 +176,8 @@ def _add_inspect(sub):
     p.add_argument("--file", required=True, help="a UTF-8 file: the text to inspect")
     p.add_argument("--chars", type=int, default=2000, help="its first N characters "
                    "(default 2000; read as `tf-rnn score` reads them)")
-    p.add_argument("--out", required=True, metavar="FILE.html", help="the report "
+    p.add_argument("--out", required=True, metavar="FILE.html", type=output_path,
+                   help="the report "
                    "(written atomically; the same inputs give the same bytes)")
     add_verbose_argument(p)
     return p
@@ -139,7 +187,8 @@ def _add_export(sub):
     p = sub.add_parser("export", help="write a checkpoint (the latest) as a SavedModel")
     p.add_argument("--workdir", required=True, help="the run's directory")
     add_checkpoint_argument(p)
-    p.add_argument("--out", help="export directory (default: WORKDIR/export)")
+    p.add_argument("--out", type=output_path, help="export directory (default: "
+                   "WORKDIR/export; its parent must exist)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a non-empty export directory (atomically)")
     add_verbose_argument(p)
@@ -153,7 +202,8 @@ def _add_diagnose(sub):
     add_checkpoint_argument(p)
     p.add_argument("--data", help="corpus (default: the one the run trained on)")
     p.add_argument("--windows", type=int, default=4, help="validation windows measured")
-    p.add_argument("--plot", metavar="FILE.png", help="draw gradient vs lag and unit "
+    p.add_argument("--plot", metavar="FILE.png", type=output_path, help="draw gradient "
+                   "vs lag and unit "
                    "activity (needs matplotlib: the `plot` extra)")
     p.add_argument("--cache-dir", help=_CACHE_DIR_HELP)
     return p
@@ -197,8 +247,8 @@ def _train_epilog():
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="tf-rnn", description=DESCRIPTION,
-                                     formatter_class=HelpFormatter)
+    parser = ArgumentParser(prog="tf-rnn", description=DESCRIPTION,
+                            formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version",
                         version=f"%(prog)s {tf_rnn.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -211,4 +261,5 @@ def build_parser():
     _add_diagnose(sub)
     for command in sub.choices.values():
         command.formatter_class = HelpFormatter
+        command.error_name = parser.prog
     return parser

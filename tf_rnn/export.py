@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+from tf_rnn import files
 from tf_rnn import logs
 from tf_rnn.checks import positive_integer
 from tf_rnn import preemption
@@ -102,6 +103,7 @@ def export(workdir, out=None, overwrite=False, unknown=None, jit_compile=True,
     """
     out = pathlib.Path(default_export_dir(workdir) if out is None else out)
     out = out.expanduser().absolute()
+    files.require_parent(out, "--out")  # the export directory is made, not its parents
     _check_target(out, workdir, overwrite)
     run_dir = Workdir(workdir).path.absolute()
     # Replacing the run's own export is writing into the run: not beside a live trainer.
@@ -117,7 +119,6 @@ def _export(workdir, out, unknown, jit_compile, checkpoint):
     info = {"export_dir": str(out), "model": config.model, **loaded.checkpoint,
             "alphabet_size": vocab.size, "state_size": int(model.state_size),
             "signatures": list(SIGNATURES)}
-    out.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp",
                                             dir=out.parent))
     try:

@@ -10,6 +10,8 @@ import os
 import pathlib
 import tempfile
 
+from tf_rnn.errors import ArgumentError
+
 
 def umask_mode(mode=0o666):
     """`mode` as the process's umask leaves it: what `open(path, "w")` would create."""
@@ -18,8 +20,34 @@ def umask_mode(mode=0o666):
     return mode & ~mask
 
 
+def missing_parent(path):
+    """The directory that would hold `path`, if it does not exist; else None."""
+    parent = pathlib.Path(path).expanduser().absolute().parent
+    return None if parent.is_dir() else parent
+
+
+def require_parent(path, option):
+    """Checks an output path the user gave (`option`, e.g. "--out") before any work: its
+    directory must exist. A typo in it should not leave directories nobody asked for.
+
+    Raises:
+      ArgumentError: naming the option, the path and the missing directory.
+    """
+    parent = missing_parent(path)
+    if parent is not None:
+        raise ArgumentError(f"{option} {str(path)!r}: {no_directory(parent)}")
+
+
+def no_directory(parent):
+    """The message's end for an output whose directory `parent` is missing."""
+    return (f"the directory {str(parent)!r} does not exist (nothing was written; create "
+            f"it first or choose another path).")
+
+
 def atomic_write(path, data: bytes):
     """Writes `data` to `path` atomically (fsync, then rename), with the umask's mode.
+    Creates the missing directories of the package's own files (a work directory's);
+    a path the user gave is checked first (`require_parent`).
 
     Raises:
       OSError: the file could not be written; `path` is as it was, no temporary is left.
