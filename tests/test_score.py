@@ -52,9 +52,54 @@ def test_the_mean_is_evals_bpc_on_one_stream(model):
 
 def test_by_line_weights_back_to_the_whole():
     log2p = np.array([np.nan, -1.0, -2.0, -3.0, -4.0, -5.0])
-    rows = scoring.by_line("ab\ncd\n", log2p)
+    read, lines = scoring.read_by_line("ab\ncd\n")
+    assert read == "ab\ncd\n"
+    rows = scoring.by_line(lines, log2p)
     assert rows == [{"line": 1, "text": "ab\n", "bpc": 1.5, "chars": 2},
                     {"line": 2, "text": "cd\n", "bpc": 4.0, "chars": 3}]
+
+
+NOTES = "".join(f"Line {i}: the {'CAT' if i % 3 else 'dog'}, {i * 7} legs!\n"
+                if i % 10 else "\n" for i in range(1, 42))  # 41 lines, 4 of them blank
+
+
+def test_a_normalised_text_is_scored_line_by_line_as_written():
+    """Normalising maps newlines to spaces; the lines stay the user's (issue 36, 4)."""
+    from tf_rnn import data
+
+    read, lines = scoring.read_by_line(NOTES, normalize=True)
+    assert read == data.normalize_text8(NOTES)  # what eval and score read of the whole
+    assert [line for line, _, _ in lines] == NOTES.splitlines(keepends=True)
+    ends = [(start, end) for _, start, end in lines]
+    assert ends[0][0] == 0 and ends[-1][1] == len(read)
+    assert all(a[1] == b[0] for a, b in zip(ends, ends[1:]))  # no character lost
+    assert read[slice(*ends[1])] == "line two the cat one four legs "
+    assert ends[9][0] == ends[9][1]  # the blank line 10 holds no character
+    log2p = -np.arange(len(read), dtype=float)
+    log2p[0] = np.nan  # as score_characters: nothing before the first character
+    rows = scoring.by_line(lines, log2p)
+    assert len(rows) == 41 and rows[9] == {"line": 10, "text": "\n", "bpc": None,
+                                           "chars": 0}
+    assert sum(r["chars"] for r in rows) == len(read) - 1  # the first is not scored
+
+
+def test_cli_score_by_line_on_a_normalised_run(tmp_path, capsys, corpus):
+    from tf_rnn import cli
+
+    run = tmp_path / "run"
+    assert cli.main(["train", "--data", str(corpus), "--workdir", str(run), "--steps", "1",
+                     "--set", "normalize=true", "--no-progress", *tiny()]) == 0
+    capsys.readouterr()
+    notes = tmp_path / "notes.txt"
+    notes.write_text(NOTES, encoding="utf-8")
+    assert cli.main(["score", "--workdir", str(run), "--file", str(notes), "--by",
+                     "line"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows, summary = out[:-1], out[-1]["summary"]
+    assert [r["text"] for r in rows] == NOTES.splitlines(keepends=True)
+    assert sum(r["chars"] for r in rows) == summary["chars"]
+    weighted = sum(r["bpc"] * r["chars"] for r in rows if r["chars"]) / summary["chars"]
+    assert weighted == pytest.approx(summary["bpc"], rel=1e-6)
 
 
 def test_a_text_of_one_character_is_refused(model):

@@ -70,7 +70,7 @@ def cmd_eval(args):
 def cmd_score(args):
     """Prints a JSON line per character (or line), then returns the summary: `bpc` over
     the characters after the first (as `tf-rnn eval --batch-size 1` on the text)."""
-    from tf_rnn import checks, data, scoring, textio
+    from tf_rnn import checks, scoring, textio
     from tf_rnn.errors import ArgumentError
 
     top_k = checks.positive_integer("top_k", args.top_k, error=ArgumentError)
@@ -98,12 +98,12 @@ def cmd_score(args):
         scorer, unknown, normalize = scoring.window_scorer(model), config.unknown, \
             config.normalize
         zero, used = model.zero_state(1), loaded.checkpoint
-    text = data.normalize_text8(text) if normalize else text
+    text, lines = scoring.read_by_line(text, normalize)  # lines as the user wrote them
     ids = vocab.encode(text, unknown=unknown)
     scores = scoring.score_characters(scorer, ids, zero, top_k)
     shown = vocab.decode(ids)  # what the model read (unknown=space: spaces)
     if args.by == "line":
-        rows = scoring.by_line(shown, scores["log2p"])
+        rows = scoring.by_line(lines, scores["log2p"])
     else:
         rows = [{"i": i, "char": shown[i], "log2p": None if i == 0 else scores["log2p"][i],
                  "top": [[vocab.decode([int(c)]), float(p)] for c, p in

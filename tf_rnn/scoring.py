@@ -12,6 +12,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tf_rnn import data as data_lib
 from tf_rnn.errors import DataError
 
 LN2 = math.log(2.0)
@@ -74,15 +75,37 @@ def rank_guesses(log_probs, targets, top_k):
             np.exp(np.take_along_axis(log_probs, best, axis=1)))
 
 
-def by_line(text, log2p):
-    """[{"line", "text", "bpc", "chars"}] of each line of `text` (its newline included
-    in the line it ends), from per-character `log2p` (the first character unscored)."""
-    rows, start = [], 0
-    for number, line in enumerate(text.splitlines(keepends=True), 1):
-        bits = -log2p[start:start + len(line)]
+def read_by_line(text, normalize=False):
+    """The text as the model reads it, and where each line of the user's text lies in it.
+
+    Normalising (`tf_rnn.data.normalize_text8`) maps each line alone: a newline becomes
+    a space and runs of spaces collapse, so the normalised lines joined by one space
+    (blank ones dropped) are the normalised whole, and each line keeps its own span.
+
+    Returns:
+      (read: str, lines: [(line as written, start, end)]): `read[start:end]` is what
+      the model read of that line, its newline (or the space standing for it) included.
+    """
+    written = text.splitlines(keepends=True)
+    parts = [data_lib.normalize_text8(line) if normalize else line for line in written]
+    if normalize:  # the space that joins a line to the next non-blank one is its newline
+        last = max((i for i, part in enumerate(parts) if part), default=-1)
+        parts = [part + " " if part and i < last else part for i, part in enumerate(parts)]
+    lines, start = [], 0
+    for line, part in zip(written, parts):
+        lines.append((line, start, start + len(part)))
+        start += len(part)
+    return "".join(parts), lines
+
+
+def by_line(lines, log2p):
+    """[{"line", "text", "bpc", "chars"}] of each line (`read_by_line`'s spans) from the
+    per-character `log2p` of the text read (the first character unscored)."""
+    rows = []
+    for number, (line, start, end) in enumerate(lines, 1):
+        bits = -log2p[start:end]
         bits = bits[np.isfinite(bits)]
         rows.append({"line": number, "text": line,
                      "bpc": float(bits.mean()) if bits.size else None,
                      "chars": int(bits.size)})
-        start += len(line)
     return rows
