@@ -83,6 +83,18 @@ def test_layers_of_stacked_and_split_models():
     assert [n for n, _ in units.layers_of(build(model="arch2"))] == ["all"]
 
 
+def test_each_activation_is_split_in_the_middle_of_its_range():
+    """The value where a unit's colour turns from blue to red (the page's and its
+    legend's `act_split`): the middle of tanh's and sigmoid's ranges, relu's 0."""
+    hidden = np.array([[0.0, 3.0], [1.5, 0.5]])
+    assert report.colour_scale("tanh", hidden) == (-1.0, 0.0, 1.0)
+    assert report.colour_scale("sigmoid", hidden) == (0.0, 0.5, 1.0)
+    assert report.colour_scale("relu", hidden) == (0.0, 0.0, 3.0)
+    assert report.unit_values(hidden, "sigmoid")["act_split"] == 0.5
+    with pytest.raises(ValueError, match="`activation`.*'gelu'"):
+        report.colour_scale("gelu", hidden)
+
+
 # Every model ----------------------------------------------------------------------------
 
 MODELS = {
@@ -242,14 +254,15 @@ def dump_dom(path, fragment=""):
 
 
 class Dom(html.parser.HTMLParser):
-    """The rendered text's spans (their text and attributes), the ranking's rows and the
-    summary's BPC, from Chromium's serialised DOM."""
+    """The rendered text's character spans (their text and attributes) and its words
+    (the characters' indices in each `span.word` block), the ranking's rows, the
+    summary's BPC and the legend, from Chromium's serialised DOM."""
 
     def __init__(self, text):
         super().__init__(convert_charrefs=True)
         self.spans, self.ranks, self.stack, self.feature = [], {}, [], None
-        self.in_text, self.bpc, self._bpc = False, None, False
-        self.panel, self._panel = "", False
+        self.words, self.in_text, self.bpc, self._bpc = [], False, None, False
+        self.panel, self._panel, self.legend, self._legend = "", False, "", False
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
@@ -257,7 +270,14 @@ class Dom(html.parser.HTMLParser):
         if attrs.get("id") == "text":
             self.in_text = True
         elif self.in_text and tag == "span":
-            self.spans.append([attrs, ""])
+            word = attrs.get("class") == "word"
+            if word:
+                self.words.append([])
+            elif self.stack and self.stack[-1]:  # a character inside a word
+                self.words[-1].append(len(self.spans))
+            self.stack.append(word)
+            if not word:
+                self.spans.append([attrs, ""])
         if tag == "table" and "data-feature" in attrs:
             self.feature = attrs["data-feature"]
             self.ranks[self.feature] = []
@@ -265,14 +285,17 @@ class Dom(html.parser.HTMLParser):
             self.ranks[self.feature].append((int(attrs["data-unit"]), float(attrs["data-r"])))
         self._bpc = attrs.get("id") == "bpc"
         self._panel = attrs.get("id") == "panel"
+        self._legend = attrs.get("id") == "legend"
 
     def handle_endtag(self, tag):
+        if tag == "span" and self.in_text:
+            self.stack.pop()
         if tag == "div" and self.in_text:
             self.in_text = False
         if tag == "table":
             self.feature = None
         if tag == "div":
-            self._panel = False
+            self._panel = self._legend = False
 
     def handle_data(self, data):
         if self.in_text and self.spans:
@@ -281,6 +304,8 @@ class Dom(html.parser.HTMLParser):
             self.bpc, self._bpc = float(data), False
         if self._panel:
             self.panel += data
+        if self._legend:
+            self.legend += data
 
 
 @pytest.fixture(scope="module")
@@ -343,6 +368,100 @@ def test_the_escaped_text_renders_as_itself(tmp_path):
     dom = Dom(dump_dom(path))
     assert "".join(s for _, s in dom.spans) == text
     assert len(dom.spans) == len(text)
+
+
+def with_script(body, script):
+    """The page `body` with `script` run after the page's own (which draws the text)."""
+    return body.replace("</body>", f"<script>{script}</script>\n</body>")
+
+
+def background(style):
+    """(r, g, b) of a character's background in Chromium's serialised style attribute."""
+    found = re.search(r"background(?:-color)?: rgb\((\d+), (\d+), (\d+)\)", style)
+    assert found, style
+    return tuple(int(v) for v in found.groups())
+
+
+SWEEPS = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "relu": (0.0, 2.5)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("activation", sorted(SWEEPS))
+def test_the_legend_states_where_blue_turns_red(page, activation, tmp_path):
+    """Issue 36: for each activation the split the legend states is the value where the
+    page's colour of a unit turns from blue (below) to red (above); here every unit's
+    values sweep the activation's range, one quantisation step apart or less."""
+    _, text, figures, _, _ = page
+    lo, hi = SWEEPS[activation]
+    sweep = np.repeat(np.linspace(lo, hi, len(text))[:, None], figures["units"], axis=1)
+    figures = {**figures, **report.unit_values(sweep, activation), "activation": activation}
+    path = tmp_path / "legend.html"
+    path.write_text(report.page(figures, {}, "legend"), encoding="utf-8")
+    dom = Dom(dump_dom(path, "#unit=0"))
+    split = float(re.fullmatch(rf"unit 0: blue < (\S+) < red, {activation} range .*",
+                               dom.legend)[1])
+    values = np.array([float(a["data-v"]) for a, _ in dom.spans])
+    r, _, b = np.array([background(a["style"]) for a, _ in dom.spans]).T
+    blue, red, step = b > r, r > b, (hi - lo) / 255 + 1e-4
+    assert red.any() and (blue.any() or activation == "relu")  # relu: never below 0
+    assert (values[blue] < split).all() and (values[red] > split).all(), (
+        split, values[blue].max(initial=lo), values[red].min(initial=hi))
+    # The colour changes at the split, not merely somewhere on the same side of it.
+    assert values[~red].max() > split - step and values[red].min() < split + step
+    np.testing.assert_allclose(values[~red & ~blue], split, atol=step / 2)  # white: at it
+
+
+BREAKS = " \n\t"  # where the text may wrap; every other character belongs to a word
+
+
+@pytest.mark.slow
+def test_each_word_is_one_block_of_character_cells(tmp_path):
+    """Issue 36: a word's characters (a run of anything but spaces, tabs and newlines)
+    are the cells of one `span.word` block; the breaks between words are cells of their
+    own, outside every block."""
+    text = 'He said: "himself,\tnot-her!"  (x)\n\n<b>&amp; end.'
+    vocab = Vocabulary("".join(sorted(set(text))))
+    model = models.build_model(config_lib.Config(num_nodes=4, vocab="corpus"), vocab.size)
+    body, _ = report.render(model, vocab.encode(text), vocab.chars, num_unrollings=8)
+    path = tmp_path / "words.html"
+    path.write_text(body, encoding="utf-8")
+    dom = Dom(dump_dom(path))
+    assert "".join(s for _, s in dom.spans) == text  # one cell per character
+    want = [list(range(m.start(), m.end())) for m in re.finditer(f"[^{BREAKS}]+", text)]
+    assert dom.words == want
+
+
+@pytest.mark.slow
+def test_a_narrow_page_wraps_between_words(tmp_path):
+    """Issue 36 (`himsel|f`): in a narrow page every word's characters sit on one line;
+    a word wider than a line is broken inside, and no letter leaves the text's box."""
+    lexicon = ("himself", "understanding", "the", "remarkable", "of", "together", "a")
+    long = "x" * 60  # wider than the 240 px line
+    text = words(500, seed=6, lexicon=lexicon) + f" {long} end"
+    model = spread_model(seed=3, model="elman")
+    body, _ = report.render(model, VOCAB.encode(text), VOCAB.chars, num_unrollings=8)
+    path = tmp_path / "narrow.html"
+    path.write_text(with_script(body, """
+      const text = document.getElementById("text"), box = text.getBoundingClientRect();
+      text.style.width = "240px";
+      const right = box.left + text.clientLeft + text.clientWidth -
+        parseFloat(getComputedStyle(text).paddingRight);
+      for (const s of text.querySelectorAll("span:not(.word)")) {
+        const r = s.getBoundingClientRect();
+        s.dataset.top = r.top.toFixed(0);
+        s.dataset.inside = r.right <= right + 0.5 ? "1" : "0";
+      }"""), encoding="utf-8")
+    dom = Dom(dump_dom(path))
+    assert "".join(s for _, s in dom.spans) == text
+    top = [int(a["data-top"]) for a, _ in dom.spans]
+    assert len(set(top)) > 10  # premise: the text wraps, many times
+    split = [m.group() for m in re.finditer(f"[^{BREAKS}]+", text)
+             if m.group() != long and len({top[i] for i in range(m.start(), m.end())}) > 1]
+    assert split == []
+    start = text.index(long)
+    assert len({top[i] for i in range(start, start + len(long))}) > 1
+    # A space at a line's end may hang past it (white-space: pre-wrap); no letter does.
+    assert all(a["data-inside"] == "1" for a, c in dom.spans if c not in BREAKS)
 
 
 def png_pixels(path):

@@ -50,13 +50,38 @@ def _scores_from_logits(logits, ids, top_k):
     return {"log2p": log2p, "top_ids": top_ids, "top_p": top_p}
 
 
-def _act_range(activation, hidden):
+# Where a unit's colour turns from blue (below) to red (above), per activation: the
+# middle of its range. The page's colouring and its legend both read this one value
+# (`act_split` in the data), so the legend states the split the page draws.
+SPLITS = {"tanh": 0.0, "sigmoid": 0.5, "relu": 0.0}
+
+
+def colour_scale(activation, hidden):
+    """(lo, split, hi) of a unit's colours: the page draws a value blue below `split`,
+    red above it, white at it and deepest at `lo` and `hi` (a value's bytes are packed
+    over [lo, hi]). tanh: [-1, 1] split at 0; sigmoid: [0, 1] split at 0.5; relu: [0, the
+    largest value of `hidden`] split at 0 (white to red: never below)."""
+    if activation not in SPLITS:
+        raise ValueError(f"Received an invalid value for argument `activation`, expected "
+                         f"one of {sorted(SPLITS)}, got {activation!r}.")
     if activation == "tanh":
-        return [-1.0, 1.0]
+        return -1.0, SPLITS[activation], 1.0
     if activation == "sigmoid":
-        return [0.0, 1.0]
-    top = float(hidden.max()) if hidden.size else 0.0  # relu: [0, the largest seen]
-    return [0.0, _r(top, 4) if top > 0 else 1.0]
+        return 0.0, SPLITS[activation], 1.0
+    top = float(hidden.max()) if hidden.size else 0.0
+    return 0.0, SPLITS[activation], _r(top, 4) if top > 0 else 1.0
+
+
+def unit_values(hidden, activation):
+    """The page's unit values of hidden layers (N, H): the first M = min(N, UNIT_BYTES
+    // H) characters' values of each unit quantised to 255 steps of `act_range`, packed
+    unit-major, and the colour split `act_split` (`colour_scale`)."""
+    H = hidden.shape[1]
+    M = min(len(hidden), max(1, UNIT_BYTES // H))
+    lo, split, hi = colour_scale(activation, hidden[:M])
+    quantised = np.clip(np.rint((hidden[:M] - lo) / (hi - lo) * 255), 0, 255).T  # (H, M)
+    return {"unit_chars": M, "act": _b64(quantised, "u1"), "act_range": [lo, hi],
+            "act_split": split}
 
 
 def collect(model, ids, alphabet, inputs=None, num_unrollings=40, top_k=5):
@@ -117,17 +142,13 @@ def _units(model, hidden, text):
     activity = units.unit_activity(hidden, model.activation, layers)
     best = units.best_unit(ranks)
     H = hidden.shape[1]
-    M = min(len(text), max(1, UNIT_BYTES // H))
-    lo, hi = _act_range(model.activation, hidden[:M])
-    quantised = np.clip(np.rint((hidden[:M] - lo) / (hi - lo) * 255), 0, 255).T  # (H, M)
     per_unit = []  # each unit's best feature and r
     for u in range(H):
         found = [(abs(r[u]), name, r[u]) for name, r in sorted(corr.items())
                  if np.isfinite(r[u])]
         per_unit.append(None if not found else [max(found)[1], _r(max(found)[2], 4)])
     return {
-        "units": H, "unit_chars": M, "act": _b64(quantised, "u1"), "act_range": [lo, hi],
-        "activation": model.activation,
+        "units": H, **unit_values(hidden, model.activation), "activation": model.activation,
         "rate_name": "active" if model.activation == "relu" else "saturated",
         "unit_rate": [_r(x, 4) for x in activity["unit_rate"]],
         "unit_layer": [next(name for name, part in layers if part.start <= u < part.stop)
@@ -247,6 +268,7 @@ def inspect(workdir, file, out, chars=2000, checkpoint="latest"):
       checkpoint: "checkpoint", "step", "which", "best_valid_bpc"}.
     """
     chars = positive_integer("chars", chars, error=ArgumentError)
+    files.require_parent(out, "--out")  # before the work, not after it
     loaded = runs.load_model(workdir, checkpoint)
     model, vocab, config = loaded
     text = textio.load_text(file)

@@ -11,7 +11,12 @@ few MB): `bits` float32 surprisal -log2 p per character (NaN: none, the first);
 `top_ids` (N, k) the guesses for each position, uint8 (255: none) for an alphabet
 of under 255 characters, else uint16 (65535: none); `top_p` uint16
 probability x 65535; `act` uint8 (H, M) unit-major, each unit's activation over the
-first M characters quantised to 255 steps of `act_range`.
+first M characters quantised to 255 steps of `act_range`; `act_split` the value where
+a unit's colour turns from blue (below) to red (above), which the legend states
+(`tf_rnn.report.colour_scale`).
+
+The text wraps at spaces, tabs and newlines alone: each run of other characters (a
+word) is one inline block of character cells, broken inside only when wider than a line.
 
 The page's address may end in `#unit=U` (or `#unit=top`): it then opens coloured by
 unit U (the ranking's best unit); `#char=I` (also `#unit=U&char=I`) opens with the
@@ -21,8 +26,9 @@ hover panel of character I shown.
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:16px;color:#222;background:#fff}
 h1{font-size:20px;margin:0 0 8px}h2{font-size:16px;margin:18px 0 6px}
-#text{font:15px/1.7 ui-monospace,monospace;white-space:pre-wrap;word-break:break-all;
+#text{font:15px/1.7 ui-monospace,monospace;white-space:pre-wrap;
 border:1px solid #ccc;padding:8px;max-height:60vh;overflow:auto}
+#text span.word{display:inline-block;max-width:100%;overflow-wrap:anywhere}
 #text span{cursor:default}#text span.sel{outline:1px solid #000}
 #controls{margin:8px 0;display:flex;gap:16px;align-items:center;flex-wrap:wrap}
 #panel{font:13px ui-monospace,monospace;background:#f6f6f6;border:1px solid #ccc;
@@ -57,7 +63,7 @@ SCRIPT = r"""
   const N = D.n, K = D.top_k, H = D.units, M = D.unit_chars;
   const bits = f32(D.bits), topP = u16(D.top_p);
   const topIds = D.top_ids_none === 255 ? bytes(D.top_ids) : u16(D.top_ids);
-  const act = bytes(D.act), lo = D.act_range[0], hi = D.act_range[1];
+  const act = bytes(D.act), lo = D.act_range[0], hi = D.act_range[1], split = D.act_split;
   const surprisal = (i) => isNaN(bits[i]) ? null : bits[i];
   const prob = (i) => { const s = surprisal(i); return s === null ? null : Math.pow(2, -s); };
   const value = (u, i) => i < M ? lo + act[u * M + i] * (hi - lo) / 255 : null;
@@ -75,29 +81,41 @@ SCRIPT = r"""
   const list = (g) => g.map(([c, p]) => show(c) + " " + p.toFixed(3)).join("  ");
   let unit = D.default_unit, mode = "surprisal";
 
-  // The text: one span per character, its probability and guesses in its title.
-  const text = $("text"), frag = document.createDocumentFragment();
+  // The text: one span per character, its probability and guesses in its title. A
+  // word's spans sit in one inline block so that lines break between words alone.
+  const text = $("text"), frag = document.createDocumentFragment(), spans = [];
+  const breaks = (c) => c === " " || c === "\n" || c === "\t" || c === "\r";
+  let word = null;
   for (let i = 0; i < N; i++) {
     const s = document.createElement("span");
+    spans.push(s);
     s.textContent = D.text[i];
     const p = prob(i);
     if (p !== null) s.dataset.p = p.toPrecision(5);
     s.title = show(D.text[i]) + (p === null ? " (first: not scored)" :
       " p=" + p.toPrecision(4) + " (" + surprisal(i).toFixed(2) + " bits)") +
       "\nnext: " + list(guesses(i + 1));
-    frag.appendChild(s);
+    if (breaks(D.text[i])) {
+      word = null;
+      frag.appendChild(s);
+      continue;
+    }
+    if (word === null) {
+      word = document.createElement("span");
+      word.className = "word";
+      frag.appendChild(word);
+    }
+    word.appendChild(s);
   }
   text.appendChild(frag);
-  const spans = text.children;
 
   function colour(t) {  // t in [-1, 1]: blue below 0, red above
     const a = Math.min(1, Math.abs(t));
     return "hsl(" + (t < 0 ? 215 : 0) + ",85%," + (100 - 48 * a).toFixed(1) + "%)";
   }
-  function scaled(v) {  // an activation -> [-1, 1] on its activation's range
-    if (D.activation === "tanh") return v;
-    if (D.activation === "sigmoid") return 2 * v - 1;
-    return hi > 0 ? v / hi : 0;
+  function scaled(v) {  // an activation -> [-1, 1]: 0 at the split, -1 at lo, 1 at hi
+    const end = v < split ? split - lo : hi - split;
+    return end > 0 ? (v - split) / end : 0;
   }
   function paint() {
     for (let i = 0; i < N; i++) {
@@ -119,7 +137,8 @@ SCRIPT = r"""
       D.rate_name + " " + D.unit_rate[unit].toFixed(3) +
       (best ? "; best feature " + best[0] + " r=" + best[1].toFixed(3) : "") +
       (M < N ? "; values for the first " + M + " characters" : "");
-    $("legend").textContent = mode === "unit" ? "unit " + unit + ": blue < 0 < red, " +
+    $("legend").textContent = mode === "unit" ? "unit " + unit + ": blue < " +
+      split.toFixed(2) + " < red, " +
       D.activation + " range [" + lo.toFixed(2) + ", " + hi.toFixed(2) + "]" :
       "surprisal -log2 p: white 0 bits, red >= " + D.bits_max.toFixed(1) + " bits";
   }
@@ -138,7 +157,7 @@ SCRIPT = r"""
       "\nguessed here: " + list(guesses(i)) + "\nnext guesses: " + list(guesses(i + 1));
   }
   text.addEventListener("mouseover",
-                        (e) => describe(Array.prototype.indexOf.call(spans, e.target)));
+                        (e) => describe(spans.indexOf(e.target)));
   $("mode").addEventListener("change", (e) => pick(unit, e.target.value));
   $("unit").addEventListener("change", (e) => pick(parseInt(e.target.value, 10), "unit"));
 
