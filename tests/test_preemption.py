@@ -12,14 +12,16 @@ import random
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 import tensorflow as tf
 from support import (  # tests/ is on sys.path under pytest (no __init__.py)
-    EXACT_STEPS, assert_bitwise_equal, assert_same_events, assert_same_training_state,
+    EXACT_STEPS, ROOT, assert_bitwise_equal, assert_same_events, assert_same_training_state,
     checkpoint_values, events, exact_argv, finish, free_ports, latest_checkpoint_name, run_cli,
-    start_driver, subprocess_env, wait_for)
+    sigint_default, start_driver, subprocess_env, tiny, wait_for)
 
 from tf_rnn import runs
 
@@ -66,6 +68,77 @@ def test_a_signal_checkpoints_the_current_step_and_the_resume_is_bitwise_exact(
     assert f"at step {k + 1}." in err and result["step"] == EXACT_STEPS
     assert_same_training_state(workdir, exact_reference)
     assert_same_events(events(workdir), exact_reference[2])
+
+
+# 1c. A signal during the last step's validation, sample or save, or after it ----------
+
+# `tf-rnn ARGV` that pauses in PHASE of step LAST (the last), writes MARKER and waits
+# there until MARKER.go exists: its validation, its sample, inside its checkpoint save
+# (events written, the checkpoint not yet), or in the figures after the loop.
+LAST_STEP_DRIVER = r"""
+import os, sys, time
+from tf_rnn import cli, run_state, training
+
+phase, last, marker, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+
+def pause():
+    open(marker, "w").close()
+    while not os.path.exists(marker + ".go"):
+        time.sleep(0.05)
+
+if phase == "save":
+    save = run_state.save_checkpoint
+    def pausing_save(manager, step):
+        if step == last:
+            pause()
+        return save(manager, step)
+    run_state.save_checkpoint = pausing_save
+else:
+    name = {"validation": "_validate", "sample": "_draw_sample", "figures": "_figures"}[phase]
+    method = getattr(training.Trainer, name)
+    def pausing(self, *args):
+        if self.step == last:
+            pause()
+        return method(self, *args)
+    setattr(training.Trainer, name, pausing)
+sys.exit(cli.main(argv))
+"""
+LAST = 12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase, signum, code", [
+    ("validation", signal.SIGINT, 130),  # issue 36: Ctrl-C in the last validation
+    ("sample", signal.SIGTERM, 143),
+    ("save", signal.SIGINT, 130),
+    ("figures", signal.SIGTERM, 143),
+])
+def test_a_signal_after_the_last_step_still_stops_with_its_status(
+        tmp_path, capsys, corpus, phase, signum, code):
+    workdir, marker = tmp_path / "run", tmp_path / f"{phase}.marker"
+    argv = ["train", "--data", str(corpus), "--workdir", str(workdir), "--steps", str(LAST),
+            *tiny()]  # the last step validates and samples whatever eval/sample_every say
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAST_STEP_DRIVER, phase, str(LAST), str(marker), *argv],
+        cwd=ROOT, env=subprocess_env(TF_CPP_MIN_LOG_LEVEL="2"), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+    try:
+        wait_for(marker, proc)
+        proc.send_signal(signum)  # while the last step's PHASE is under way
+        (tmp_path / (marker.name + ".go")).touch()
+    finally:
+        out, err = finish(proc)
+    assert proc.returncode == code, err[-3000:]
+    assert not out  # no figures: the run was stopped
+    assert error_lines(err) == [
+        f"tf-rnn: stopped by {signal.Signals(signum).name} at step {LAST}: checkpoint "
+        f"{workdir / 'checkpoints' / f'ckpt-{LAST}'} written, TensorBoard events flushed. "
+        f"That is its last step: the same command prints its figures."], err[-3000:]
+    assert latest_checkpoint_name(workdir) == f"ckpt-{LAST}"
+    assert runs.load_model(workdir).checkpoint["step"] == LAST  # on disk, and it loads
+    code, result, err = run_cli(capsys, *argv)  # the same command: the figures it kept
+    assert code == 0 and result["step"] == LAST, err
+    assert result["loss"] is not None and result["valid_bpc"] is not None, result
 
 
 # 2. Two writers -----------------------------------------------------------------------

@@ -9,7 +9,9 @@ pid is read from /proc/locks (Linux), so taking the lock never rewrites a file.
 `StopSignals` turns SIGTERM (a scheduler or a preemptible VM about to kill the process)
 and SIGINT (Ctrl-C) into a request that the training loop honours between steps: it
 writes a checkpoint at the current step, flushes its events and raises `Preempted`,
-which the CLI turns into one line and the exit status 128 + signal (143, 130).
+which the CLI turns into one line and the exit status 128 + signal (143, 130). One
+that comes after the last step (its validation, sample or save) stops the run the same
+way, after that step's checkpoint: a signal received is never dropped.
 """
 
 import errno
@@ -115,10 +117,11 @@ class WorkdirLock:
 class StopSignals:
     """Within the context, SIGTERM and SIGINT set `signum` instead of ending the process.
 
-    The loop polls `signum` between steps. A second Ctrl-C raises KeyboardInterrupt at
-    once (the last checkpoint is kept). Outside the main thread, where Python cannot
-    install handlers, this does nothing. `signals` selects which to handle (under
-    multi-worker training TensorFlow's PreemptionCheckpointHandler owns SIGTERM).
+    The loop polls `signum` between steps and once more after the last (the run's
+    figures). A second Ctrl-C raises KeyboardInterrupt at once (the last checkpoint is
+    kept). Outside the main thread, where Python cannot install handlers, this does
+    nothing. `signals` selects which to handle (under multi-worker training
+    TensorFlow's PreemptionCheckpointHandler owns SIGTERM).
     """
 
     def __init__(self, signals=STOP_SIGNALS):
@@ -146,3 +149,19 @@ class StopSignals:
 
 def signal_name(signum):
     return signal.Signals(signum).name
+
+
+def stopped(signum, step, written, last):
+    """The `Preempted` of a training run stopped by `signum` at `step`.
+
+    Args:
+      written: the checkpoint it wrote at `step`; None: a finished run, run again,
+        which wrote nothing (its checkpoint is there already).
+      last: `step` is the run's last: the same command then prints its figures.
+    """
+    what = (f"checkpoint {written} written, TensorBoard events flushed" if written else
+            "the run was already there, nothing was changed")
+    then = ("That is its last step: the same command prints its figures." if last else
+            "Run the same command to resume.")
+    return Preempted(signum, f"stopped by {signal_name(signum)} at step {step}: {what}. "
+                             f"{then}")

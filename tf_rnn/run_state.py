@@ -7,16 +7,19 @@ divergence guard, the RNG of the samples, the sums of the logging interval under
 as if it had never stopped, and makes the same "is this the best?" decisions. The
 weights of that best live beside the latest checkpoints (`BestCheckpoint`). A write that
 fails (a full disk, a file-size limit) becomes one `WriteFailed` error that says what is
-intact (`save_checkpoint`, `write_events`).
+intact (`save_checkpoint`, `write_events`). What the events hold of a step, a finished
+run's figures, is read back by `recorded_figures`.
 """
 
 import math
 import os
+import pathlib
 import re
 import shutil
 import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tensorflow.python.checkpoint import checkpoint_management
 
@@ -312,6 +315,37 @@ def write_events(pending, writer, events_dir, latest_checkpoint):
                 if latest_checkpoint else "")
         raise write_failed("TensorBoard events to", events_dir, err,
                            pending.approx_bytes(), then) from None
+
+
+# The figures of a step that its events hold: tag -> key of `training.train`'s Returns.
+RECORDED = {"train/loss": "loss", "valid/bpc": "valid_bpc", "samples/text": "sample"}
+
+
+def recorded_figures(events_dir, step):
+    """{"loss", "valid_bpc", "sample"} as the event files in `events_dir` hold them at
+    `step`; a key is absent where no event holds its figure.
+
+    A scalar is stored as a float32: it comes back as the shortest decimal of that
+    float32 (3.2799437 for a loss of 3.2799437046051025), all that is known of it.
+    """
+    found = {}
+    directory = pathlib.Path(events_dir)
+    for path in sorted(directory.glob("*tfevents*")) if directory.is_dir() else ():
+        try:
+            for record in tf.data.TFRecordDataset(str(path)):
+                event = tf.compat.v1.Event.FromString(record.numpy())
+                for value in event.summary.value if event.step == step else ():
+                    if value.tag in RECORDED:
+                        found[RECORDED[value.tag]] = _figure(tf.make_ndarray(value.tensor))
+        except tf.errors.DataLossError:  # a record cut short by a kill: what came before
+            pass
+    return found
+
+
+def _figure(array):
+    if array.dtype == object:  # a text summary: bytes
+        return array.item().decode("utf-8")
+    return float(str(np.float32(array)))
 
 
 class IntervalSums:

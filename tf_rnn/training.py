@@ -131,8 +131,9 @@ class Trainer:
         self.cluster = distribute.preemption_handler(strategy, self._save_now, self._stop_now)
         # SIGTERM / SIGINT: checkpoint this step, then stop (a cluster: TensorFlow's handler)
         self.stop = preemption.StopSignals(() if self.cluster else preemption.STOP_SIGNALS)
-        self.bar = tqdm.tqdm(total=self.last, initial=self.step, disable=not progress,
-                             unit="step", dynamic_ncols=True, file=sys.stderr, desc="train")
+        self.bar = tqdm.tqdm(total=self.last, initial=self.step,  # none for zero steps
+                             disable=not progress or self.done, unit="step",
+                             dynamic_ncols=True, file=sys.stderr, desc="train")
 
     def _keep_budget(self, restored):
         """The run's TimeBudget (None without `budget_minutes`), and the schedule's end:
@@ -171,7 +172,9 @@ class Trainer:
             self.cursors.set_state(self.run.cursors.numpy())
             if distribute.is_chief(self.strategy):  # events past the checkpoint: trained again
                 summaries.purge_after(self.workdir.events_dir, self.step)
-            _log(f"Resumed {self.workdir.path} at step {self.step}.")
+            _log(f"The run in {self.workdir.path} is already at step {self.step}, the last "
+                 f"asked: nothing to train or change; its recorded figures follow."
+                 if self.done else f"Resumed {self.workdir.path} at step {self.step}.")
         else:
             self.run.save(0, self.cursors.get_state(), self.run.state)
 
@@ -185,27 +188,39 @@ class Trainer:
         return (bool(every) and self.step % every == 0) or self.final
 
     def train(self):
-        """Trains up to the last step; returns the run's figures (`train`'s Returns)."""
-        with self.writer.as_default(), self.bar, self.stop:
-            if self.budget:
-                self.budget.start()
-            while self.step < self.last:
-                window = self.cursors.next()
-                measured = self.diag.measure(self.step + 1, self.last, window, self.state)
-                metrics, new_state, elapsed = self._timed_step(window)
-                if not bool(metrics["finite"]):
-                    self._recover()
-                    continue
-                self._advance(metrics, new_state, elapsed)
-                self._keep_to_budget()
-                self.diag.write(self.pending, measured, self.step)
-                self._log_if_due()
-                self._validate_if_due()
-                self._sample_if_due()
-                self._checkpoint_if_due()
-                self._poll_cluster()
-            if self.done:  # a finished run, run again: its figures, nothing logged or saved
-                self.bpc, self.text = self._validate(), self._draw_sample()
+        """Trains up to the last step; returns the run's figures (`train`'s Returns).
+
+        SIGTERM / SIGINT are held from the first step to the figures: one during the
+        last step's validation, sample or save, or after it, stops the run as one
+        between steps does, once that step's checkpoint is on disk."""
+        with self.stop:
+            with self.writer.as_default(), self.bar:
+                figures = self._train()
+            if self.stop.signum:
+                raise self._stopped()
+        return figures
+
+    def _train(self):
+        """The loop (none for a finished run, run again); the figures."""
+        if self.budget and not self.done:  # a finished run's minutes are its own
+            self.budget.start()
+        while self.step < self.last:
+            window = self.cursors.next()
+            measured = self.diag.measure(self.step + 1, self.last, window, self.state)
+            metrics, new_state, elapsed = self._timed_step(window)
+            if not bool(metrics["finite"]):
+                self._recover()
+                continue
+            self._advance(metrics, new_state, elapsed)
+            self._keep_to_budget()
+            self.diag.write(self.pending, measured, self.step)
+            self._log_if_due()
+            self._validate_if_due()
+            self._sample_if_due()
+            self._checkpoint_if_due()
+            self._poll_cluster()
+        if self.done:  # a finished run, run again: its figures, nothing logged or saved
+            self._take_recorded_figures()
         return self._figures()
 
     def _timed_step(self, window):
@@ -305,11 +320,14 @@ class Trainer:
         if not (self.due(self.config.checkpoint_every) or self.stop.signum):
             return
         path = self._save_now()
-        if self.stop.signum and not self.final:
-            raise preemption.Preempted(self.stop.signum, (
-                f"stopped by {preemption.signal_name(self.stop.signum)} at step "
-                f"{self.step}: checkpoint {path} written, TensorBoard events flushed. Run "
-                f"the same command to resume."))
+        if self.stop.signum:  # the last step's too: a signal is never dropped
+            raise self._stopped(path)
+
+    def _stopped(self, path=None):
+        """The `Preempted` of the signal received: the checkpoint at this step is on disk
+        (`path`, just written; None: the latest, this step's)."""
+        written = None if self.done else path or self.run.manager.latest_checkpoint
+        return preemption.stopped(self.stop.signum, self.step, written, self.final)
 
     def _poll_cluster(self):
         if self.cluster is not None and not self.final:
@@ -328,6 +346,16 @@ class Trainer:
         raise preemption.Preempted(signal.SIGTERM, (
             f"stopped by SIGTERM on a worker at step {self.step}: every worker saved "
             f"checkpoint ckpt-{self.step}. Run the same command on every worker to resume."))
+
+    def _take_recorded_figures(self):
+        """A finished run, run again: the figures its events hold at its last step
+        (`run_state.recorded_figures`); a validation or sample not there is made now."""
+        found = run_state.recorded_figures(self.workdir.events_dir, self.step)
+        self.loss = found.get("loss")
+        self.bpc = found["valid_bpc"] if "valid_bpc" in found else self._validate()
+        self.text = found["sample"] if "sample" in found else self._draw_sample()
+        if self.loss is None:  # its events are lost: said, not made up
+            _log(f"No training loss recorded at step {self.step}: loss and train_bpc null.")
 
     def _validate(self):
         config, valid = self.config, self.corpus.valid
