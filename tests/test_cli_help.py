@@ -46,6 +46,15 @@ def test_train_help_lists_every_preset_and_every_config_field(capsys):
         assert " ".join(field.metadata["help"].split()) in flat, field.name
 
 
+def test_train_help_says_what_each_preset_is_for(capsys):
+    """Each preset's purpose on its name's line, its fields below (issue 36, item 9)."""
+    assert set(config.PRESET_PURPOSES) == set(config.PRESETS)
+    text = _help("train", capsys=capsys)
+    for name, purpose in config.PRESET_PURPOSES.items():
+        assert 0 < len(purpose) <= config.PURPOSE_WIDTH, name
+        assert re.search(rf"^  {name} +{re.escape(purpose)}$", text, re.M), name
+
+
 def test_every_config_field_has_one_short_description():
     for field in dataclasses.fields(config.Config):
         help = field.metadata.get("help", "")

@@ -124,3 +124,26 @@ def test_every_module_is_on_the_layer_maps():
     for page, text in [("README.md", section), ("docs/architecture.md", architecture)]:
         missing = [m for m in modules if f"`{m}`" not in text]
         assert missing == [], f"{page} places no layer for {missing}"
+
+
+NUMBERS = ("zero one two three four five six seven eight nine ten eleven twelve").split()
+
+
+@pytest.mark.parametrize("page", [ROOT / "docs" / "cli.md"], ids=lambda p: p.name)
+def test_the_count_of_commands_is_the_clis(page):
+    """'has N commands: `a`, `b` ...' names every command of tf_rnn.cli, and N is their
+    number (issue 36, item 9: the page said five when there were seven)."""
+    from tf_rnn.cli import COMMANDS
+
+    flat = " ".join(page.read_text(encoding="utf-8").split())
+    found = re.search(r"has (\w+) commands: (.*?)\(", flat)
+    assert found, f"{page.name} does not say how many commands tf-rnn has"
+    named = re.findall(r"`(\w+)`", found.group(2))
+    assert NUMBERS.index(found.group(1)) == len(COMMANDS)
+    assert named == list(COMMANDS)
+
+
+def test_the_readme_gives_no_test_count_that_drifts():
+    """A count of tests in the README goes stale with the next test (issue 36, 9)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert not re.search(r"\b\d[\d ,]* tests\b", text), re.search(r"\b\d[\d ,]* tests\b", text)

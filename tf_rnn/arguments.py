@@ -232,12 +232,14 @@ _CACHE_DIR_HELP = ("where text8.zip is cached (default: $TF_RNN_CACHE, else "
 def _train_epilog():
     """The presets and every `--set` key with its default and description (config.py's)."""
     defaults = config_lib.Config()
-    lines = ["presets (--preset NAME) and the fields each sets apart from the defaults:"]
+    lines = ["presets (--preset NAME): what each is for, then the fields it sets apart "
+             "from the defaults:"]
     for name, preset in config_lib.PRESETS.items():
         changed = " ".join(f"{f}={v}" for f, v in preset.to_dict().items()
                            if v != getattr(defaults, f)) or "(the defaults)"
-        lines += textwrap.wrap(changed, 79, initial_indent=f"  {name:<19}",
-                               subsequent_indent=" " * 21, break_on_hyphens=False)
+        lines.append(f"  {name:<19}{config_lib.PRESET_PURPOSES[name]}")
+        lines += textwrap.wrap(changed, 79, initial_indent=" " * 23,
+                               subsequent_indent=" " * 23, break_on_hyphens=False)
     lines += ["", "config fields (--set KEY=VALUE, repeatable): name, default, meaning"]
     for field in dataclasses.fields(config_lib.Config):
         head = f"  {field.name:<19}{field.default!s:<10} "

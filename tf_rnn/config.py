@@ -400,6 +400,23 @@ PRESETS = {
 }
 
 
+# What each preset is for, one line each: `tf-rnn train --help` shows it above the
+# fields the preset sets (its comment in PRESETS says why it is what it is).
+PRESET_PURPOSES = {
+    "text8_arch1": "Arch 1 (hidden feedback) exactly as the seed ran it",
+    "text8_arch1_tuned": "the seed's Arch 1 tuned: a better start, Adam, XLA",
+    "text8_arch1_sum": "Arch 1 with element-wise addition (the seed's variant)",
+    "text8_best": "the best one-layer simple RNN, trained by steps",
+    "text8_best_3min": "the lowest BPC for 3 minutes: two layers of 384",
+    "text8_best_10min": "the lowest BPC for 10 minutes: two layers of 512",
+    "text8_best_30min": "the lowest BPC for 30 minutes: text8_best_10min's model",
+    "text8_indrnn": "two IndRNN layers: the fastest per character",
+    "text8_arch2": "Arch 2 (output feedback, teacher forcing), as the seed ran",
+    "charrnn_adagrad": "the classic char-RNN with Adagrad, the corpus's characters",
+}
+PURPOSE_WIDTH = 58  # one line of `train --help` beside the preset's name
+
+
 def get_preset(name: str) -> Config:
     """The preset `name`; ConfigError listing the presets when it does not exist."""
     if name not in PRESETS:
