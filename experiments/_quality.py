@@ -1,22 +1,20 @@
-"""Quality per CPU-minute: validation bits per character after equal training time.
+"""Quality per CPU-minute: validation bits per character after equal wall-clock budgets.
 
-The contenders train in turns, a slice of seconds each, until each has trained for the
-same wall-clock budget (its compile included); taking turns keeps a machine shared
-with other work from favouring whichever ran first. At `points` moments of each
-contender's own training time its validation BPC is measured (not counted as
-training time), giving a learning curve per contender; the last point is the row.
-Every recurrent contender is scored over the whole validation split the same way: the
-split cut into 32 streams, each carrying its state from the zero state across windows;
-the transformer scores the same characters, each with at least half its context window
-before it (`_transformer.window_plan`).
+The contenders train in turns, a slice of seconds each, until each has spent the same
+budget on its own clock (its compile included); taking turns keeps a machine shared
+with other work from favouring whichever ran first. A contender's clock counts its steps
+and its validations, as `tf-rnn train --minutes` counts them (`tf_rnn.budget`). At
+`points - 1` moments of its clock and at its end its validation BPC is measured, giving a
+learning curve per contender; the last point is the row. Every recurrent contender is
+scored over the whole validation split the same way: the split cut into 32 streams, each
+carrying its state from the zero state across windows; the transformer scores the same
+characters, each with at least half its context window before it
+(`_transformer.window_plan`).
 
-Each contender's learning rate is set from the budget: its `TimeBudget`
-(`tf_rnn.budget`, on the contender's own training clock) measures its pace over its
-first steps and fixes its last step, then again from its pace since then at a quarter,
-half and 70 % of the budget (the first tenth is slower than the rest); the schedule
-(tf_rnn's `schedule` field, the Keras peers' `keras_schedule`, the transformer's warm-up
-+ cosine) ends there.
-"""
+Each contender's learning rate follows the fraction of its budget spent (its
+`TimeBudget` sets `progress` before each step): tf_rnn's `schedule` field, the Keras peers'
+`keras_schedule`, the transformer's warm-up + cosine all end at the budget's end,
+whatever the contender's pace and however busy the machine."""
 
 import math
 import time
@@ -64,22 +62,22 @@ class Contender:
 
     `model` is the model behind them (a tf_rnn model, the Keras peers'
     `_baselines.KerasCharRNN`, the transformer's `_transformer.GPTTrainer`), for a
-    closer look than the two figures. `total_steps` is the int64 variable its schedule
-    ends at (0 until the budget fixes it); `windows(ids)` gives its training windows
+    closer look than the two figures. `progress` is the float32 variable its schedule
+    reads: the fraction of its budget spent (`tf_rnn.budget`); `windows(ids)` gives its
+    training windows
     (default: `tf_rnn.data.BatchCursors`, the streams a carried state needs);
     `hparams` its settings for TensorBoard's HParams dashboard.
     """
 
     def __init__(self, name, train, valid_bpc, batch_size, num_unrollings, model=None,
-                 total_steps=None, windows=None, hparams=None):
+                 progress=None, windows=None, hparams=None):
         self.name, self.train, self.valid_bpc = name, train, valid_bpc
         self.model = model
         self.batch_size, self.num_unrollings = batch_size, num_unrollings
-        self.total_steps = total_steps if total_steps is not None else new_total_steps()
+        self.progress = progress if progress is not None else new_progress()
         self.windows = windows or self._cursors
         self.hparams = {"model": name, **(hparams or {}), "batch": batch_size}
         self.seconds, self.steps, self.last_loss = 0.0, 0, math.nan
-        self.fixes = []  # (step, last step) of each fix of `total_steps` by the budget
         self.curve = []  # (training seconds, steps, valid BPC)
 
     def _cursors(self, ids):
@@ -92,19 +90,15 @@ class Contender:
         return self.steps * self.batch_size * self.num_unrollings / max(self.seconds, 1e-9)
 
 
-class BudgetRun:
-    """What `tf_rnn.budget.TimeBudget` reads and fixes of a run: its training seconds so
-    far and its last step (`total_steps`, the variable the contender's schedule reads)."""
+def new_progress():
+    """The fraction of a budget spent, 0: the float32 variable a schedule reads."""
+    import tensorflow as tf
 
-    def __init__(self, total_steps):
-        import tensorflow as tf  # here, not at the top: `--help` and argument errors at once
-
-        self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)
-        self.budget_steps = total_steps
+    return tf.Variable(0.0, dtype=tf.float32, trainable=False, name="budget_progress")
 
 
-def new_total_steps():
-    """A schedule's last step, 0 (to be fixed by the budget): an int64 variable."""
+def no_last_step():
+    """A schedule's last step, 0: none (the budget's clock alone ends the schedule)."""
     import tensorflow as tf
 
     return tf.Variable(0, dtype=tf.int64, trainable=False, name="total_steps")
@@ -113,10 +107,11 @@ def new_total_steps():
 def tf_rnn_contender(name, preset, changes, alphabet):
     from tf_rnn import steps
 
-    total = new_total_steps()
+    progress = new_progress()
     from experiments._run import tf_rnn_trainer
 
-    cfg, model, train = tf_rnn_trainer(preset, alphabet, total_steps=total, **changes)
+    cfg, model, train = tf_rnn_trainer(preset, alphabet, progress=progress,
+                                       budget_minutes=1.0, **changes)
     eval_step = steps.make_eval_step(model)
 
     def valid_bpc(ids):
@@ -126,12 +121,12 @@ def tf_rnn_contender(name, preset, changes, alphabet):
     hparams = {"width": cfg.num_nodes, "layers": cfg.num_layers, "lr": cfg.learning_rate,
                "schedule": cfg.schedule, "unroll_or_context": cfg.num_unrollings}
     return Contender(name, train, valid_bpc, cfg.batch_size, cfg.num_unrollings, model,
-                     total, hparams=hparams)
+                     progress, hparams=hparams)
 
 
-def keras_schedule(kind, learning_rate, total_steps):
-    """The Keras peers' rate over the budget: tf_rnn's `Schedule` ("constant": its
-    staircase with a decay rate of 1)."""
+def keras_schedule(kind, learning_rate, progress):
+    """The Keras peers' rate over the budget (`progress`: the fraction spent): tf_rnn's
+    `Schedule` ("constant": its staircase with a decay rate of 1)."""
     import tensorflow as tf
 
     from tf_rnn import steps
@@ -141,7 +136,7 @@ def keras_schedule(kind, learning_rate, total_steps):
                             f"of {list(KERAS_SCHEDULES)}, got {kind!r}.")
     scale = tf.Variable(1.0, trainable=False)
     return steps.Schedule("step" if kind == "constant" else kind, learning_rate, 1, 1.0,
-                          scale, total_steps)
+                          scale, no_last_step(), progress=progress)
 
 
 def keras_contender(name, layer, units, learning_rate, alphabet, schedule="cooldown"):
@@ -150,25 +145,25 @@ def keras_contender(name, layer, units, learning_rate, alphabet, schedule="coold
     from experiments import _baselines
 
     keras.utils.set_random_seed(0)
-    total = new_total_steps()
-    optimizer = keras.optimizers.Adam(keras_schedule(schedule, learning_rate, total),
+    progress = new_progress()
+    optimizer = keras.optimizers.Adam(keras_schedule(schedule, learning_rate, progress),
                                       global_clipnorm=1.25)
     model = _baselines.KerasCharRNN(alphabet, units, 32, 40, layer=layer, optimizer=optimizer)
     hparams = {"width": units, "layers": 1, "lr": learning_rate, "schedule": schedule,
                "unroll_or_context": 40}
-    return Contender(name, model.train, model.evaluate, 32, 40, model, total,
+    return Contender(name, model.train, model.evaluate, 32, 40, model, progress,
                      hparams=hparams)
 
 
 def gpt_contender(name, changes, alphabet):
     from experiments import _transformer
 
-    total = new_total_steps()
-    gpt = _transformer.GPTTrainer(alphabet, total, **changes)
+    progress = new_progress()
+    gpt = _transformer.GPTTrainer(alphabet, progress, **changes)
     B, T = gpt.batch_size, gpt.context
     hparams = {"width": gpt.model.width, "layers": gpt.model.num_layers,
                "lr": gpt.learning_rate, "schedule": "warmup_cosine", "unroll_or_context": T}
-    return Contender(name, gpt.train, gpt.evaluate, B, T, gpt, total,
+    return Contender(name, gpt.train, gpt.evaluate, B, T, gpt, progress,
                      windows=lambda ids: _transformer.RandomWindows(ids, B, T, gpt.seed),
                      hparams=hparams)
 
@@ -239,42 +234,50 @@ def make_contenders(names, alphabet, keras_schedule="cooldown"):
 def train_for(contenders, corpus_ids, valid_ids, seconds, log, points=1, on_point=None):
     """Trains every contender for `seconds` of its own wall-clock time, in turns.
 
-    Measures each contender's validation BPC when its training time reaches each of
-    `points` equally spaced moments (the last one is `seconds`); `on_point(contender)`
-    is called after each measurement. Each contender's `TimeBudget`, on its own
-    training clock, fixes its `total_steps` from its pace once measured, and again
-    from its pace since then at each of `tf_rnn.budget.REVISIONS` of the budget
-    (`Contender.fixes`: (step, last step) of each fix).
+    A contender's clock runs during its own steps and validations, the budget counted
+    as `tf-rnn train --minutes` counts it (`tf_rnn.budget`): its `TimeBudget` sets
+    `progress`, what its schedule reads, before each step, stops it when the clock is
+    spent, and keeps the time of its last validation aside for the final one. Its
+    validation BPC is measured when its clock passes each of `points - 1` equally
+    spaced moments, and at its end; `on_point(contender)` is called after each.
     """
     from tf_rnn import budget as budget_lib
 
     cursors = {c.name: c.windows(corpus_ids) for c in contenders}
-    budgets = {c.name: budget_lib.TimeBudget(seconds / 60, BudgetRun(c.total_steps),
-                                             timer=lambda c=c: c.seconds,
-                                             revisions=budget_lib.REVISIONS)
+    budgets = {c.name: budget_lib.TimeBudget(seconds / 60, c.progress,
+                                             timer=lambda c=c: c.seconds)
                for c in contenders}
     for b in budgets.values():
         b.start()
-    marks = [seconds * (i + 1) / points for i in range(points)]
-    while any(c.seconds < seconds for c in contenders):
+    marks = [seconds * (i + 1) / points for i in range(points - 1)]
+    while not all(b.exhausted() for b in budgets.values()):
         for c in contenders:
-            turn_end = min(seconds, c.seconds + SLICE_SECONDS)
-            while c.seconds < turn_end:
+            b, turn_end = budgets[c.name], c.seconds + SLICE_SECONDS
+            while c.seconds < turn_end and not b.exhausted():
+                b.update()
                 window = cursors[c.name].next()
                 start = time.perf_counter()
                 c.last_loss = c.train(window)
                 c.seconds += time.perf_counter() - start
                 c.steps += 1
-                budgets[c.name].after_step(c.steps)
-                while len(c.curve) < points and c.seconds >= marks[len(c.curve)]:
-                    c.curve.append((c.seconds, c.steps, float(c.valid_bpc(valid_ids))))
-                    if on_point:
-                        on_point(c)
-        log("  " + ", ".join(f"{c.name} {c.seconds:.0f} s {c.steps} steps of "
-                             f"{int(c.total_steps.numpy())} loss {c.last_loss:.3f}"
-                             for c in contenders))
-    for c in contenders:
-        c.fixes = budgets[c.name].fixes
+                while len(c.curve) < len(marks) and c.seconds >= marks[len(c.curve)]:
+                    _measure(c, b, valid_ids, on_point)
+        log("  " + ", ".join(f"{c.name} {c.seconds:.0f} s {c.steps} steps "
+                             f"({float(c.progress.numpy()):.0%} of the schedule) loss "
+                             f"{c.last_loss:.3f}" for c in contenders))
+    for c in contenders:  # the end of each budget: its last validation
+        _measure(c, budgets[c.name], valid_ids, on_point)
+
+
+def _measure(c, budget, valid_ids, on_point):
+    """The contender's validation BPC now, timed on its clock as the CLI's are."""
+    with budget.job("validation"):
+        start = time.perf_counter()
+        bpc = float(c.valid_bpc(valid_ids))
+        c.seconds += time.perf_counter() - start
+    c.curve.append((c.seconds, c.steps, bpc))
+    if on_point:
+        on_point(c)
 
 
 def run(report, args):
@@ -291,7 +294,7 @@ def run(report, args):
         bpc[c.name] = c.curve[-1][2]
         report.add(f"quality/{c.name}", c.chars_per_sec, valid_bpc=bpc[c.name],
                    steps=c.steps, train_seconds=c.seconds,
-                   total_steps=int(c.total_steps.numpy()), valid_chars=len(corpus.valid))
+                   schedule_fraction=float(c.progress.numpy()), valid_chars=len(corpus.valid))
     return summary(bpc, args.minutes)
 
 

@@ -95,11 +95,11 @@ def toy_settings(args, name, defaults=None):
     return settings
 
 
-def tf_rnn_trainer(preset, alphabet=27, total_steps=None, **changes):
+def tf_rnn_trainer(preset, alphabet=27, progress=None, **changes):
     """(config, model, train(window) -> loss): the library's compiled step for `preset`
-    with `changes`, for the benchmarks' speed rows and quality's contenders; the
-    schedule ends at `total_steps` where it is set (`tf_rnn.steps.make_optimizer`).
-    `alphabet` defaults to text8's 27 characters."""
+    with `changes`, for the benchmarks' speed rows and quality's contenders; `progress`:
+    a budget's fraction spent, which the schedule then follows
+    (`tf_rnn.steps.make_optimizer`). `alphabet` defaults to text8's 27 characters."""
     import keras
 
     from tf_rnn import config as config_lib, models, steps
@@ -107,7 +107,7 @@ def tf_rnn_trainer(preset, alphabet=27, total_steps=None, **changes):
     cfg = config_lib.get_preset(preset).replace(**changes)
     keras.utils.set_random_seed(cfg.seed)
     model = models.build_model(cfg, alphabet)
-    optimizer = steps.make_optimizer(cfg, total_steps=total_steps)
+    optimizer = steps.make_optimizer(cfg, progress=progress)
     step = steps.make_train_step(model, optimizer, cfg.clip_norm, cfg.clip_value,
                                  jit_compile=cfg.jit_compile, seed=cfg.seed)
     state = model.zero_state(cfg.batch_size)

@@ -6,8 +6,8 @@ learned position embeddings over a context of 64, no biases (nanoGPT's `bias=Fal
 the output head tied to the token embedding (as nanoGPT's), dropout 0. Trained with
 AdamW (lr 1e-3, betas 0.9/0.99, weight decay 0.1 on the matrices of the Dense layers
 only: not on LayerNorm scales, biases or the embeddings), global-norm clip 1.0, a
-linear warm-up of 100 steps, then a cosine decay to 1e-4 at the run's last step, which
-the quality run fixes from its measured pace. Batches are 12 slices of 65 characters at
+linear warm-up of 100 steps, then a cosine decay to 1e-4 at the end of the time
+budget (over the fraction of it spent: `tf_rnn.budget`). Batches are 12 slices of 65 characters at
 random offsets of the training text (nanoGPT's `get_batch`), from a seeded NumPy RNG.
 
 Scoring (`window_plan`): the same characters the recurrent contenders score
@@ -104,27 +104,23 @@ class BabyGPT(keras.Model):
 
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """nanoGPT's `get_lr`: linear warm-up to `peak` over `warmup` steps, then a cosine
-    from `peak` down to `floor` at step `total` (an int64 variable, fixed by the
-    budget's measured pace; while it is 0 the rate holds at `peak` after the warm-up),
-    `floor` after it."""
+    from `peak` down to `floor` over the budget: `progress`, a float32 variable, is the
+    fraction of it spent (`tf_rnn.budget`; `floor` once it is 1)."""
 
-    def __init__(self, peak, floor, warmup, total):
-        self.peak, self.floor, self.warmup, self.total = peak, floor, warmup, total
+    def __init__(self, peak, floor, warmup, progress):
+        self.peak, self.floor, self.warmup, self.progress = peak, floor, warmup, progress
 
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
         warm = float(self.warmup)
-        total = tf.cast(self.total, tf.float32)
         rising = self.peak * (step + 1.0) / (warm + 1.0)
-        progress = tf.clip_by_value((step - warm) / tf.maximum(total - warm, 1.0), 0.0, 1.0)
-        cosine = self.floor + 0.5 * (1.0 + tf.cos(math.pi * progress)) * (
-            self.peak - self.floor)
-        decayed = tf.where(total > 0, cosine, self.peak)
-        return tf.where(step < warm, rising, decayed)
+        done = tf.clip_by_value(tf.cast(self.progress, tf.float32), 0.0, 1.0)
+        cosine = self.floor + 0.5 * (1.0 + tf.cos(math.pi * done)) * (self.peak - self.floor)
+        return tf.where(step < warm, rising, cosine)
 
     def get_config(self):
         return {"peak": self.peak, "floor": self.floor, "warmup": self.warmup,
-                "total": int(self.total.numpy())}
+                "progress": float(self.progress.numpy())}
 
 
 class RandomWindows:
@@ -187,14 +183,15 @@ class GPTTrainer:
 
     Args:
       alphabet_size: A.
-      total_steps: int64 tf.Variable, the run's last step (the cosine ends there).
+      progress: float32 tf.Variable, the fraction of the budget spent (the cosine ends
+        at 1).
       width, heads, num_layers, context, batch_size: the model and batch shape.
       learning_rate, min_learning_rate, warmup, weight_decay, beta_2, clip_norm: AdamW.
       jit_compile: XLA for the train step.
       seed: weights' seed.
     """
 
-    def __init__(self, alphabet_size, total_steps, width=128, heads=4, num_layers=4,
+    def __init__(self, alphabet_size, progress, width=128, heads=4, num_layers=4,
                  context=64, batch_size=12, learning_rate=1e-3, min_learning_rate=1e-4,
                  warmup=100, weight_decay=0.1, beta_2=0.99, clip_norm=1.0, jit_compile=False,
                  seed=0):
@@ -203,7 +200,7 @@ class GPTTrainer:
         self.model(tf.zeros([1, context], tf.int32))  # builds the weights
         self.context, self.batch_size = context, batch_size
         self.learning_rate, self.seed = learning_rate, seed
-        self.schedule = WarmupCosine(learning_rate, min_learning_rate, warmup, total_steps)
+        self.schedule = WarmupCosine(learning_rate, min_learning_rate, warmup, progress)
         self.optimizer = keras.optimizers.AdamW(self.schedule, weight_decay=weight_decay,
                                                 beta_1=0.9, beta_2=beta_2)
         decayed = {id(v) for v in self.model.decayed_variables()}

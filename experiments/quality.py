@@ -10,10 +10,10 @@ for each Arch 1 combination (concat, sum, and `text8_best`, multiplicative
 integration), the presets of the 3-, 10- and 30-minute budgets, Keras `SimpleRNN(relu)`
 at widths 200 and 400, Keras `LSTM(256)` and `GRU(256)`, and `gpt_baby`, nanoGPT's baby
 GPT (`experiments._transformer`). Every
-learning rate follows the budget: each contender's pace over its first steps fixes its
-last step, where its schedule ends, and its pace since then fixes it again at a quarter,
-half and 70 % of the budget. Each contender's validation BPC is measured at
-`--points` moments of its own training time; the curves go to TensorBoard (one run per
+learning rate follows the fraction of its budget spent, so every schedule ends at the
+budget's end (`tf_rnn.budget`, as `tf-rnn train --minutes`); a contender's clock counts
+its validations too. Each contender's validation BPC is measured at `--points` moments
+of its own clock, the last at its end; the curves go to TensorBoard (one run per
 contender under `--logdir`, scalar `valid/bpc` with the training seconds as the step,
 so `tensorboard --logdir` overlays them, and the contender's settings in the HParams
 dashboard) and, with `--plot` and the `plot` extra (matplotlib), to a PNG.
@@ -160,8 +160,7 @@ def run(args):
         bpc[c.name] = c.curve[-1][2]
         report.add(f"quality/{c.name}", c.chars_per_sec, valid_bpc=bpc[c.name],
                    steps=c.steps, train_seconds=c.seconds,
-                   total_steps=int(c.total_steps.numpy()),  # the budget's fixed last step
-                   fixes=[list(f) for f in c.fixes],  # (step, last step) of each fix
+                   schedule_fraction=round(float(c.progress.numpy()), 4),  # 1: ended
                    curve=[[round(s, 1), n, round(b, 4)] for s, n, b in c.curve])
     summary = {"corpus": os.path.basename(args.data),
                **_quality.summary(bpc, args.minutes, _quality.peer_names(args.added))}

@@ -1,34 +1,33 @@
-"""Training to a time budget (`tf-rnn train --minutes M`, tf_rnn.budget): the last step
-fixed once from the measured pace, the schedule ending there, the stop when the time is
-spent, and resumes that follow the same schedule to the bit.
+"""Training to a time budget (`tf-rnn train --minutes M`, tf_rnn.budget): the schedule
+follows the fraction of the budget's clock spent, so the run ends annealed and on time
+whether validation is cheap or dear and whether the machine gets busier or quieter; the
+jobs of the last step are kept time for; a resumed run counts from its checkpoint's
+seconds and ends annealed too (issue 37, item 1).
 
 The clock is tf_rnn.budget's own (`budget.clock`), replaced here by one that moves a
-fixed amount at each reading: the figures do not depend on how busy the machine is.
+fixed amount at each reading (and more where a test says: a validation that takes
+long, a machine that slows down): the figures do not depend on how busy the machine is.
 """
 
 import math
-import types
+import os
+import signal
 
 import pytest
 import tensorflow as tf
-from support import (assert_bitwise_equal, assert_same_events, checkpoint_values, events,
-                     run_cli, tiny)
+from support import finish, run_cli, start_driver, tiny, wait_for
 
-from tf_rnn import budget
+from tf_rnn import budget, config, steps, training
 
 
 class FakeClock:
-    """perf_counter() that moves `tick` seconds at each reading (`slow_tick` for the
-    first `slow_readings` of them: a probe that sees a slower pace than the rest)."""
+    """perf_counter() that moves `tick` seconds at each reading; `tick` can change."""
 
-    def __init__(self, tick, slow_tick=None, slow_readings=0):
-        self.now, self.tick, self.readings = 0.0, tick, 0
-        self.slow_tick, self.slow_readings = slow_tick, slow_readings
+    def __init__(self, tick):
+        self.now, self.tick = 0.0, tick
 
     def __call__(self):
-        self.readings += 1
-        slow = self.readings <= self.slow_readings
-        self.now += self.slow_tick if slow else self.tick
+        self.now += self.tick
         return self.now
 
 
@@ -39,68 +38,71 @@ def clock(monkeypatch):
     return fake
 
 
-def fake_run(budget_steps=0, seconds=0.0):
-    return types.SimpleNamespace(
-        budget_steps=tf.Variable(budget_steps, dtype=tf.int64),
-        train_seconds=tf.Variable(seconds, dtype=tf.float64))
+# The budget alone --------------------------------------------------------------------
 
-
-def test_the_pace_of_the_probe_fixes_the_last_step_once(clock):
-    run = fake_run()
-    b = budget.TimeBudget(1.0, run)  # 60 s; the probe lasts min(30 s, 6 s) and 20 steps
+def test_the_fraction_spent_counts_the_earlier_processes_and_the_reserve(clock):
+    progress = tf.Variable(0.0)
+    b = budget.TimeBudget(1.0, progress, spent_before=30.0)  # half of the minute spent
+    assert b.fraction() == pytest.approx(0.5) and not b.exhausted()
     b.start()
-    step = 0
-    while not b.fixed:
-        step += 1
-        clock.now += 0.09  # a step: 0.1 s with the clock's own reading
-        b.after_step(step)
-    # The first step and WARMUP_STEPS more are not timed; then 6 s of steps.
-    assert b.probe_from == 1 + budget.WARMUP_STEPS
-    assert step - b.probe_from >= budget.PROBE_STEPS
-    assert b.pace == pytest.approx(0.1, rel=0.02)
-    # What is left of the minute at that pace: 60 s at 0.1 s a step, the probe included.
-    assert 590 <= b.steps <= 602 and step < b.steps
-    fixed = b.steps
-    for step in range(step + 1, step + 50):  # fixed once: another pace changes nothing
-        clock.now += 1.0
-        b.after_step(step)
-        assert b.steps == fixed
+    clock.now += 10.0
+    assert b.update() == pytest.approx(40.01 / 60, rel=1e-6)
+    assert float(progress.numpy()) == pytest.approx(40.01 / 60, rel=1e-6)
+    with b.job("validation"):
+        clock.now += 5.0  # a dear validation: kept aside for the last step's
+    assert b.reserve == pytest.approx(5.01) and b.fraction() == pytest.approx(45.04 / 54.99)
+    clock.now += 10.0  # 55.05 s spent + 5.01 kept > 60 s: the end
+    assert b.exhausted() and b.update() == 1.0
 
 
-def test_a_restored_budget_counts_the_time_already_spent(clock):
-    run = fake_run(budget_steps=10**5, seconds=59.0)  # 1 s of the minute left
-    b = budget.TimeBudget(1.0, run)
-    assert b.fixed and b.spent() == 59.0 and not b.exhausted()
-    b.start()
-    clock.now += 2.0
-    assert b.exhausted()
-    b.record()
-    assert float(run.train_seconds.numpy()) == pytest.approx(61.02)
+def test_the_schedule_follows_whichever_is_further_along_steps_or_clock():
+    progress = tf.Variable(0.0)
+    cooldown = steps.make_schedule(config.Config(schedule="cooldown", steps=1000,
+                                                 learning_rate=1.0, budget_minutes=1.0),
+                                   progress=progress)
+    linear = steps.make_schedule(config.Config(schedule="linear", learning_rate=1.0,
+                                               budget_minutes=1.0),
+                                 total_steps=tf.Variable(0, dtype=tf.int64),  # no steps
+                                 progress=progress)
+    for fraction, cool, line in [(0.0, 1.0, 1.0), (0.5, 1.0, 0.5), (0.9, 0.5, 0.1),
+                                 (1.0, 0.0, 0.0), (1.5, 0.0, 0.0)]:
+        progress.assign(fraction)
+        assert float(cooldown(10)) == pytest.approx(cool, abs=1e-6), fraction
+        assert float(linear(10)) == pytest.approx(line, abs=1e-6), fraction  # no steps: clock
+    progress.assign(0.1)
+    assert float(cooldown(950)) == pytest.approx(0.25)  # the steps asked end first
 
 
-def test_minutes_is_a_checked_config_field():
-    from tf_rnn import config
-
-    with pytest.raises(ValueError, match="`budget_minutes`, expected a non-negative"):
-        config.Config(budget_minutes=math.inf)
-
-
-def test_negative_minutes_is_one_line(tmp_path, capsys, corpus):
-    code, _, err = run_cli(capsys, "train", "--data", corpus, "--workdir", tmp_path / "run",
-                           "--minutes", "-1", *tiny())
-    assert code == 2 and err.count("\n") == 1 and "`budget_minutes`" in err
-    assert not (tmp_path / "run").exists()
+def test_without_a_budget_the_schedule_reads_no_clock():
+    schedule = steps.make_schedule(config.Config(schedule="linear", steps=100,
+                                                 learning_rate=2.0))
+    assert schedule.progress is None
+    assert [float(schedule(s)) for s in (0, 50, 100)] == [2.0, 1.0, 0.0]
 
 
-# A 3-second budget of fake time; the probe sees 0.02 s a step, the rest 0.01 s (two
-# readings a step): the schedule ends near step 160, well before the time is spent.
+# Budget runs through the CLI, on the fake clock ----------------------------------------
+
+# A 3-second budget of fake time, 0.02 s a step: about 150 steps.
 BUDGET = ["--minutes", "0.05", "--steps", "100000",
           *tiny(schedule="linear", optimizer="adam", learning_rate=0.01, log_every=1,
-                checkpoint_every=30, deterministic=True, jit_compile=False)]
+                checkpoint_every=40, eval_every=20, jit_compile=False)]
 
 
-def budget_clock():
-    return FakeClock(0.005, slow_tick=0.01, slow_readings=80)
+@pytest.fixture
+def paced(monkeypatch):
+    """The fake clock moves only when a train step runs (`pace` seconds, which a test
+    may change) or where a test adds time: reading it costs nothing, as a real one's."""
+    fake = FakeClock(0.0)
+    fake.pace = 0.02
+    monkeypatch.setattr(budget, "clock", fake)
+    timed_step = training.Trainer._timed_step
+
+    def step(self, window):
+        fake.now += fake.pace
+        return timed_step(self, window)
+
+    monkeypatch.setattr(training.Trainer, "_timed_step", step)
+    return fake
 
 
 def logged(workdir, tag):
@@ -112,85 +114,131 @@ def logged(workdir, tag):
     return {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
 
 
-@pytest.fixture
-def reference(tmp_path, capsys, corpus, monkeypatch, op_determinism_restored):
-    """An uninterrupted budgeted run: (workdir, its JSON result)."""
-    monkeypatch.setattr(budget, "clock", budget_clock())
-    workdir = tmp_path / "reference"
+def assert_ended_annealed_on_time(workdir, result, initial=0.01):
+    """The rate of the last step near zero, no step trained at rate zero before it, and
+    the budget's minutes within 2 %."""
+    lr = logged(workdir, "train/learning_rate")  # the rate the next step uses
+    last = result["step"]
+    assert last == max(lr) and result["total_steps"] == 100000  # ended by the clock
+    assert lr[last] <= 0.02 * initial, lr[last]
+    assert min(lr[s] for s in lr if s < last) > 0  # nothing trained at rate zero
+    assert abs(result["train_minutes"] - result["budget_minutes"]) <= \
+        budget.END_TOLERANCE * result["budget_minutes"], result["train_minutes"]
+    return lr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("validation_seconds", [0.0, 0.3])
+def test_a_budget_run_ends_annealed_on_time_with_cheap_or_dear_validation(
+        tmp_path, capsys, corpus, monkeypatch, paced, validation_seconds):
+    validate = training.Trainer._validate
+
+    def dear(self):  # each validation costs 0.3 s of the 3-second budget: 10 %
+        paced.now += validation_seconds
+        return validate(self)
+
+    monkeypatch.setattr(training.Trainer, "_validate", dear)
+    workdir = tmp_path / "run"
     code, result, err = run_cli(capsys, "train", "--data", corpus, "--workdir", workdir,
                                 *BUDGET)
     assert code == 0, err
-    assert f"so the schedule ends at step {result['total_steps']}." in err
-    return workdir, result
+    lr = assert_ended_annealed_on_time(workdir, result)
+    assert f"step {result['step']} is the last" in err
+    if validation_seconds:  # the time of the last validation was kept for it
+        assert "0.3 s of it kept for the last step's jobs" in err
+    # 150 steps of 0.02 s, less the validations' time (every 20 steps)
+    assert result["step"] == pytest.approx(150 if not validation_seconds else 90, abs=3)
+    assert len(lr) == result["step"]  # logged at every step
 
 
 @pytest.mark.slow
-def test_the_linear_schedule_ends_at_zero_on_the_step_the_budget_fixed(reference):
-    workdir, result = reference
-    total = result["total_steps"]
-    assert 100 < total < 250 and result["step"] == total  # ended by the schedule
-    assert result["train_minutes"] < result["budget_minutes"]
-    lr = logged(workdir, "train/learning_rate")  # the rate the next step uses
-    assert lr[1] == pytest.approx(0.01)  # held while the pace was measured
-    assert lr[total] == pytest.approx(0.0, abs=1e-9)
-    for step in range(total // 2, total):
-        assert lr[step] == pytest.approx(0.01 * (1 - step / total), rel=1e-4), step
+@pytest.mark.parametrize("factor", [2.0, 0.5])
+def test_a_pace_that_changes_mid_run_still_ends_annealed(tmp_path, capsys, corpus,
+                                                          monkeypatch, paced, factor):
+    """The machine gets twice as busy (or quiet) after step 40: no schedule fixed from
+    the first steps' pace to stop early or to train on at rate zero."""
+    next_window = training.data_lib.BatchCursors.next
+    calls = [0]
 
+    def changing(self):
+        calls[0] += 1
+        if calls[0] == 41:
+            paced.pace *= factor
+        return next_window(self)
 
-@pytest.mark.slow
-def test_an_interrupted_budgeted_run_resumes_bitwise_on_the_same_schedule(
-        tmp_path, capsys, corpus, monkeypatch, reference):
+    monkeypatch.setattr(training.data_lib.BatchCursors, "next", changing)
     workdir = tmp_path / "run"
-    argv = ["train", "--data", str(corpus), "--workdir", str(workdir), *BUDGET]
-    monkeypatch.setattr(budget, "clock", budget_clock())
-    after_step = budget.TimeBudget.after_step
-
-    def ctrl_c_at_75(self, step):  # after ckpt-60, which holds the fixed budget
-        if step == 75:
-            raise KeyboardInterrupt
-        after_step(self, step)
-
-    monkeypatch.setattr(budget.TimeBudget, "after_step", ctrl_c_at_75)
-    code, _, err = run_cli(capsys, *argv)
-    assert code == 130, err
-    monkeypatch.setattr(budget.TimeBudget, "after_step", after_step)
-    monkeypatch.setattr(budget, "clock", FakeClock(0.005))  # a new process
-    code, result, err = run_cli(capsys, *argv)
-    assert code == 0 and "at step 60." in err, err
-    assert result["step"] == result["total_steps"] == reference[1]["total_steps"]
-    seconds = "train_seconds/.ATTRIBUTES/VARIABLE_VALUE"  # clock readings, not the run
-    got, want = checkpoint_values(workdir), checkpoint_values(reference[0])
-    assert want[1].pop(seconds) > 0 and got[1].pop(seconds) > 0
-    assert_bitwise_equal(got, want)
-    assert_same_events(events(workdir), events(reference[0]))
+    code, result, err = run_cli(capsys, "train", "--data", corpus, "--workdir", workdir,
+                                *BUDGET)
+    assert code == 0, err
+    # 40 steps of 0.02 s, then 2.2 s at the new pace
+    assert result["step"] == pytest.approx(40 + 2.2 / (0.02 * factor), abs=3)
+    assert_ended_annealed_on_time(workdir, result)
 
 
-def test_revisions_fix_the_last_step_again_from_the_pace_since_the_last_fix(clock):
-    run = fake_run()
-    b = budget.TimeBudget(100 / 60, run, revisions=(0.5, 0.25, 0.7))  # 100 s, sorted
-    b.start()
-    step = 0
-    while clock.now < 100:  # 1 s a step until step 40, then 0.5 s: a probe that is slow
-        step += 1
-        clock.now += (1.0 if step <= 40 else 0.5) - clock.tick
-        b.after_step(step)
-        if step == 40:
-            assert len(b.fixes) == 1 and b.fixes[0][1] < 110  # fixed at 1 s a step
-    # Three revisions, the last one (at 70 s) from 0.5 s a step: the steps the budget held.
-    assert len(b.fixes) == 3 and b.revisions == []
-    # The probe's fix at step 31 (31 s), then at 50 s (step 60) and 70 s (step 100); the
-    # revision at 25 s, passed before the first fix, is dropped.
-    assert [s for s, _ in b.fixes] == [31, pytest.approx(60, abs=2), pytest.approx(100, abs=2)]
-    assert abs(b.steps - step) <= 2, (b.fixes, step)
+@pytest.mark.slow
+def test_the_progress_bar_counts_the_budgets_seconds_from_the_start(tmp_path, capsys,
+                                                                     corpus, paced):
+    argv = [a for a in BUDGET if a != "--no-progress"] + ["--steps", "3"]
+    code, result, err = run_cli(capsys, "train", "--data", corpus, "--workdir",
+                                tmp_path / "run", *argv)
+    assert code == 0 and result["step"] == 3, err
+    assert "/3 [" in err and "s/s]" in err  # 3 s of budget, not a guessed step count
+    assert "/100000" not in err and "/3 steps" not in err
 
 
-def test_without_revisions_the_slow_probe_fixes_too_few_steps(clock):
-    run = fake_run()
-    b = budget.TimeBudget(100 / 60, run)
-    b.start()
-    step = 0
-    while clock.now < 100:
-        step += 1
-        clock.now += (1.0 if step <= 40 else 0.5) - clock.tick
-        b.after_step(step)
-    assert len(b.fixes) == 1 and b.steps < step - 40  # what the revisions are for
+@pytest.mark.parametrize("minutes", ["0", "-1", "nan"])
+def test_minutes_must_be_positive(tmp_path, capsys, corpus, minutes):
+    """--minutes 0 trained with no limit while -1 was refused."""
+    from tf_rnn import cli
+
+    with pytest.raises(SystemExit) as done:
+        cli.main(["train", "--data", str(corpus), "--workdir", str(tmp_path / "run"),
+                  "--minutes", minutes, *tiny()])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.count("\n") == 1 and "--minutes" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_minutes_is_a_checked_config_field():
+    with pytest.raises(ValueError, match="`budget_minutes`, expected a non-negative"):
+        config.Config(budget_minutes=math.inf)
+
+
+@pytest.mark.slow
+def test_a_finished_budget_run_run_again_is_done_and_a_longer_one_goes_on(
+        tmp_path, capsys, corpus, paced):
+    workdir = tmp_path / "run"
+    argv = ["train", "--data", corpus, "--workdir", workdir, *BUDGET]
+    code, first, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    code, again, err = run_cli(capsys, *argv)
+    assert code == 0 and again["step"] == first["step"] and "already at step" in err
+    longer = [a if a != "0.05" else "0.1" for a in argv]
+    code, more, err = run_cli(capsys, *longer)
+    assert code == 0 and more["step"] > first["step"] + 50, err
+
+
+# A real SIGKILL, then the same command -------------------------------------------------
+
+@pytest.mark.slow
+def test_a_sigkilled_budget_run_resumed_ends_annealed(tmp_path, corpus):
+    """Real time: a 12-second budget killed (SIGKILL) after its checkpoint at step 40,
+    then the same command, which goes on from that checkpoint's seconds."""
+    from tf_rnn import cli
+
+    workdir = tmp_path / "run"
+    argv = ["train", "--data", str(corpus), "--workdir", str(workdir), "--minutes", "0.2",
+            "--steps", "100000", *tiny(schedule="cooldown", optimizer="adam",
+                                       learning_rate=0.01, log_every=1, checkpoint_every=20,
+                                       eval_every=0, jit_compile=False)]
+    proc, marker = start_driver(tmp_path, "pause", 45, argv)
+    wait_for(marker, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    finish(proc)
+    assert proc.returncode == -signal.SIGKILL
+    assert cli.main(argv) == 0
+    lr = logged(workdir, "train/learning_rate")
+    last = max(lr)
+    assert last > 60 and lr[last] <= 0.05 * 0.01, (last, lr[last])  # annealed
+    assert min(lr[s] for s in lr if s < last) > 0

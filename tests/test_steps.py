@@ -132,12 +132,14 @@ def test_linear_and_cooldown_end_at_zero_on_the_last_step():
     assert float(cooldown(79)) == 1.0 and float(cooldown(81)) < 1.0
 
 
-def test_a_budget_holds_the_rate_until_its_total_is_fixed():
-    schedule = steps.make_schedule(config.Config(schedule="linear", budget_minutes=3,
-                                                 learning_rate=1.0))
-    assert int(schedule.total.numpy()) == 0 and float(schedule(5000)) == 1.0
-    schedule.total.assign(200)
+def test_a_budget_schedule_follows_its_clock():
+    config_ = config.Config(schedule="linear", budget_minutes=3, learning_rate=1.0)
+    progress = steps.budget_progress(config_)
+    schedule = steps.make_schedule(config_, progress=progress)
+    assert float(schedule(0)) == 1.0  # nothing of the budget spent
+    progress.assign(0.25)
     assert float(schedule(50)) == pytest.approx(0.75)
+    assert steps.budget_progress(config.Config()) is None  # no budget: no clock read
 
 
 def test_schedule_settings_are_checked():

@@ -6,6 +6,7 @@ the commands themselves are in `tf_rnn.cli`.
 """
 
 import argparse
+import math
 import dataclasses
 import textwrap
 
@@ -46,6 +47,19 @@ class ArgumentParser(argparse.ArgumentParser):
                      f"--help\n")
 
 
+def positive_minutes(value):
+    """argparse `type` of --minutes: a finite number above zero (0 is no budget in the
+    config, but as a flag it would train with no limit, which nobody asks for so)."""
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = math.nan
+    if not 0 < minutes < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes above 0, got "
+                                         f"{value!r}")
+    return minutes
+
+
 def output_path(value):
     """argparse `type` of an output file or directory (--out, --plot, --report): its
     directory must exist, checked before any work (`tf_rnn.files.require_parent`)."""
@@ -78,9 +92,10 @@ def add_run_arguments(p, workdir_required=True):
         "" if workdir_required else " (default: runs/PRESET; runs/PRESET-NAME on a corpus "
         "shipped with the package, e.g. --data shakespeare)"))
     p.add_argument("--steps", type=int, help="train until this step")
-    p.add_argument("--minutes", type=float, help="train for this many minutes (config "
+    p.add_argument("--minutes", type=positive_minutes, help="train for this many "
+                   "minutes, the time of every validation, sample and save included (config "
                    "field `budget_minutes`; with --steps: whichever ends first); "
-                   "schedule=linear or cooldown then decays to zero at the budget")
+                   "schedule=linear or cooldown then decays to zero at the budget's end")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable), e.g. --set batch_size=64")
     p.add_argument("--strategy", choices=config_lib.STRATEGIES,

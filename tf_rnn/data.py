@@ -9,6 +9,7 @@ argument and what is wrong with it.
 """
 
 import dataclasses
+import math
 import os
 
 import numpy as np
@@ -188,3 +189,20 @@ class BatchCursors:
             raise DataError(f"Received an invalid value for argument `positions`, expected "
                             f"integers in [0, {len(self._ids)}), got {arr.tolist()}.")
         self._positions = arr.astype(np.int64)
+
+
+def training_cursors(config, corpus) -> BatchCursors:
+    """The cursors of a run's training split (`config.batch_size` x `num_unrollings`)."""
+    try:
+        return BatchCursors(corpus.train, config.batch_size, config.num_unrollings)
+    except DataError as err:  # the one DataError of well-formed ids: too short
+        raise DataError(
+            f"The training split (90%) of {corpus.source} is too short. {err} Use a longer "
+            f"corpus, or lower --set batch_size / --set num_unrollings.") from None
+
+
+def total_steps(config, cursors) -> int:
+    """The run's last step: `epochs` passes over the cursors' text, else `steps`."""
+    if config.epochs > 0:
+        return max(1, math.ceil(config.epochs * cursors.steps_per_epoch))
+    return config.steps

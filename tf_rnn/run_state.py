@@ -51,15 +51,19 @@ class Run:
         self.config = config
         self.model = models.build_model(config, alphabet_size)
         self.lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
-        # The schedule's last step (0: a time budget not measured yet), the budget's
-        # last step and the training seconds spent (under a budget): see tf_rnn.budget.
-        self.total_steps = tf.Variable(steps_lib.planned_total_steps(config), dtype=tf.int64,
-                                       trainable=False, name="total_steps")
+        # The schedule's last step (the steps asked), the seconds a time budget has
+        # spent and the fraction of it that the schedule reads (tf_rnn.budget; not
+        # saved: the seconds give it). `budget_steps` is kept so that checkpoints of
+        # earlier versions, which fixed a budget's last step from a pace, still load.
+        self.total_steps = tf.Variable(config.steps, dtype=tf.int64, trainable=False,
+                                       name="total_steps")
         self.budget_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
                                         name="budget_steps")
         self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False,
                                          name="train_seconds")
-        self.optimizer = steps_lib.make_optimizer(config, self.lr_scale, self.total_steps)
+        self.budget_progress = steps_lib.budget_progress(config)
+        self.optimizer = steps_lib.make_optimizer(config, self.lr_scale, self.total_steps,
+                                                  self.budget_progress)
         self.optimizer.build(self.model.trainable_variables)
         B = config.batch_size
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")

@@ -26,22 +26,23 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
     - "cooldown": 1 until the last `cooldown_fraction` of the steps, then linear to zero
       (Hägele et al., 2024: constant, then a cooldown).
 
-    `total` is an int64 variable: the run's last step, fixed up front from `--steps` or,
-    with a time budget, from the step rate measured over the first steps. While it is 0
-    (a budget not measured yet) "linear" and "cooldown" hold the initial rate. `scale`
-    lets the divergence guard lower the rate of a running schedule. Both are saved in
-    checkpoints with the rest of the run, so a resumed run follows the same schedule.
+    `total` is an int64 variable: the run's last step (`--steps`; 0: none, the rate held
+    by the steps). `progress`, a float32 variable, is the fraction of a time budget spent
+    (`tf_rnn.budget`): with it, "linear" and "cooldown" run over whichever is further
+    along, the steps or the budget's clock, so a budget run ends at its final rate
+    whatever its pace. `scale` lets the divergence guard lower the rate of a running
+    schedule. `scale` and `total` are saved in checkpoints with the rest of the run.
     """
 
     def __init__(self, kind, initial, decay_steps, decay_rate, scale, total,
-                 cooldown_fraction=0.2):
+                 cooldown_fraction=0.2, progress=None):
         if kind not in SCHEDULES:
             raise ValueError(f"Received an invalid value for `schedule`, expected one of "
                              f"{list(SCHEDULES)}, got {kind!r}.")
         self.kind, self.initial = kind, initial
         self.decay_steps, self.decay_rate = decay_steps, decay_rate
         self.cooldown_fraction = cooldown_fraction
-        self.scale, self.total = scale, total
+        self.scale, self.total, self.progress = scale, total, progress
 
     def shape(self, step):
         """The factor on the initial rate at `step` (a float32 scalar)."""
@@ -50,10 +51,13 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
             return tf.pow(tf.constant(self.decay_rate, tf.float32),
                           tf.floor(step / self.decay_steps))
         total = tf.cast(self.total, tf.float32)
-        left = tf.clip_by_value((total - step) / tf.maximum(total, 1.0), 0.0, 1.0)
+        left = tf.where(total > 0, tf.clip_by_value((total - step) / tf.maximum(total, 1.0),
+                                                    0.0, 1.0), 1.0)
+        if self.progress is not None:  # a time budget: what is left of its clock
+            left = tf.minimum(left, tf.clip_by_value(1.0 - self.progress, 0.0, 1.0))
         if self.kind == "cooldown":  # 1 until the cooldown starts, then linear to 0
             left = tf.minimum(1.0, left / self.cooldown_fraction)
-        return tf.where(total > 0, left, 1.0)
+        return left
 
     def __call__(self, step):
         # scale · (initial · shape): the order of Keras's ExponentialDecay under a scale,
@@ -67,33 +71,37 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
                 "scale": float(self.scale.numpy()), "total": int(self.total.numpy())}
 
 
-def make_schedule(config, lr_scale=None, total_steps=None):
+def make_schedule(config, lr_scale=None, total_steps=None, progress=None):
     """The learning-rate schedule of `config` (see `Schedule`).
 
     Args:
       config: a `tf_rnn.config.Config`.
       lr_scale: optional float32 tf.Variable multiplying the schedule (created if None).
       total_steps: optional int64 tf.Variable, the run's last step (created if None:
-        `config.steps` without a time budget, 0 — to be measured — with one).
+        `config.steps`).
+      progress: the float32 tf.Variable of a time budget (`budget_progress`), or None.
     """
     if lr_scale is None:
         lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
     if total_steps is None:
-        total_steps = tf.Variable(planned_total_steps(config), dtype=tf.int64,
-                                  trainable=False, name="total_steps")
+        total_steps = tf.Variable(config.steps, dtype=tf.int64, trainable=False,
+                                  name="total_steps")
     return Schedule(config.schedule, config.learning_rate, config.decay_steps,
-                    config.decay_rate, lr_scale, total_steps, config.cooldown_fraction)
+                    config.decay_rate, lr_scale, total_steps, config.cooldown_fraction,
+                    progress)
 
 
-def planned_total_steps(config):
-    """The run's last step as the config fixes it: `steps`, or 0 when a time budget will
-    fix it from the measured step rate."""
-    return 0 if config.budget_minutes > 0 else config.steps
+def budget_progress(config):
+    """The fraction of the time budget spent, a float32 variable the schedule reads
+    (`tf_rnn.budget.TimeBudget.update` sets it); None for a run without a budget."""
+    if config.budget_minutes <= 0:
+        return None
+    return tf.Variable(0.0, dtype=tf.float32, trainable=False, name="budget_progress")
 
 
-def make_optimizer(config, lr_scale=None, total_steps=None):
+def make_optimizer(config, lr_scale=None, total_steps=None, progress=None):
     """The Keras optimizer of `config`, on its learning-rate schedule (`make_schedule`)."""
-    lr = make_schedule(config, lr_scale, total_steps)
+    lr = make_schedule(config, lr_scale, total_steps, progress)
     if config.optimizer == "adadelta":
         return keras.optimizers.Adadelta(lr, rho=0.95, epsilon=config.epsilon)
     if config.optimizer == "sgd":

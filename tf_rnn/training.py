@@ -8,7 +8,6 @@ checkpoint holds and `IntervalSums` the sums of one logging interval (`tf_rnn.ru
 """
 
 import contextlib
-import math
 import signal
 import sys
 import time
@@ -30,14 +29,8 @@ from tf_rnn import run_state
 from tf_rnn.budget import TimeBudget
 from tf_rnn.run_state import IntervalSums, Run
 from tf_rnn.runs import load_corpus_for, run_info, training_data
-from tf_rnn.errors import DataError, WorkdirError
+from tf_rnn.errors import WorkdirError
 from tf_rnn.workdir import Workdir
-
-
-def total_steps(config, cursors):
-    if config.epochs > 0:
-        return max(1, math.ceil(config.epochs * cursors.steps_per_epoch))
-    return config.steps
 
 
 def _log(message):
@@ -104,12 +97,12 @@ class Trainer:
     def __init__(self, config, workdir, data, corpus, strategy, progress=True):
         self.config, self.workdir, self.data, self.corpus = config, workdir, data, corpus
         self.strategy, self.progress = strategy, progress
-        self.cursors = _cursors(config, corpus)
+        self.cursors = data_lib.training_cursors(config, corpus)
         if config.deterministic:  # bitwise-reproducible kernels from here on (process-wide)
             tf.config.experimental.enable_op_determinism()
         self.run = Run(config, corpus.vocab.size, workdir, strategy)
         restored = self.run.restore()  # before any write: a failure leaves it as it was
-        self.step, self.last = int(self.run.step.numpy()), total_steps(config, self.cursors)
+        self.step, self.last = int(self.run.step.numpy()), data_lib.total_steps(config, self.cursors)
         self.budget = self._keep_budget(restored)
         self.done = restored is not None and self.step >= self.last
         self._check_not_past_the_end()
@@ -131,26 +124,26 @@ class Trainer:
         self.cluster = distribute.preemption_handler(strategy, self._save_now, self._stop_now)
         # SIGTERM / SIGINT: checkpoint this step, then stop (a cluster: TensorFlow's handler)
         self.stop = preemption.StopSignals(() if self.cluster else preemption.STOP_SIGNALS)
-        self.bar = tqdm.tqdm(total=self.last, initial=self.step,  # none for zero steps
-                             disable=not progress or self.done, unit="step",
-                             dynamic_ncols=True, file=sys.stderr, desc="train")
+        # A budget's bar counts its seconds: its end is known from the start, a step count
+        # is not. None for zero steps.
+        self.bar = tqdm.tqdm(
+            total=round(self.budget.seconds) if self.budget else self.last,
+            initial=round(self.budget.spent()) if self.budget else self.step,
+            unit="s" if self.budget else "step", disable=not progress or self.done,
+            dynamic_ncols=True, file=sys.stderr, desc="train")
 
     def _keep_budget(self, restored):
-        """The run's TimeBudget (None without `budget_minutes`), and the schedule's end:
-        the steps asked or, once measured, the budget's last step if that comes first."""
+        """The run's TimeBudget (None without `budget_minutes`) on the seconds its
+        checkpoint saved; the schedule ends at the steps asked or the budget's end,
+        whichever comes first (`tf_rnn.budget`)."""
+        self.run.total_steps.assign(self.last)
         if self.config.budget_minutes <= 0:
-            self.run.total_steps.assign(self.last)  # the schedule ends at the steps asked
             return None
-        budget = TimeBudget(self.config.budget_minutes, self.run)
-        self._end_schedule(budget)
-        if restored and budget.exhausted():  # a finished run, run again
-            self.last = min(self.last, self.step)
+        budget = TimeBudget(self.config.budget_minutes, self.run.budget_progress,
+                            float(self.run.train_seconds.numpy()))
+        if restored and budget.finished(int(self.run.budget_steps.numpy()), self.step):
+            self.last = min(self.last, self.step)  # a longer budget goes on
         return budget
-
-    def _end_schedule(self, budget):
-        if budget.fixed:
-            self.last = min(self.last, budget.steps)
-        self.run.total_steps.assign(self.last if budget.fixed else 0)  # 0: the rate held
 
     def _check_not_past_the_end(self):
         if self.done and self.step > self.last:
@@ -205,6 +198,8 @@ class Trainer:
         if self.budget and not self.done:  # a finished run's minutes are its own
             self.budget.start()
         while self.step < self.last:
+            if self.budget:
+                self.budget.update()  # the fraction spent: the rate of this step
             window = self.cursors.next()
             measured = self.diag.measure(self.step + 1, self.last, window, self.state)
             metrics, new_state, elapsed = self._timed_step(window)
@@ -241,24 +236,25 @@ class Trainer:
             self.run_chars, self.run_time = self.run_chars + self.window_chars, self.run_time + elapsed
         else:
             self.first_step_sec = elapsed  # mostly tracing and compiling
-        self.bar.update(1)
+        self._show_progress()
+
+    def _show_progress(self):
+        seen = min(round(self.budget.spent(), 1), self.bar.total) if self.budget else self.step
+        self.bar.update(seen - self.bar.n)
 
     def _keep_to_budget(self):
-        """Under a time budget: the last step, once the pace fixes it; this step, once
-        the time is spent (its validation, sample and checkpoint then follow)."""
-        if self.budget is None:
+        """Under a time budget: this step is the last once the clock is spent (its
+        validation, sample and checkpoint follow, in the time kept for them)."""
+        if self.budget is None or not self.budget.exhausted() or self.step >= self.last:
             return
-        was_fixed = self.budget.fixed
-        self.budget.after_step(self.step)
-        if self.budget.fixed and not was_fixed:
-            self._end_schedule(self.budget)
-            _log(f"Budget {self.config.budget_minutes:g} min: {self.budget.pace:.4g} s a "
-                 f"step over steps {self.budget.probe_from + 1}-{self.step}, so the "
-                 f"schedule ends at step {self.last}.")
-        if self.budget.exhausted() and self.step < self.last:
-            self.last = self.step
-            _log(f"Budget {self.config.budget_minutes:g} min spent at step {self.step}.")
-        self.bar.total = self.last
+        self.last = self.step
+        self.run.budget_steps.assign(self.step)  # the step this budget ended at
+        _log(f"{self.budget.describe()}: step {self.step} is the last, at learning rate "
+             f"{steps_lib.current_learning_rate(self.run.optimizer):.3g}.")
+
+    def _job(self, name):
+        """A periodic job, timed by the budget (which keeps time for the last one)."""
+        return self.budget.job(name) if self.budget else contextlib.nullcontext()
 
     def _recover(self):
         """Divergence guard: back to the last good checkpoint with a lower learning
@@ -269,7 +265,7 @@ class Trainer:
         self.cursors.set_state(self.run.cursors.numpy())
         self.step, self.state = int(self.run.step.numpy()), tf.convert_to_tensor(self.run.state)
         self.sums = IntervalSums(self.run.log_totals.numpy())
-        self.bar.n = self.step
+        self._show_progress()
         _log(f"Non-finite loss or gradient at step {failed}: weights not updated; "
              f"restored {path} (step {self.step}) and set the learning-rate scale to "
              f"{float(self.run.lr_scale.numpy()):g} (recovery "
@@ -295,9 +291,15 @@ class Trainer:
                  f"{self.loss / LN2:.4f} chars/s {cps:,.0f} lr {lr:.4g}")
         self.sums = IntervalSums()
 
+    def _periodic(self, every, job):
+        """`due`, less a job that the budget's end would repeat at once (`ends_after`)."""
+        return self.due(every) and (self.final or not self.budget or
+                                    not self.budget.ends_after(job))
+
     def _validate_if_due(self):
-        if self.due(self.config.eval_every):
-            self.bpc = self._validate()
+        if self._periodic(self.config.eval_every, "validation"):
+            with self._job("validation"):
+                self.bpc = self._validate()
             if self.bpc is not None:
                 self.pending.scalar("valid/bpc", self.bpc, self.step)
                 # Only scheduled validations choose a best (eval_every=0 still scores
@@ -309,8 +311,9 @@ class Trainer:
                          f"{' (best so far)' if best else ''}")
 
     def _sample_if_due(self):
-        if self.due(self.config.sample_every):
-            self.text = self._draw_sample()
+        if self._periodic(self.config.sample_every, "sample"):
+            with self._job("sample"):
+                self.text = self._draw_sample()
             self.pending.text("samples/text", self.text, self.step)
             if not self.final:
                 _log(f"step {self.step} sample: {self.text!r}")
@@ -319,7 +322,8 @@ class Trainer:
         """Events, then the checkpoint; then, after SIGTERM / SIGINT, the stop."""
         if not (self.due(self.config.checkpoint_every) or self.stop.signum):
             return
-        path = self._save_now()
+        with self._job("save"):
+            path = self._save_now()
         if self.stop.signum:  # the last step's too: a signal is never dropped
             raise self._stopped(path)
 
@@ -334,8 +338,8 @@ class Trainer:
             self.cluster.save_checkpoint_if_preempted()
 
     def _save_now(self):  # also TensorFlow's: SIGTERM on any worker, all save this step
-        if self.budget:
-            self.budget.record()
+        if self.budget:  # the seconds spent, for a resume to count from
+            self.run.train_seconds.assign(self.budget.spent())
         # Events first: no event on disk runs ahead of a checkpoint.
         run_state.write_events(self.pending, self.writer, self.workdir.events_dir,
                                 self.run.manager.latest_checkpoint)
@@ -388,11 +392,3 @@ class Trainer:
                 "budget_minutes": self.config.budget_minutes or None,
                 "train_minutes": self.budget.spent() / 60 if self.budget else None}
 
-
-def _cursors(config, corpus):
-    try:
-        return data_lib.BatchCursors(corpus.train, config.batch_size, config.num_unrollings)
-    except DataError as err:  # the one DataError of well-formed ids: too short
-        raise DataError(
-            f"The training split (90%) of {corpus.source} is too short. {err} Use a longer "
-            f"corpus, or lower --set batch_size / --set num_unrollings.") from None
