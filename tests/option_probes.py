@@ -19,6 +19,8 @@ import pkgutil
 
 import pytest
 
+from tf_rnn import arguments
+
 THROUGH, STOP = "through", "stop"
 
 
@@ -124,6 +126,7 @@ def parser_of(main):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(argparse.ArgumentParser, "parse_args", capture)
+        mp.setattr(arguments.ArgumentParser, "parse_args", capture)  # tf_rnn's own
         try:
             main([])
         except _Parsed as parsed:

@@ -59,7 +59,8 @@ def corpus_run(tmp_path_factory, files):
 # (case, data file or None, extra arguments, fragments of the message). Each is tried on a
 # new work directory (which must not appear) and on the trained run (which must not change).
 TRAIN_CASES = [
-    ("missing data path", "missing.txt", [], ["missing.txt' does not exist."]),
+    ("missing data path", "missing.txt", [], ["missing.txt' does not exist (--data takes a "
+                                              "file, or the name of a corpus"]),
     ("empty file", "empty.txt", [], ["Text file '", "empty.txt' is empty."]),
     ("non-UTF-8 file", "latin1.txt", [], ["is not valid UTF-8: byte 0xe9 at byte offset 7 ("]),
     ("zip with no member", "none.zip", [], ["none.zip' contains no file."]),

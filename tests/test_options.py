@@ -351,6 +351,7 @@ def check_inspect_chars(cmd):
 
 
 def check_inspect_out(cmd):
+    pathlib.Path("sub").mkdir()  # an --out's directory must exist (test_cli_help)
     out = inspected("--out", "sub/report.html")
     assert out["out"] == "sub/report.html" and out["bytes"] == 11
     assert pathlib.Path("sub/report.html").read_text(encoding="utf-8") == "the cat sat"
