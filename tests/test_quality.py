@@ -55,7 +55,8 @@ def test_one_row_per_contender_then_the_summary(quality_run):
         # the budget: 0.05 min on the contender's clock, its validations included (the
         # last one's time kept aside: it may end a little early or late)
         assert row["train_seconds"] >= 0.9 * 3.0
-        assert 0 < row["schedule_fraction"] <= 1  # its last step's
+        # its last step's: 0 where the first step (its compile) outlasted the budget
+        assert 0 <= row["schedule_fraction"] <= 1
         # The curve keeps 4 decimals, the row 4 significant digits (4.5779 vs 4.578).
         assert len(row["curve"]) == 2
         assert row["curve"][-1][2] == pytest.approx(row["valid_bpc"], abs=1e-3)
