@@ -6,8 +6,9 @@ progress on stderr, the last line on stdout one JSON object, a user error one li
 and exit status 2. tests/test_experiments_index.py holds this index to the directory.
 
 Presets trained on a corpus, each `tf-rnn train --preset NAME` with that command's
-flags (--data, default text8; --steps; --set KEY=VALUE; ...), --workdir defaulting to
-runs/NAME, and --plot FILE.png for the loss curve:
+flags (--data, default text8, or shakespeare, shipped; --steps; --set KEY=VALUE; ...),
+--workdir defaulting to runs/NAME (runs/NAME-shakespeare on the shipped corpus), and
+--plot FILE.png for the loss curve:
   text8_arch1        S4, Arch 1 (hidden feedback) with the seed's settings
   text8_arch1_sum    S4b, Arch 1 with element-wise sum, the seed author's variant
   text8_arch1_tuned  Arch 1 (concat) with the settings tuned for quality per minute
@@ -28,6 +29,9 @@ Comparisons and benchmarks: one JSON line per row (then a summary line):
                      (Keras, the seed's naive graph), in one process
   quality            validation BPC after equal wall-clock training: tf_rnn's Arch 1
                      combinations against Keras SimpleRNN, LSTM, GRU and a baby GPT
+  shakespeare_char   nanoGPT's shakespeare_char for a preset: raw Tiny Shakespeare
+                     split 90/10, scored nanoGPT's way and streaming, beside its
+                     published losses
   diag_benchmark     what the training diagnostics cost, in chars/s
   serve_benchmark    a SavedModel export called from many threads at once: requests/s,
                      latency, answers bitwise equal to single-threaded ones

@@ -30,7 +30,7 @@ from option_probes import run, subparsers, value
 from support import LEXICON, write_corpus
 
 from experiments import _quality, benchmark, diag_benchmark, init_diagnostics, lstm_streams
-from experiments import quality, serve_benchmark
+from experiments import quality, serve_benchmark, shakespeare_char
 
 import tf_rnn
 from tf_rnn import cli, config as config_lib, diagnostics, export, logs, models, plots
@@ -180,7 +180,8 @@ EVAL = Command(cli.main, ["eval", "--workdir", "RUN"], [
     (runs, "load_model", value(runs.Loaded("model", "vocab", config_lib.Config(), {}))),
     (runs, "run_data", lambda a: a["data"] or "recorded.txt"),
     (runs, "load_corpus_for", value(CORPUS)),
-    (steps, "evaluate", value({"bpc": 1.0}))])
+    (steps, "evaluate", value({"bpc": 1.0})),
+    (steps, "evaluate_windows", value({"bpc": 2.0}))])
 
 
 def check_eval_workdir(cmd):
@@ -206,6 +207,23 @@ def check_eval_split(cmd):
 def check_eval_batch_size(cmd):
     reaches(cmd, ["--batch-size", 3], "evaluate", "batch_size", 3)
     assert cmd().one("evaluate")["batch_size"] == config_lib.Config().eval_batch_size
+
+
+def check_eval_windows(cmd):
+    calls = cmd("--windows", 7)
+    assert calls.one("evaluate_windows")["count"] == 7 and not calls.all("evaluate")
+    assert result(calls)["bpc"] == 2.0
+    assert not cmd().all("evaluate_windows") and cmd().one("evaluate")  # streams by default
+
+
+def check_eval_window_length(cmd):
+    assert cmd("--windows", 3, "--window-length", 9).one("evaluate_windows")["length"] == 9
+    assert cmd("--windows", 3).one("evaluate_windows")["length"] == 256  # nanoGPT's
+
+
+def check_eval_seed(cmd):
+    assert cmd("--windows", 3, "--seed", 5).one("evaluate_windows")["seed"] == 5
+    assert cmd("--windows", 3).one("evaluate_windows")["seed"] == 0
 
 
 def check_eval_cache_dir(cmd):
@@ -463,6 +481,9 @@ CLI_CHECKS = {
     ("tf-rnn eval", "--split"): (EVAL, check_eval_split),
     ("tf-rnn eval", "--batch-size"): (EVAL, check_eval_batch_size),
     ("tf-rnn eval", "--cache-dir"): (EVAL, check_eval_cache_dir),
+    ("tf-rnn eval", "--windows"): (EVAL, check_eval_windows),
+    ("tf-rnn eval", "--window-length"): (EVAL, check_eval_window_length),
+    ("tf-rnn eval", "--seed"): (EVAL, check_eval_seed),
     ("tf-rnn eval", "--verbose"): (EVAL, check_verbose),
     ("tf-rnn eval", "--checkpoint"): (EVAL, argument_check(
         "--checkpoint", "load_model", "checkpoint", "best")),
@@ -1143,6 +1164,32 @@ INIT_CHECKS = {
 }
 
 
+# experiments.shakespeare_char -----------------------------------------------------------
+
+CHAR = Command(shakespeare_char.main, ["--workdir", "w"], [
+    (training, "train", lambda a: {"step": 1, "train_minutes": 0.1}),
+    (runs, "load_model", value(runs.Loaded("model", None, config_lib.Config(), {}))),
+    (runs, "run_data", value("recorded")), (runs, "load_corpus_for", value(FAKE_CORPUS)),
+    (steps, "evaluate_windows", value({"loss": 2.0, "bpc": 2.9})),
+    (steps, "evaluate", value({"loss": 1.0, "bpc": 1.4}))])
+
+
+def check_char_preset(cmd):
+    reaches(cmd, ["--preset", "text8_arch2"], "train", lambda a: a["config"].model, "arch2")
+    assert cmd().one("train")["config"].split == "90/10/0"
+
+
+CHAR_CHECKS = {
+    "--preset": check_char_preset,
+    "--minutes": lambda cmd: reaches(cmd, ["--minutes", 10], "train",
+                                     lambda a: a["config"].budget_minutes, 10.0),
+    "--windows": lambda cmd: reaches(cmd, ["--windows", 9], "evaluate_windows", "count", 9),
+    "--workdir": lambda cmd: reaches(cmd, ["--workdir", "x"], "train", "workdir", "x"),
+    "--no-progress": lambda cmd: reaches(cmd, ["--no-progress"], "train", "progress", False),
+    "--verbose": check_verbose,
+}
+
+
 # The table, and the test that every option is in it ------------------------------------
 
 EXPERIMENT_CHECKS = {
@@ -1158,6 +1205,7 @@ EXPERIMENT_CHECKS = {
     "experiments.serve_benchmark": (SERVE, SERVE_CHECKS),
     "experiments.lstm_streams": (LSTM, LSTM_CHECKS),
     "experiments.init_diagnostics": (INIT, INIT_CHECKS),
+    "experiments.shakespeare_char": (CHAR, CHAR_CHECKS),
 }
 CHECKS = {**CLI_CHECKS, **{(parser, option): (cmd, check)
                            for parser, (cmd, checks) in EXPERIMENT_CHECKS.items()

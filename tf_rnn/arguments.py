@@ -137,6 +137,12 @@ def _add_eval(sub):
                    help="all: the whole corpus as one text")
     p.add_argument("--batch-size", type=int, help="parallel streams (default: the "
                    "config's eval_batch_size)")
+    p.add_argument("--windows", type=int, default=0, help="> 0: score this many random "
+                   "windows, each from the zero state, the loss averaged over every "
+                   "position (nanoGPT's estimate_loss) instead of the streams")
+    p.add_argument("--window-length", type=int, default=256, help="characters each "
+                   "window predicts (nanoGPT's shakespeare_char block_size)")
+    p.add_argument("--seed", type=int, default=0, help="the windows' offsets")
     p.add_argument("--cache-dir", help=_CACHE_DIR_HELP)
     add_verbose_argument(p)
     return p

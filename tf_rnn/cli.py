@@ -62,8 +62,17 @@ def cmd_eval(args):
         ids = np.concatenate([corpus.train, corpus.valid, corpus.test])
     else:
         ids = getattr(corpus, args.split)
-    figures = steps_lib.evaluate(model, ids, args.batch_size or config.eval_batch_size,
-                                 config.num_unrollings)
+    if args.windows:
+        from tf_rnn.checks import positive_integer
+        from tf_rnn.errors import ArgumentError
+
+        count = positive_integer("windows", args.windows, error=ArgumentError)
+        length = positive_integer("window_length", args.window_length, error=ArgumentError)
+        figures = steps_lib.evaluate_windows(model, ids, count, length, args.seed,
+                                             args.batch_size or config.eval_batch_size)
+    else:
+        figures = steps_lib.evaluate(model, ids, args.batch_size or config.eval_batch_size,
+                                     config.num_unrollings)
     return {"split": args.split, **figures, **loaded.checkpoint}
 
 

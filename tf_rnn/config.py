@@ -102,6 +102,8 @@ class Config:
                         "characters")
     normalize: bool = _field(False, "apply text8 normalisation to a --data corpus")
     unknown: str = _field("error", "characters outside the vocabulary: error | space")
+    split: str = _field("90/5/5", "train/valid/test percent of a --data corpus "
+                        "(nanoGPT's shakespeare_char: 90/10/0)")
     batch_size: int = _field(32, "parallel streams of training text")
     num_unrollings: int = _field(40, "truncated-BPTT window length")
     # Optimisation.
@@ -189,7 +191,24 @@ class Config:
             _check(name, getattr(self, name), lambda v: v >= 0, "a non-negative number")
         _check("init_mean", self.init_mean, math.isfinite, "a finite number")
         _check("dropout", self.dropout, lambda v: 0 <= v < 1, "a number in [0, 1)")
+        self.split_fractions  # checks `split`
         _check_applies(self)
+
+    @property
+    def split_fractions(self):
+        """`split` as three fractions (train, valid, test); ConfigError unless they are
+        three numbers summing to 100 with a training and a validation part."""
+        parts = self.split.split("/")
+        try:
+            numbers = [float(p) for p in parts]
+        except ValueError:
+            numbers = []
+        if (len(numbers) != 3 or not all(0 <= n <= 100 for n in numbers) or
+                abs(sum(numbers) - 100) > 1e-6 or min(numbers[:2]) <= 0):
+            raise ConfigError(f"Received an invalid value for config field `split`, expected "
+                              f"train/valid/test percentages summing to 100 with train and "
+                              f"valid above 0 (e.g. 90/5/5 or 90/10/0), got {self.split!r}.")
+        return tuple(n / 100 for n in numbers)
 
     def replace(self, **changes) -> "Config":
         """A copy with `changes` applied (and validated)."""

@@ -48,7 +48,8 @@ def split_text(text, fractions=(0.9, 0.05, 0.05)):
     """Splits a str or id array of length N into consecutive (train, valid, test).
 
     `fractions` are three proportions in [0, 1] summing to 1 (else ValueError); for
-    N = 100M the defaults give exactly TEXT8_SPLIT. DataError if a part would be empty.
+    N = 100M the defaults give exactly TEXT8_SPLIT. DataError if a part would be empty,
+    but for a test part of fraction 0 (nanoGPT's 90/10 split: no test text).
     """
     fractions = tuple(fractions)
     if len(fractions) != 3 or not all(0 <= f <= 1 for f in fractions) or \
@@ -56,10 +57,13 @@ def split_text(text, fractions=(0.9, 0.05, 0.05)):
         raise ValueError(f"Received an invalid value for argument `fractions`, expected three "
                          f"numbers in [0, 1] summing to 1, got {fractions}.")
     n = len(text)
-    a = int(round(n * fractions[0]))
-    b = a + int(round(n * fractions[1]))
+    if fractions[2]:
+        a = int(round(n * fractions[0]))
+        b = a + int(round(n * fractions[1]))
+    else:  # no test part: nanoGPT's prepare.py cut, train = data[:int(n * 0.9)]
+        a, b = int(n * fractions[0]), n
     sizes = (a, b - a, n - b)
-    if min(sizes) <= 0:
+    if min(sizes[:2]) <= 0 or (fractions[2] and sizes[2] <= 0):
         raise DataError(f"Cannot split {n} characters by fractions {fractions}: the parts "
                         f"(train, valid, test) would have {sizes} characters, and none may "
                         f"be empty. Use a longer corpus.")

@@ -224,7 +224,8 @@ def load_corpus_for(config, workdir, data=None, cache_dir=None, download_kwargs=
     saved = workdir.load_vocab() if workdir.has_checkpoint() else None
     vocab = saved or config.vocab
     options = dict(cache_dir=cache_dir, normalize=config.normalize,
-                   download_kwargs=download_kwargs, progress=progress)
+                   download_kwargs=download_kwargs, progress=progress,
+                   fractions=config.split_fractions)
     try:
         corpus = data_lib.load_corpus(data, vocab=vocab, unknown=config.unknown, **options)
     except DataError as err:

@@ -357,3 +357,31 @@ def evaluate(model, ids, batch_size, num_unrollings, eval_step=None):
     chars = batch_size * length
     loss = total / chars
     return {"bpc": loss / LN2, "loss": loss, "chars": int(chars)}
+
+
+def evaluate_windows(model, ids, count, length=256, seed=0, batch_size=32, eval_step=None):
+    """Nats and bits per character the way nanoGPT's `estimate_loss` scores: `count`
+    windows of `length` + 1 characters at random offsets of `ids` (seeded), each read
+    from the zero state, the loss averaged over every position of every window (a
+    window's first characters have little context: the figure is higher than
+    `evaluate`'s, which carries the state through the text).
+
+    Returns:
+      {"bpc", "loss" (nats per character), "chars" (predictions), "windows", "length"}.
+    """
+    ids = np.asarray(ids)
+    if len(ids) < length + 1:
+        raise DataError(f"Cannot draw windows of {length} + 1 characters from a text of "
+                        f"{len(ids)}.")
+    starts = np.random.default_rng(seed).integers(0, len(ids) - length, count)
+    eval_step = eval_step or make_eval_step(model)
+    total = 0.0
+    for first in range(0, count, batch_size):
+        rows = starts[first:first + batch_size]
+        windows = ids[rows[:, None] + np.arange(length + 1)[None, :]]  # (b, length + 1)
+        nats, _ = eval_step(windows[:, :-1], windows[:, 1:], model.zero_state(len(rows)))
+        total += float(nats)
+    loss = total / (count * length)
+    return {"bpc": loss / LN2, "loss": loss, "chars": int(count * length),
+            "windows": int(count), "length": int(length)}
+
