@@ -357,15 +357,19 @@ def test_the_browser_draws_pythons_numbers(page):
                                           f"next guesses: {guesses(8)}"]
 
 
-@pytest.mark.slow
-def test_the_escaped_text_renders_as_itself(tmp_path):
-    text = 'a <b>&amp; "q" \'s\n</script><script>x=1</script>\n& < > done'
+def rendered_dom(path, text):
+    """The DOM Chromium builds from the page of a small untrained model over `text`."""
     vocab = Vocabulary("".join(sorted(set(text))))
     model = models.build_model(config_lib.Config(num_nodes=4, vocab="corpus"), vocab.size)
     body, _ = report.render(model, vocab.encode(text), vocab.chars, num_unrollings=8)
-    path = tmp_path / "escaped.html"
     path.write_text(body, encoding="utf-8")
-    dom = Dom(dump_dom(path))
+    return Dom(dump_dom(path))
+
+
+@pytest.mark.slow
+def test_the_escaped_text_renders_as_itself(tmp_path):
+    text = 'a <b>&amp; "q" \'s\n</script><script>x=1</script>\n& < > done'
+    dom = rendered_dom(tmp_path / "escaped.html", text)
     assert "".join(s for _, s in dom.spans) == text
     assert len(dom.spans) == len(text)
 
@@ -420,12 +424,7 @@ def test_each_word_is_one_block_of_character_cells(tmp_path):
     are the cells of one `span.word` block; the breaks between words are cells of their
     own, outside every block."""
     text = 'He said: "himself,\tnot-her!"  (x)\n\n<b>&amp; end.'
-    vocab = Vocabulary("".join(sorted(set(text))))
-    model = models.build_model(config_lib.Config(num_nodes=4, vocab="corpus"), vocab.size)
-    body, _ = report.render(model, vocab.encode(text), vocab.chars, num_unrollings=8)
-    path = tmp_path / "words.html"
-    path.write_text(body, encoding="utf-8")
-    dom = Dom(dump_dom(path))
+    dom = rendered_dom(tmp_path / "words.html", text)
     assert "".join(s for _, s in dom.spans) == text  # one cell per character
     want = [list(range(m.start(), m.end())) for m in re.finditer(f"[^{BREAKS}]+", text)]
     assert dom.words == want

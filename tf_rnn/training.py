@@ -102,7 +102,8 @@ class Trainer:
             tf.config.experimental.enable_op_determinism()
         self.run = Run(config, corpus.vocab.size, workdir, strategy)
         restored = self.run.restore()  # before any write: a failure leaves it as it was
-        self.step, self.last = int(self.run.step.numpy()), data_lib.total_steps(config, self.cursors)
+        self.step = int(self.run.step.numpy())
+        self.last = data_lib.total_steps(config, self.cursors)
         self.budget = self._keep_budget(restored)
         self.done = restored is not None and self.step >= self.last
         self._check_not_past_the_end()
@@ -287,7 +288,9 @@ class Trainer:
         self.bar.set_postfix(loss=f"{self.loss:.3f}", bpc=f"{self.loss / LN2:.3f}",
                              chars_s=f"{cps:,.0f}", refresh=False)
         if not self.progress:  # no bar: one line per log_every steps (a log file's)
-            _log(f"step {step}/{self.last}: loss {self.loss:.4f} bpc "
+            of = (f" ({self.budget.fraction():.0%} of {self.config.budget_minutes:g} min)"
+                  if self.budget else f"/{self.last}")
+            _log(f"step {step}{of}: loss {self.loss:.4f} bpc "
                  f"{self.loss / LN2:.4f} chars/s {cps:,.0f} lr {lr:.4g}")
         self.sums = IntervalSums()
 
