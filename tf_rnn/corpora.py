@@ -14,6 +14,8 @@ import dataclasses
 import os
 import pathlib
 
+from tf_rnn.errors import DataError
+
 TEXT8 = "text8"  # the downloaded corpus: `data=None` everywhere below the CLI
 
 
@@ -55,11 +57,19 @@ def named(data):
 
 
 def resolve(data):
-    """What to read for `data`: None for text8, a shipped corpus's file, else `data`."""
+    """(the name `data` stands for or None, what to read: None for text8, a shipped
+    corpus's file, else the path `data`).
+
+    Raises:
+      DataError: `data` is neither a path that exists nor a name (the names listed).
+    """
     name = named(data)
+    if data is not None and name is None and not os.path.exists(os.path.expanduser(str(data))):
+        raise DataError(f"Text file {str(data)!r} does not exist (--data takes a file, or "
+                        f"the name of a corpus: {', '.join(names())}).")
     if name == TEXT8:
-        return None
-    return shipped_path(name) if name else data
+        return name, None
+    return name, shipped_path(name) if name else data
 
 
 def names():

@@ -10,7 +10,6 @@ argument and what is wrong with it.
 
 import dataclasses
 import math
-import os
 
 import numpy as np
 
@@ -102,10 +101,7 @@ def load_corpus(data=None, *, cache_dir=None, vocab="text8", normalize=False, un
         DataError: as `load_text`, `download_text8`, `Vocabulary.encode`, `split_text`.
         ValueError: a bad `vocab`.
     """
-    name, data = corpora.named(data), corpora.resolve(data)
-    if data is not None and not name and not os.path.exists(os.path.expanduser(str(data))):
-        raise DataError(f"Text file {str(data)!r} does not exist (--data takes a file, or "
-                        f"the name of a corpus: {', '.join(corpora.names())}).")
+    name, data = corpora.resolve(data)
     if data is None:
         path = text8.download_text8(
             cache_dir if cache_dir is not None else text8.default_cache_dir(),
