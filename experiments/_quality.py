@@ -2,10 +2,13 @@
 
 The contenders train in turns, a slice of seconds each, until each has spent the same
 budget on its own clock (its compile included); taking turns keeps a machine shared
-with other work from favouring whichever ran first. A contender's clock counts its steps
-and its validations, as `tf-rnn train --minutes` counts them (`tf_rnn.budget`). At
-`points - 1` moments of its clock and at its end its validation BPC is measured, giving a
-learning curve per contender; the last point is the row. Every recurrent contender is
+with other work from favouring whichever ran first. tf_rnn's contenders are trained by
+`tf-rnn train --minutes`'s own loop, each in a run directory of its own, and scored by
+`tf-rnn eval --split valid`, the two commands printed beside each row
+(`_contenders.RunContender`); the peers' clocks count what that loop's would: their
+steps, windows and validations (`_contenders.Contender`). A tf_rnn contender's curve is
+its run's validations (every `eval_every` steps); a peer's is measured at `points - 1`
+moments of its clock and at its end. Every recurrent contender is
 scored over the whole validation split the same way: the split cut into 32 streams, each
 carrying its state from the zero state across windows; the transformer scores the same
 characters, each with at least half its context window before it
@@ -17,8 +20,9 @@ Each contender's learning rate follows the fraction of its budget spent (its
 whatever the contender's pace and however busy the machine."""
 
 import math
-import time
+import os
 
+from experiments._contenders import Contender, RunContender, new_progress, no_last_step
 from tf_rnn.errors import ArgumentError
 
 SLICE_SECONDS = 5.0  # one turn of a contender
@@ -55,73 +59,6 @@ GPT_CONTENDERS = {"gpt_baby": {}}
 
 KNOWN = [*TF_RNN_CONTENDERS, *KERAS_CONTENDERS, *GPT_CONTENDERS]
 PEERS = frozenset([*KERAS_CONTENDERS, *GPT_CONTENDERS])  # everything not tf_rnn's
-
-
-class Contender:
-    """A model being trained for a time budget: train(window) and valid_bpc(ids).
-
-    `model` is the model behind them (a tf_rnn model, the Keras peers'
-    `_baselines.KerasCharRNN`, the transformer's `_transformer.GPTTrainer`), for a
-    closer look than the two figures. `progress` is the float32 variable its schedule
-    reads: the fraction of its budget spent (`tf_rnn.budget`); `windows(ids)` gives its
-    training windows
-    (default: `tf_rnn.data.BatchCursors`, the streams a carried state needs);
-    `hparams` its settings for TensorBoard's HParams dashboard.
-    """
-
-    def __init__(self, name, train, valid_bpc, batch_size, num_unrollings, model=None,
-                 progress=None, windows=None, hparams=None):
-        self.name, self.train, self.valid_bpc = name, train, valid_bpc
-        self.model = model
-        self.batch_size, self.num_unrollings = batch_size, num_unrollings
-        self.progress = progress if progress is not None else new_progress()
-        self.windows = windows or self._cursors
-        self.hparams = {"model": name, **(hparams or {}), "batch": batch_size}
-        self.seconds, self.steps, self.last_loss = 0.0, 0, math.nan
-        self.curve = []  # (training seconds, steps, valid BPC)
-
-    def _cursors(self, ids):
-        from tf_rnn import data
-
-        return data.BatchCursors(ids, self.batch_size, self.num_unrollings)
-
-    @property
-    def chars_per_sec(self):
-        return self.steps * self.batch_size * self.num_unrollings / max(self.seconds, 1e-9)
-
-
-def new_progress():
-    """The fraction of a budget spent, 0: the float32 variable a schedule reads."""
-    import tensorflow as tf
-
-    return tf.Variable(0.0, dtype=tf.float32, trainable=False, name="budget_progress")
-
-
-def no_last_step():
-    """A schedule's last step, 0: none (the budget's clock alone ends the schedule)."""
-    import tensorflow as tf
-
-    return tf.Variable(0, dtype=tf.int64, trainable=False, name="total_steps")
-
-
-def tf_rnn_contender(name, preset, changes, alphabet):
-    from tf_rnn import steps
-
-    progress = new_progress()
-    from experiments._run import tf_rnn_trainer
-
-    cfg, model, train = tf_rnn_trainer(preset, alphabet, progress=progress,
-                                       budget_minutes=1.0, **changes)
-    eval_step = steps.make_eval_step(model)
-
-    def valid_bpc(ids):
-        return steps.evaluate(model, ids, cfg.eval_batch_size, cfg.num_unrollings,
-                              eval_step)["bpc"]
-
-    hparams = {"width": cfg.num_nodes, "layers": cfg.num_layers, "lr": cfg.learning_rate,
-               "schedule": cfg.schedule, "unroll_or_context": cfg.num_unrollings}
-    return Contender(name, train, valid_bpc, cfg.batch_size, cfg.num_unrollings, model,
-                     progress, hparams=hparams)
 
 
 def keras_schedule(kind, learning_rate, progress):
@@ -198,7 +135,8 @@ def parse_added(base, assignments):
     return changes
 
 
-def added_contender(name, base, changes, alphabet, keras_schedule="cooldown"):
+def added_contender(name, base, changes, alphabet, keras_schedule="cooldown", *, data=None,
+                    logdir=None, minutes=None):
     """An `--add` contender: `base` (a tf_rnn preset or a Keras peer) with `changes`
     (`parse_added`'s)."""
     if base in KERAS_CONTENDERS:
@@ -206,7 +144,30 @@ def added_contender(name, base, changes, alphabet, keras_schedule="cooldown"):
         return keras_contender(name, layer, changes.get("units", units),
                                changes.get("learning_rate", learning_rate), alphabet,
                                keras_schedule)
-    return tf_rnn_contender(name, base, changes, alphabet)
+    return tf_rnn_contender(name, base, changes, data, logdir, minutes)
+
+
+def tf_rnn_contender(name, preset, changes, data, logdir, minutes):
+    """`preset` with `changes` as `tf-rnn train --minutes` trains it, in the new run
+    directory LOGDIR/NAME/run (`run_dir`)."""
+    return RunContender(name, preset, changes, data, run_dir(logdir, name), minutes)
+
+
+def run_dir(logdir, name):
+    """Where a tf_rnn contender's run lives: beside its TensorBoard run LOGDIR/NAME."""
+    return os.path.join(logdir, name, "run")
+
+
+def check_new_runs(names, logdir):
+    """Refuses a `logdir` that holds a tf_rnn contender's run already (a quality run
+    does not resume one): ArgumentError, before anything is trained or written."""
+    from tf_rnn.workdir import Workdir
+
+    taken = [n for n in names if Workdir(run_dir(logdir, n)).path.exists()]
+    if taken:
+        raise ArgumentError(f"--logdir {logdir!r} holds runs of an earlier quality run "
+                            f"({', '.join(run_dir(logdir, n) for n in taken)}): give "
+                            f"another --logdir, or remove them; nothing was changed.")
 
 
 def peer_names(added):
@@ -215,12 +176,16 @@ def peer_names(added):
     return PEERS | {name for name, (base, _) in added.items() if base in PEERS}
 
 
-def make_contenders(names, alphabet, keras_schedule="cooldown"):
+def make_contenders(names, alphabet, keras_schedule="cooldown", *, data=None, logdir=None,
+                    minutes=None):
+    """The contenders `names`; tf_rnn's train on the corpus at `data` for `minutes`, in
+    runs under `logdir` (`tf_rnn_contender`)."""
     contenders = []
     for name in names:
         if name in TF_RNN_CONTENDERS:
             preset, changes = TF_RNN_CONTENDERS[name]
-            contenders.append(tf_rnn_contender(name, preset, changes, alphabet))
+            contenders.append(tf_rnn_contender(name, preset, changes, data, logdir,
+                                               minutes))
         elif name in KERAS_CONTENDERS:
             contenders.append(keras_contender(name, *KERAS_CONTENDERS[name], alphabet,
                                               keras_schedule))
@@ -232,66 +197,43 @@ def make_contenders(names, alphabet, keras_schedule="cooldown"):
 
 
 def train_for(contenders, corpus_ids, valid_ids, seconds, log, points=1, on_point=None):
-    """Trains every contender for `seconds` of its own wall-clock time, in turns.
+    """Trains every contender for `seconds` of its own clock, in turns; returns
+    {name: its validation BPC at its end}.
 
-    A contender's clock runs during its own steps and validations, the budget counted
-    as `tf-rnn train --minutes` counts it (`tf_rnn.budget`): its `TimeBudget` sets
-    `progress`, what its schedule reads, before each step, stops it when the clock is
-    spent, and keeps the time of its last validation aside for the final one. Its
-    validation BPC is measured when its clock passes each of `points - 1` equally
-    spaced moments, and at its end; `on_point(contender)` is called after each.
+    Its budget ends its schedule and its training, as `tf-rnn train --minutes` ends
+    them (`tf_rnn.budget`). A peer is validated when its clock passes each of
+    `points - 1` equally spaced moments and at its end; a tf_rnn contender as its
+    run validates. `on_point(contender)` is called after each validation.
     """
-    from tf_rnn import budget as budget_lib
-
-    cursors = {c.name: c.windows(corpus_ids) for c in contenders}
-    budgets = {c.name: budget_lib.TimeBudget(seconds / 60, c.progress,
-                                             timer=lambda c=c: c.seconds)
-               for c in contenders}
-    for b in budgets.values():
-        b.start()
-    marks = [seconds * (i + 1) / points for i in range(points - 1)]
-    while not all(b.exhausted() for b in budgets.values()):
+    for c in contenders:
+        c.begin(corpus_ids, valid_ids, seconds, points, on_point)
+    while not all(c.ended for c in contenders):
         for c in contenders:
-            b, turn_end = budgets[c.name], c.seconds + SLICE_SECONDS
-            while c.seconds < turn_end and not b.exhausted():
-                b.update()
-                window = cursors[c.name].next()
-                start = time.perf_counter()
-                c.last_loss = c.train(window)
-                c.seconds += time.perf_counter() - start
-                c.steps += 1
-                while len(c.curve) < len(marks) and c.seconds >= marks[len(c.curve)]:
-                    _measure(c, b, valid_ids, on_point)
+            if not c.ended:
+                c.turn(SLICE_SECONDS)
         log("  " + ", ".join(f"{c.name} {c.seconds:.0f} s {c.steps} steps "
                              f"({float(c.progress.numpy()):.0%} of the schedule) loss "
                              f"{c.last_loss:.3f}" for c in contenders))
-    for c in contenders:  # the end of each budget: its last validation
-        _measure(c, budgets[c.name], valid_ids, on_point)
-
-
-def _measure(c, budget, valid_ids, on_point):
-    """The contender's validation BPC now, timed on its clock as the CLI's are."""
-    with budget.job("validation"):
-        start = time.perf_counter()
-        bpc = float(c.valid_bpc(valid_ids))
-        c.seconds += time.perf_counter() - start
-    c.curve.append((c.seconds, c.steps, bpc))
-    if on_point:
-        on_point(c)
+    return {c.name: c.finish() for c in contenders}
 
 
 def run(report, args):
-    """Adds one `quality/...` row per contender; returns the summary's quality figures."""
+    """`experiments.benchmark --quality`: one `quality/...` row per contender, trained
+    on `args.data` (None: text8) for `args.minutes` in runs of a temporary directory;
+    returns the summary's quality figures."""
+    import tempfile
+
     from tf_rnn import data
 
     corpus = data.load_corpus(args.data, vocab="text8")
-    contenders = make_contenders(KNOWN, corpus.vocab.size)
-    report.log(f"Quality: {args.minutes:g} min of training each on {corpus.source} "
-               f"({len(corpus.train):,} training characters), then validation BPC:")
-    train_for(contenders, corpus.train, corpus.valid, 60 * args.minutes, report.log)
-    bpc = {}
+    with tempfile.TemporaryDirectory(prefix="tf_rnn_quality_") as logdir:
+        contenders = make_contenders(KNOWN, corpus.vocab.size, data=args.data,
+                                     logdir=logdir, minutes=args.minutes)
+        report.log(f"Quality: {args.minutes:g} min of training each on {corpus.source} "
+                   f"({len(corpus.train):,} training characters), then validation BPC:")
+        bpc = train_for(contenders, corpus.train, corpus.valid, 60 * args.minutes,
+                        report.log)
     for c in contenders:
-        bpc[c.name] = c.curve[-1][2]
         report.add(f"quality/{c.name}", c.chars_per_sec, valid_bpc=bpc[c.name],
                    steps=c.steps, train_seconds=c.seconds,
                    schedule_fraction=float(c.progress.numpy()), valid_chars=len(corpus.valid))

@@ -23,14 +23,15 @@ class Report:
         return row
 
     def table(self):
-        """Markdown: one table per kind of row (train, eval, ...), a column per figure."""
+        """Markdown: one table per kind of row (train, eval, ...), a column per figure
+        (a row's lists and its `command` in its JSON line only)."""
         groups = {}
         for row in self.rows.values():
             groups.setdefault(row["name"].split("/")[0], []).append(row)
         out = []
         for rows in groups.values():
             keys = [k for k in dict.fromkeys(k for r in rows for k in r)  # lists: JSON only
-                    if k not in ("name", "chars_per_sec") and
+                    if k not in ("name", "chars_per_sec", "command") and
                     not any(isinstance(r.get(k), list) for r in rows)]
             out += ["| row | chars/s | " + " | ".join(keys) + " |",
                     "|---|---:|" + "---:|" * len(keys)]

@@ -9,14 +9,18 @@ Contenders (`experiments._quality`): the faithful `text8_arch1`, the best settin
 for each Arch 1 combination (concat, sum, and `text8_best`, multiplicative
 integration), the presets of the 3-, 10- and 30-minute budgets, Keras `SimpleRNN(relu)`
 at widths 200 and 400, Keras `LSTM(256)` and `GRU(256)`, and `gpt_baby`, nanoGPT's baby
-GPT (`experiments._transformer`). Every
-learning rate follows the fraction of its budget spent, so every schedule ends at the
-budget's end (`tf_rnn.budget`, as `tf-rnn train --minutes`); a contender's clock counts
-its validations too. Each contender's validation BPC is measured at `--points` moments
-of its own clock, the last at its end; the curves go to TensorBoard (one run per
-contender under `--logdir`, scalar `valid/bpc` with the training seconds as the step,
-so `tensorboard --logdir` overlays them, and the contender's settings in the HParams
-dashboard) and, with `--plot` and the `plot` extra (matplotlib), to a PNG.
+GPT (`experiments._transformer`). tf_rnn's contenders are trained by `tf-rnn train
+--minutes`'s own loop, each in a run of its own (LOGDIR/NAME/run, a new directory), and
+scored by `tf-rnn eval --split valid`: the two commands, printed in its row
+(`command`) and at the end, reproduce it alone. Every learning rate follows the fraction
+of its budget spent, so every schedule ends at the budget's end (`tf_rnn.budget`); a
+contender's clock runs in its turns only and counts its validations too. A peer's
+validation BPC is measured at `--points` moments of its own clock, the last at its end;
+a tf_rnn contender's curve is its run's validations (every `eval_every` steps). The
+curves go to TensorBoard (one run per contender under `--logdir`, scalar `valid/bpc`
+with the training seconds as the step, so `tensorboard --logdir` overlays them, and the
+contender's settings in the HParams dashboard) and, with `--plot` and the `plot` extra
+(matplotlib), to a PNG.
 stdout: one JSON line per contender, then `{"summary": {...}}` (the best tf_rnn
 contender against the best peer); progress on stderr.
 """
@@ -36,7 +40,8 @@ def parse_args(argv=None):
     p.add_argument("--minutes", type=float, default=3.0,
                    help="training minutes per contender (default 3)")
     p.add_argument("--points", type=int, default=6,
-                   help="validation measurements along each curve (default 6)")
+                   help="validation measurements along each peer's curve (default 6; a "
+                   "tf_rnn contender validates as its run does)")
     p.add_argument("--logdir", default=os.path.join("runs", "quality"),
                    help="TensorBoard runs, one per contender (default runs/quality)")
     p.add_argument("--plot", type=arguments.output_path,
@@ -135,11 +140,15 @@ def run(args):
 
     report = Report()
     corpus = data.load_corpus(args.data, vocab="text8")
+    ours = [n for n in args.contenders if n in _quality.TF_RNN_CONTENDERS] + [
+        n for n, (base, _) in args.added.items() if base not in _quality.KERAS_CONTENDERS]
+    _quality.check_new_runs(ours, args.logdir)
+    where = {"data": args.data, "logdir": args.logdir, "minutes": args.minutes}
     contenders = _quality.make_contenders(args.contenders, corpus.vocab.size,
-                                          args.keras_schedule)
+                                          args.keras_schedule, **where)
     for name, (base, changes) in args.added.items():
         contenders.append(_quality.added_contender(name, base, changes, corpus.vocab.size,
-                                                   args.keras_schedule))
+                                                   args.keras_schedule, **where))
     writers = hparams_runs(contenders, args.logdir, args.minutes)
 
     def on_point(c):
@@ -153,15 +162,14 @@ def run(args):
     report.log(f"Quality: {args.minutes:g} min of training each on {corpus.source} "
                f"({len(corpus.train):,} training characters), validation BPC "
                f"{args.points} times along the way:")
-    _quality.train_for(contenders, corpus.train, corpus.valid, 60 * args.minutes,
-                       report.log, args.points, on_point)
-    bpc = {}
+    bpc = _quality.train_for(contenders, corpus.train, corpus.valid, 60 * args.minutes,
+                             report.log, args.points, on_point)
     for c in contenders:
-        bpc[c.name] = c.curve[-1][2]
+        command = {"command": c.command} if c.command else {}
         report.add(f"quality/{c.name}", c.chars_per_sec, valid_bpc=bpc[c.name],
                    steps=c.steps, train_seconds=c.seconds,
                    schedule_fraction=round(float(c.progress.numpy()), 4),  # 1: ended
-                   curve=[[round(s, 1), n, round(b, 4)] for s, n, b in c.curve])
+                   curve=[[round(s, 1), n, round(b, 4)] for s, n, b in c.curve], **command)
     summary = {"corpus": os.path.basename(args.data),
                **_quality.summary(bpc, args.minutes, _quality.peer_names(args.added))}
     summary["keras_schedule"] = args.keras_schedule
@@ -170,6 +178,9 @@ def run(args):
                     f"{os.path.basename(args.data)}, {args.minutes:g} min per model")
         report.log(f"Learning curves: {args.plot}")
     report.log("\n" + report.table())
+    report.log("Each tf_rnn row alone, as a user runs it (its figure within the noise of "
+               "the machine's pace):\n" + "\n".join(f"  {c.name}: {c.command}"
+                                                    for c in contenders if c.command))
     return {"summary": round_figures(summary)}
 
 

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 from support import finish, run_cli, start_driver, tiny, wait_for
 
-from tf_rnn import budget, config, steps, training
+from tf_rnn import budget, config, data, steps, training
 
 
 class FakeClock:
@@ -156,7 +156,7 @@ def test_a_pace_that_changes_mid_run_still_ends_annealed(tmp_path, capsys, corpu
                                                           monkeypatch, paced, factor):
     """The machine gets twice as busy (or quiet) after step 40: no schedule fixed from
     the first steps' pace to stop early or to train on at rate zero."""
-    next_window = training.data_lib.BatchCursors.next
+    next_window = data.BatchCursors.next
     calls = [0]
 
     def changing(self):
@@ -165,7 +165,7 @@ def test_a_pace_that_changes_mid_run_still_ends_annealed(tmp_path, capsys, corpu
             paced.pace *= factor
         return next_window(self)
 
-    monkeypatch.setattr(training.data_lib.BatchCursors, "next", changing)
+    monkeypatch.setattr(data.BatchCursors, "next", changing)
     workdir = tmp_path / "run"
     code, result, err = run_cli(capsys, "train", "--data", corpus, "--workdir", workdir,
                                 *BUDGET)

@@ -25,7 +25,7 @@ LAYERS = [
                "tasks", "probes", "units"}),
     ("run", {"workdir", "preemption", "integrity", "runs", "resources", "run_state", "budget",
              "diagnostics", "report_page", "report"}),
-    ("training", {"training"}),
+    ("training", {"trainer", "training"}),
     ("export", {"serving", "export"}),
     ("entry", {"arguments", "cli", "__main__", "__init__"}),
 ]

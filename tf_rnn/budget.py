@@ -112,3 +112,23 @@ class TimeBudget:
         """One line for the log: the budget and what it keeps for the last jobs."""
         kept = f", {self.reserve:.1f} s of it kept for the last step's jobs" if self.jobs else ""
         return (f"Budget {self.seconds / 60:g} min: {self.spent():.1f} s spent{kept}")
+
+
+class Stopwatch:
+    """A clock that runs only inside `running()`: the seconds of one trainer's turns,
+    for trainers that take turns on one machine (`experiments.quality`); a
+    `TimeBudget`'s `timer`. Reads the module's `clock`."""
+
+    def __init__(self):
+        self.total, self.since = 0.0, None
+
+    def __call__(self):
+        return self.total + (0.0 if self.since is None else clock() - self.since)
+
+    @contextlib.contextmanager
+    def running(self):
+        self.since = clock()
+        try:
+            yield
+        finally:
+            self.total, self.since = self.total + clock() - self.since, None

@@ -47,33 +47,42 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
+    from tf_rnn.checks import positive_integer
+    from tf_rnn.errors import ArgumentError
+
+    windows = None
+    if args.windows:
+        windows = (positive_integer("windows", args.windows, error=ArgumentError),
+                   positive_integer("window_length", args.window_length, error=ArgumentError),
+                   args.seed)
+    return evaluate_split(args.workdir, args.split, args.data, args.cache_dir,
+                          args.batch_size, windows, **_checkpoint_choice(args))
+
+
+def evaluate_split(workdir, split="valid", data=None, cache_dir=None, batch_size=None,
+                   windows=None, **checkpoint):
+    """`tf-rnn eval`: the figures of a run's checkpoint (`checkpoint`: `runs.load_model`'s
+    choice; default the latest) on a split of its corpus ("train", "valid", "test",
+    "all"), streaming (`steps.evaluate`), or nanoGPT's way with `windows` = (count,
+    length, seed) (`steps.evaluate_windows`)."""
+    import numpy as np
+
     from tf_rnn import steps as steps_lib
     from tf_rnn import runs
     from tf_rnn.workdir import Workdir
 
-    workdir = Workdir(args.workdir)
-    loaded = runs.load_model(workdir, **_checkpoint_choice(args))
+    workdir = Workdir(workdir)
+    loaded = runs.load_model(workdir, **checkpoint)
     model, vocab, config = loaded
-    data = runs.run_data(workdir, args.data)
-    corpus = runs.load_corpus_for(config, workdir, data, args.cache_dir)
-    if args.split == "all":
-        import numpy as np
-
-        ids = np.concatenate([corpus.train, corpus.valid, corpus.test])
+    corpus = runs.load_corpus_for(config, workdir, runs.run_data(workdir, data), cache_dir)
+    ids = (np.concatenate([corpus.train, corpus.valid, corpus.test]) if split == "all"
+           else getattr(corpus, split))
+    batch_size = batch_size or config.eval_batch_size
+    if windows:
+        figures = steps_lib.evaluate_windows(model, ids, *windows, batch_size)
     else:
-        ids = getattr(corpus, args.split)
-    if args.windows:
-        from tf_rnn.checks import positive_integer
-        from tf_rnn.errors import ArgumentError
-
-        count = positive_integer("windows", args.windows, error=ArgumentError)
-        length = positive_integer("window_length", args.window_length, error=ArgumentError)
-        figures = steps_lib.evaluate_windows(model, ids, count, length, args.seed,
-                                             args.batch_size or config.eval_batch_size)
-    else:
-        figures = steps_lib.evaluate(model, ids, args.batch_size or config.eval_batch_size,
-                                     config.num_unrollings)
-    return {"split": args.split, **figures, **loaded.checkpoint}
+        figures = steps_lib.evaluate(model, ids, batch_size, config.num_unrollings)
+    return {"split": split, **figures, **loaded.checkpoint}
 
 
 def cmd_score(args):
