@@ -32,6 +32,9 @@ Comparisons and benchmarks: one JSON line per row (then a summary line):
   shakespeare_char   nanoGPT's shakespeare_char for a preset: raw Tiny Shakespeare
                      split 90/10, scored nanoGPT's way and streaming, beside its
                      published losses
+  gpt_peers          the transformer peer checked against nanoGPT itself: its baby
+                     GPT in PyTorch (nanoGPT's framework, a child process) and in
+                     Keras, equal minutes each, scored on the same characters
   diag_benchmark     what the training diagnostics cost, in chars/s
   serve_benchmark    a SavedModel export called from many threads at once: requests/s,
                      latency, answers bitwise equal to single-threaded ones
@@ -50,8 +53,14 @@ Shared helpers, not run (their names are imported by the modules above):
   _stacks            benchmark's stacked rows: IndRNN, the stacked presets and the
                      gated Keras stacks, each against the Keras stack of its shape
   _quality           the contenders of quality and their equal-time training
+  _contenders        quality's two kinds of contender: a tf_rnn run trained by the
+                     CLI's loop in turns, and a peer trained a step at a time
   _transformer       nanoGPT's baby GPT in Keras 3, the quality peer with a context
                      window (its recipe, and its scoring on the recurrent ones' characters)
+  _windows           what the two baby GPTs share, in NumPy: the recipe, the
+                     batches, the budget's loop and schedule, the scoring windows
+  _nanogpt           nanoGPT's baby GPT in PyTorch, gpt_peers' child process (no
+                     other module imports it)
   _baselines         the peers: Keras char-RNNs, the seed's naive graphs, a Python
                      sampling loop
 """

@@ -10,11 +10,15 @@ linear warm-up of 100 steps, then a cosine decay to 1e-4 at the end of the time
 budget (over the fraction of it spent: `tf_rnn.budget`). Batches are 12 slices of 65 characters at
 random offsets of the training text (nanoGPT's `get_batch`), from a seeded NumPy RNG.
 
-Scoring (`window_plan`): the same characters the recurrent contenders score
+Scoring (`_windows.window_plan`): the same characters the recurrent contenders score
 (`tf_rnn.steps.scoring_streams` with 32 streams: characters 1 .. 32·L of the split),
 each with at least half the context window before it where the text allows: windows of
 64 inputs every 32 characters, the first scoring all its positions, the others their
 last 32 (the last window is moved back to end at the last scored character).
+
+The batches, the budget's loop and the scoring windows are `experiments._windows`'s,
+shared with the same recipe in PyTorch (`experiments._nanogpt`); their names stay
+importable from here for the modules that used them before.
 """
 
 import math
@@ -23,7 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_rnn import steps
+from experiments import _windows
+from experiments._windows import RandomWindows, scored_targets, window_plan  # noqa: F401
 
 LN2 = math.log(2.0)
 
@@ -123,63 +128,10 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
                 "progress": float(self.progress.numpy())}
 
 
-class RandomWindows:
-    """next() -> (batch, length + 1) slices of `ids` at random offsets (seeded)."""
-
-    def __init__(self, ids, batch_size, length, seed=0):
-        self.ids = np.asarray(ids, np.int32)
-        if len(self.ids) < length + 1:
-            raise ValueError(f"Received a text of {len(self.ids)} characters, too short for "
-                             f"windows of {length + 1}.")
-        self.batch_size, self.length = batch_size, length
-        self.rng = np.random.default_rng(seed)
-
-    def next(self):
-        starts = self.rng.integers(0, len(self.ids) - self.length, self.batch_size)
-        return self.ids[starts[:, None] + np.arange(self.length + 1)[None, :]]
-
-
-def window_plan(num_chars, context=64, streams=32):
-    """Where the windows that score a text of `num_chars` characters start, and what
-    each scores.
-
-    The scored targets are those of `tf_rnn.steps.scoring_streams(ids, streams)`:
-    characters 1 .. N with N = streams · ((num_chars - 1) // streams). Window k reads
-    inputs starts[k] .. starts[k] + context - 1 and predicts the next character at each;
-    it scores the targets from starts[k] + first[k] + 1 on.
-
-    Returns:
-      (starts (K,), first (K,)) ints, and N.
-    """
-    n = streams * ((num_chars - 1) // streams)
-    if n <= context:
-        return np.array([0]), np.array([0]), n
-    half = context // 2
-    starts = list(range(0, n - context + 1, half))
-    first = [0] + [half] * (len(starts) - 1)
-    covered = starts[-1] + context  # targets 1 .. covered scored so far
-    if covered < n:  # the last window ends at the last scored target
-        starts.append(n - context)
-        first.append(covered - (n - context))
-    return np.array(starts), np.array(first), n
-
-
-def scored_targets(num_chars, context=64, streams=32):
-    """(targets (M,), context lengths (M,)) of `window_plan`: each scored character's
-    index in the text and how many characters before it its window holds."""
-    starts, first, n = window_plan(num_chars, context, streams)
-    width = min(context, n)
-    targets, contexts = [], []
-    for s, f in zip(starts, first):
-        positions = np.arange(f, width)
-        targets.append(s + positions + 1)
-        contexts.append(positions + 1)
-    return np.concatenate(targets), np.concatenate(contexts)
-
-
 class GPTTrainer:
     """BabyGPT with its optimizer and compiled train step: train(window) -> loss and
-    evaluate(ids) -> BPC, as the quality contenders have.
+    evaluate(ids) -> BPC, as the quality contenders have, and evaluate_windows(ids,
+    count) -> nats, nanoGPT's way.
 
     Args:
       alphabet_size: A.
@@ -227,20 +179,29 @@ class GPTTrainer:
 
     def evaluate(self, ids, chunk=256):
         """Bits per character over the characters `tf_rnn.steps.scoring_streams(ids, 32)`
-        scores, each given its window of `window_plan` (at least half the context before
-        it where the text allows)."""
+        scores, each given its window of `_windows.scoring_windows` (at least half the
+        context before it where the text allows)."""
         ids = np.asarray(ids, np.int32)
-        steps.scoring_streams(ids, 32)  # the same refusal of a text too short
-        starts, first, n = window_plan(len(ids), self.context)
-        width = min(self.context, n)
+        index, scored, n = _windows.scoring_windows(len(ids), self.context)
+        return self._summed_nats(ids[index], scored, chunk) / n / LN2
+
+    def evaluate_windows(self, ids, count, length=None, seed=0, chunk=256):
+        """Nats per character nanoGPT's way (`estimate_loss`): `count` random windows of
+        `length` (default the context) + 1 characters (`_windows.random_windows`), the
+        loss averaged over every position."""
+        length = length or self.context
+        index = _windows.random_windows(len(ids), count, length, seed)
+        windows = np.asarray(ids, np.int32)[index]
+        return self._summed_nats(windows, np.ones(windows[:, 1:].shape, bool), chunk) / (
+            count * length)
+
+    def _summed_nats(self, windows, scored, chunk):
+        """The summed loss (nats) of windows (K, W + 1)'s targets where scored (K, W)."""
         nats = 0.0
-        for i in range(0, len(starts), chunk):
-            s, f = starts[i:i + chunk], first[i:i + chunk]
-            index = s[:, None] + np.arange(width + 1)[None, :]  # (K, width + 1)
-            window = ids[index]
+        for i in range(0, len(windows), chunk):
+            window = windows[i:i + chunk]
             logits = self._logits(tf.constant(window[:, :-1]))
             losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=window[:, 1:], logits=logits).numpy()  # (K, width)
-            scored = np.arange(width)[None, :] >= f[:, None]
-            nats += float(losses[scored].sum())
-        return nats / n / LN2
+                labels=window[:, 1:], logits=logits).numpy()  # (k, W)
+            nats += float(losses[scored[i:i + chunk]].sum())
+        return nats

@@ -112,7 +112,7 @@ def test_the_readmes_test_command_is_the_one_ci_runs():
     block = text.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
     command = block[1].split("  #")[0].strip()
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
-    assert command == ci == 'pip install -e ".[cpu,test]" && python -m pytest'
+    assert command == ci == 'pip install -e ".[cpu,test,bench]" && python -m pytest'
 
 
 def test_every_module_is_on_the_layer_maps():

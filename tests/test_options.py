@@ -30,7 +30,7 @@ from option_probes import run, subparsers, value
 from support import LEXICON, write_corpus
 
 from experiments import _quality, benchmark, diag_benchmark, init_diagnostics, lstm_streams
-from experiments import quality, serve_benchmark, shakespeare_char
+from experiments import gpt_peers, quality, serve_benchmark, shakespeare_char
 
 import tf_rnn
 from tf_rnn import cli, config as config_lib, diagnostics, export, logs, models, plots
@@ -1191,6 +1191,50 @@ CHAR_CHECKS = {
 }
 
 
+# experiments.gpt_peers ------------------------------------------------------------------
+
+def fake_peer(a):
+    """A contender's result at once (gpt_peers.train_torch's and train_keras's)."""
+    return {"valid_bpc": 2.0, "valid_nats": 1.4, "steps": 1, "chars_per_sec": 1.0,
+            "train_seconds": 60.0 * a["args"].minutes, "schedule_fraction": 1.0,
+            "final_learning_rate": 1e-4, "first_loss": 3.0, "last_loss": 2.0,
+            "parameters": 1, "valid_chars": 1, "threads": 1, "settings": {}}
+
+
+PEERS = Command(gpt_peers.main, ["--data", "corpus.txt"], [
+    (tf_rnn.data, "load_corpus", value(FAKE_CORPUS)),
+    (gpt_peers, "require_torch", value(None)),  # the option, not the machine, is tested
+    (gpt_peers, "train_torch", fake_peer), (gpt_peers, "train_keras", fake_peer),
+    (gpt_peers, "keras_threads", value(None))])
+
+
+def check_peers_data(cmd):
+    corpus_file("other.txt")
+    assert cmd("--data", "other.txt").one("load_corpus")["data"] == "other.txt"
+    assert cmd().one("load_corpus")["data"] == "corpus.txt"
+
+
+PEERS_CHECKS = {name: wrap(check, corpus_file) for name, check in {
+    "--data": check_peers_data,
+    "--minutes": lambda cmd: reaches(cmd, ["--minutes", 0.5], "train_torch",
+                                     lambda a: a["args"].minutes, 0.5),
+    "--contenders": lambda cmd: reaches(cmd, ["--contenders", "keras_wide"], "train_keras",
+                                        "name", "keras_wide"),
+    "--vocab": argument_check("--vocab", "load_corpus", "vocab", "corpus"),
+    "--split": lambda cmd: reaches(cmd, ["--split", "90/10/0"], "load_corpus", "fractions",
+                                   (0.9, 0.1, 0.0)),
+    "--windows": lambda cmd: reaches(cmd, ["--windows", 9], "train_torch",
+                                     lambda a: a["args"].windows, 9),
+    "--window-length": lambda cmd: reaches(cmd, ["--window-length", 32], "train_torch",
+                                           lambda a: a["args"].window_length, 32),
+    "--set": lambda cmd: reaches(cmd, ["--set", "n_layer=2"], "train_torch",
+                                 lambda a: a["r"].n_layer, 2),
+    "--threads": argument_check("--threads", "keras_threads", "threads", 1),
+    "--seed": lambda cmd: reaches(cmd, ["--seed", 3], "train_keras",
+                                  lambda a: a["args"].seed, 3),
+    "--verbose": check_verbose}.items()}
+
+
 # The table, and the test that every option is in it ------------------------------------
 
 EXPERIMENT_CHECKS = {
@@ -1203,6 +1247,7 @@ EXPERIMENT_CHECKS = {
     "experiments.benchmark": (BENCHMARK, BENCHMARK_CHECKS),
     "experiments.diag_benchmark": (diag_command(), DIAG_CHECKS),
     "experiments.quality": (QUALITY, QUALITY_CHECKS),
+    "experiments.gpt_peers": (PEERS, PEERS_CHECKS),
     "experiments.serve_benchmark": (SERVE, SERVE_CHECKS),
     "experiments.lstm_streams": (LSTM, LSTM_CHECKS),
     "experiments.init_diagnostics": (INIT, INIT_CHECKS),
