@@ -359,10 +359,9 @@ _BEST_10MIN = Config(
 PRESETS = {
     # S4: Arch 1 on text8 exactly as the seed ran it.
     "text8_arch1": Config(),
-    # S4 tuned for quality per minute (`benchmark --quality`): the seed's model and shape,
-    # a Glorot/orthogonal start (the seed's mean -0.1 starts with ~0% of the recurrent
-    # relus active), Adam (best of 2e-3..1e-2 here) and XLA: valid BPC 2.69 vs 3.35
-    # after 2 minutes on tinyshakespeare_text8.
+    # S4 tuned for quality per minute: the seed's model and shape, a Glorot/orthogonal
+    # start (the seed's mean -0.1 starts with almost no recurrent relu active), Adam and
+    # XLA (docs/performance.md has the measurements).
     "text8_arch1_tuned": Config(
         init="glorot", optimizer="adam", learning_rate=3e-3, jit_compile=True),
     # S4b: Arch 1 with element-wise addition, the seed author's published variant:
@@ -371,7 +370,7 @@ PRESETS = {
     "text8_arch1_sum": Config(
         combine="sum", activation="tanh", num_nodes=50, batch_size=64, num_unrollings=20,
         optimizer="sgd", learning_rate=5.0, decay_steps=5000, decay_rate=0.5, steps=50001),
-    # The lowest validation BPC per CPU-minute found here (`python -m experiments.quality`;
+    # The best single layer on a step schedule (`python -m experiments.quality`;
     # docs/quality.md): Arch 1 with multiplicative integration (S4c), tanh, n = 384,
     # Glorot/orthogonal init, Adam 2e-3 halved every 3000 steps, XLA. A simple RNN still.
     # 30 000 steps: the rate is then 2e-3/1024, and further steps gain nothing (the
@@ -395,13 +394,13 @@ PRESETS = {
     # The lowest validation BPC measured for 30 minutes on both corpora (docs/quality.md,
     # "Thirty minutes on Tiny Shakespeare, both two-layer presets" and "... on the Jargon
     # File, against the GPT"): text8_best_10min's model over a 30-minute budget.
-    # Two layers of 384 with dropout 0.4 (this preset until 2026-12-07) overfit Tiny
-    # Shakespeare after ~15 minutes and end 0.03-0.05 above it on both corpora.
+    # Two layers of 384 with dropout 0.4 (this preset before) overfit Tiny Shakespeare
+    # within 30 minutes and end above it on both corpora.
     "text8_best_30min": _BEST_10MIN.replace(budget_minutes=30.0),
     # Two IndRNN layers of 512 units with residual connections (Li et al. 2018), Adam 2e-3
-    # halved every 3000 steps, XLA: 3.9x Keras's 2-layer SimpleRNN(512) per character, but
-    # 2.146 valid BPC after 3 minutes against text8_best's 2.010, both with schedule=cooldown
-    # (docs/quality.md).
+    # halved every 3000 steps, XLA: several times faster per character than Keras's
+    # 2-layer SimpleRNN(512), but above text8_best's BPC per minute (docs/performance.md,
+    # docs/quality.md).
     "text8_indrnn": Config(
         model="indrnn", num_nodes=512, num_layers=2, residual=True, init="glorot",
         optimizer="adam", learning_rate=2e-3, decay_steps=3000, decay_rate=0.5,

@@ -104,7 +104,7 @@ class Arch1Model(Stacked, CharModel):
         # q depends on the current character alone, so q and both of its products
         # (its share of the next step's pre-activation, its share of the logits) are
         # rows of per-character tables: A rows to compute instead of B*T, and a row
-        # gather instead of a one-hot matmul. Measured 1.3-1.9x the whole train step.
+        # gather instead of a one-hot matmul. (docs/performance.md: what helped).
         q_table = f(cell.U + cell.b[:n])  # (A, n)
         p_table = tf.matmul(q_table, cell.W[:n]) + cell.b[n:]  # (A, n)
         logit_table = tf.matmul(q_table, cell.V[:n]) + cell.c  # (A, A)
@@ -184,7 +184,7 @@ class Arch2Model(CharModel):
         cell, A = self.cell, self.alphabet_size
         # Teacher-forced logits depend on (x_t, whether o_prev is one_hot(x_t) or zeros)
         # alone, so they are rows of a (2A, A) table: rows [0, A) fed back, [A, 2A) at
-        # a stream's start. A gather replaces the (B*T)-row matmuls (measured 1.2-2x).
+        # a stream's start. A gather replaces the (B*T)-row matmuls.
         fed = tf.concat([cell.U, cell.W], axis=-1) + cell.b  # (A, 2n): o_prev = one_hot(x)
         unfed = tf.concat([cell.U, tf.zeros_like(cell.W)], axis=-1) + cell.b  # o_prev = 0
         table = tf.matmul(tf.tanh(tf.concat([fed, unfed], 0)), cell.V) + cell.c  # (2A, A)
