@@ -29,6 +29,7 @@ Comparisons and benchmarks: one JSON line per row (then a summary line):
                      (Keras, the seed's naive graph), in one process
   quality            validation BPC after equal wall-clock training: tf_rnn's Arch 1
                      combinations against Keras SimpleRNN, LSTM, GRU and a baby GPT
+                     (in Keras, and in PyTorch where it is installed)
   shakespeare_char   nanoGPT's shakespeare_char for a preset: raw Tiny Shakespeare
                      split 90/10, scored nanoGPT's way and streaming, beside its
                      published losses
@@ -53,14 +54,16 @@ Shared helpers, not run (their names are imported by the modules above):
   _stacks            benchmark's stacked rows: IndRNN, the stacked presets and the
                      gated Keras stacks, each against the Keras stack of its shape
   _quality           the contenders of quality and their equal-time training
-  _contenders        quality's two kinds of contender: a tf_rnn run trained by the
-                     CLI's loop in turns, and a peer trained a step at a time
+  _contenders        quality's three kinds of contender: a tf_rnn run trained by the
+                     CLI's loop in turns, a peer trained a step at a time, and a
+                     peer trained in a child process (PyTorch's baby GPT)
   _transformer       nanoGPT's baby GPT in Keras 3, the quality peer with a context
                      window (its recipe, and its scoring on the recurrent ones' characters)
   _windows           what the two baby GPTs share, in NumPy: the recipe, the
                      batches, the budget's loop and schedule, the scoring windows
-  _nanogpt           nanoGPT's baby GPT in PyTorch, gpt_peers' child process (no
-                     other module imports it)
+  _nanogpt           nanoGPT's baby GPT in PyTorch, the child process of gpt_peers
+                     (trained alone) and of quality (in turns, `--serve`); no other
+                     module imports it
   _baselines         the peers: Keras char-RNNs, the seed's naive graphs, a Python
                      sampling loop
 """

@@ -1,4 +1,4 @@
-"""The two kinds of contender `experiments.quality` trains in turns for a time budget.
+"""The three kinds of contender `experiments.quality` trains in turns for a time budget.
 
 `RunContender`: a tf_rnn preset, trained by the loop `tf-rnn train --minutes M` runs
 (`tf_rnn.training.opened`), in a run directory of its own: its clock counts what the
@@ -6,23 +6,59 @@ CLI's counts (steps, validations every `eval_every` steps, samples, saves,
 diagnostics), and its figure is `tf-rnn eval --split valid` of the run it leaves, so
 that the two commands it prints (`command`) reproduce it on a machine of their own.
 
-`Contender`: a peer (a Keras RNN, the transformer) with a train step of its own,
+`Contender`: a peer (a Keras RNN, the Keras transformer) with a train step of its own,
 trained a window at a time under a `tf_rnn.budget.TimeBudget`, as the CLI's loop would
 train it; validated at the moments of its curve and at its end.
 
-Each has a clock of its own (`watch`, a `tf_rnn.budget.Stopwatch`) that runs during
-its turns only: the others' turns are not its time. Both share: `begin(...)` before the
-first turn, `turn(seconds)` (trains that long on its clock, or to its budget's end),
-`ended`, `finish()` (its figure: validation BPC), `curve` [(seconds, steps, valid
-BPC)], `steps`, `seconds`, `chars_per_sec`, `progress` (the fraction of its budget its
-schedule has reached), `hparams`, and `command` (None for a peer).
+`ChildContender`: a peer trained in a child process, PyTorch's GPT (`_nanogpt --serve`:
+PyTorch and TensorFlow crash in one process); the child runs the budget's loop and
+keeps the clock, this process decides when it validates, as for a `Contender`.
+
+Each has a clock of its own (a `tf_rnn.budget.Stopwatch`) that runs during its turns
+only: the others' turns are not its time. All share: `begin(...)` before the first
+turn, `turn(seconds)` (trains that long on its clock, or to its budget's end), `ended`,
+`finish()` (its figure: validation BPC), `close()` (lets go of what it holds, a child
+process; after `finish`, or when the run fails), `curve` [(seconds, steps, valid BPC)],
+`steps`, `seconds`, `chars_per_sec`, `schedule_fraction` (the fraction of its budget its
+schedule has reached, a float), `hparams`, and `command` (None for a peer).
 """
 
 import contextlib
+import importlib.util
+import json
 import math
 import os
+import pathlib
+import subprocess
+import sys
+import tempfile
 
-from tf_rnn.errors import ArgumentError
+import numpy as np
+
+from tf_rnn.errors import ArgumentError, UserError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]  # where `python -m experiments.X` runs
+NEEDS_TORCH = "needs PyTorch: pip install -e '.[cpu,bench]'"
+QUIT_SECONDS = 10.0  # how long a child may take to go, asked and then terminated
+
+
+class Marks:
+    """The `points - 1` equally spaced moments of a budget of `seconds` at which a
+    peer's curve gets a validation before its end."""
+
+    def __init__(self, seconds, points):
+        self.left = [seconds * (i + 1) / points for i in range(points - 1)]
+
+    def next(self):
+        return self.left[0] if self.left else math.inf
+
+    def passed(self, now):
+        """Whether the clock (`now`) has passed a moment; all it has passed are used
+        up by one validation (a validation dearer than the gap between two moments is
+        not repeated back to back)."""
+        passed = [m for m in self.left if m <= now]
+        self.left = self.left[len(passed):]
+        return bool(passed)
 
 
 class Contender:
@@ -68,6 +104,10 @@ class Contender:
     def ended(self):
         return self.budget is not None and self.budget.exhausted()
 
+    @property
+    def schedule_fraction(self):
+        return float(self.progress.numpy())
+
     def begin(self, corpus_ids, valid_ids, seconds, points, on_point):
         """Its windows, its budget of `seconds`, and the `points - 1` moments of its
         clock at which it is validated before its end (`on_point(self)` after each)."""
@@ -77,7 +117,7 @@ class Contender:
         self.valid_ids, self.on_point = valid_ids, on_point
         self.budget = budget.TimeBudget(seconds / 60, self.progress, timer=self.watch)
         self.budget.start()
-        self.marks = [seconds * (i + 1) / points for i in range(points - 1)]
+        self.marks = Marks(seconds, points)
 
     def turn(self, seconds):
         with self.watch.running():
@@ -89,15 +129,11 @@ class Contender:
                 self._measure_if_due()
 
     def _measure_if_due(self):
-        """A validation once its clock has passed a moment of its curve (one for all it
-        has passed: a validation dearer than the gap between two moments is not
-        repeated back to back), unless the budget's end would repeat it at once (as
-        the CLI leaves a periodic validation to the last step)."""
-        passed = [m for m in self.marks if m <= self.seconds]
-        if passed:
-            self.marks = self.marks[len(passed):]
-            if not self.budget.ends_after("validation"):
-                self._measure()
+        """A validation once its clock has passed a moment of its curve (`Marks`),
+        unless the budget's end would repeat it at once (as the CLI leaves a periodic
+        validation to the last step)."""
+        if self.marks.passed(self.seconds) and not self.budget.ends_after("validation"):
+            self._measure()
 
     def finish(self):
         """Its last validation, on its clock as the CLI's last one is: its figure."""
@@ -111,6 +147,9 @@ class Contender:
         self.curve.append((self.seconds, self.steps, bpc))
         if self.on_point:
             self.on_point(self)
+
+    def close(self):
+        """Nothing to let go of."""
 
 
 class RunContender:
@@ -136,7 +175,8 @@ class RunContender:
 
     seconds = property(lambda self: self.watch())
     steps = property(lambda self: self.trainer.step)
-    progress = property(lambda self: self.trainer.run.budget_progress)
+    schedule_fraction = property(
+        lambda self: float(self.trainer.run.budget_progress.numpy()))
     chars_per_sec = Contender.chars_per_sec
 
     @property
@@ -189,6 +229,145 @@ class RunContender:
         self.trainer.figures()
         self._open.close()
         return cli.evaluate_split(self.workdir, "valid")["bpc"]
+
+    def close(self):
+        """Its run closed, its lock let go (again: nothing)."""
+        self._open.close()
+
+
+class ChildContender:
+    """A peer trained in a child process, `python -m experiments._nanogpt --serve`:
+    PyTorch's GPT on the `job` (a `_nanogpt` job less its ids and minutes: "settings",
+    "seed", "threads"), `batch_size` windows of `context` characters a step.
+
+    The child keeps the budget, its loop and its clock (`_nanogpt.Session`); this
+    process asks for its turns and for the validations of its curve, at `Marks`'
+    moments of its clock (none where its budget's end would repeat one at once) and at
+    its end. A child that fails is a UserError with its last line on stderr.
+    """
+
+    command = None  # a peer has no tf-rnn command
+    module = "experiments._nanogpt"
+
+    def __init__(self, name, job, alphabet, batch_size, context, hparams=None):
+        if not has_torch():
+            raise UserError(f"{name} {NEEDS_TORCH}")
+        self.name, self.job, self.alphabet = name, dict(job), alphabet
+        self.batch_size, self.num_unrollings = batch_size, context
+        self.hparams = {"model": name, **(hparams or {}), "batch": batch_size}
+        self.child = self.folder = None
+        self.state = {"steps": 0, "seconds": 0.0, "fraction": 0.0, "last_loss": None,
+                      "ended": False}
+        self.curve, self.on_point = [], None
+
+    steps = property(lambda self: self.state["steps"])
+    seconds = property(lambda self: self.state["seconds"])
+    ended = property(lambda self: self.state["ended"])
+    schedule_fraction = property(lambda self: float(self.state["fraction"]))
+    chars_per_sec = Contender.chars_per_sec
+
+    @property
+    def last_loss(self):
+        loss = self.state["last_loss"]
+        return math.nan if loss is None else loss
+
+    def begin(self, corpus_ids, valid_ids, seconds, points, on_point):
+        """Starts the child on the ids (written to a temporary folder of its own) and
+        its budget of `seconds`."""
+        self.folder = tempfile.TemporaryDirectory(prefix="tf_rnn_child_")
+        folder = pathlib.Path(self.folder.name)
+        np.save(folder / "train.npy", np.asarray(corpus_ids, np.int32))
+        np.save(folder / "valid.npy", np.asarray(valid_ids, np.int32))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+        with open(folder / "stderr.txt", "w", encoding="utf-8") as stderr:
+            self.child = subprocess.Popen([sys.executable, "-m", self.module, "--serve"],
+                                          cwd=ROOT, env=env, stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=stderr, text=True)
+        self.marks, self.on_point = Marks(seconds, points), on_point
+        self._ask("begin", name=self.name, **self.job, alphabet_size=self.alphabet,
+                  minutes=seconds / 60, train=str(folder / "train.npy"),
+                  valid=str(folder / "valid.npy"))
+
+    def turn(self, seconds):
+        """Its turns in the child, each ending at the next moment of its curve at the
+        latest, that moment's validation after it."""
+        turn_end = self.seconds + seconds
+        while self.seconds < turn_end and not self.ended:
+            self._ask("turn", seconds=min(turn_end, self.marks.next()) - self.seconds)
+            if self.marks.passed(self.seconds):
+                self._measure(periodic=True)
+
+    def finish(self):
+        """Its last validation, on its clock: its figure; then the child is let go."""
+        self._measure()
+        self.close()
+        return self.curve[-1][2]
+
+    def _measure(self, periodic=False):
+        bpc = self._ask("validate", periodic=periodic)["bpc"]
+        if bpc is not None:  # None: left to the last one
+            self.curve.append((self.seconds, self.steps, float(bpc)))
+            if self.on_point:
+                self.on_point(self)
+
+    def _ask(self, command, **fields):
+        """The child's answer to `command`, its state kept; UserError if it fails."""
+        try:
+            self.child.stdin.write(json.dumps({"command": command, **fields}) + "\n")
+            self.child.stdin.flush()
+            line = self.child.stdout.readline()
+        except OSError:  # its end of the pipe closed: it has gone
+            line = ""
+        if not line:
+            raise UserError(f"{self.name}: its child process failed (exit "
+                            f"{self.child.wait(timeout=QUIT_SECONDS)}): "
+                            f"{self._last_error()}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise UserError(f"{self.name}: {answer['error']}")
+        self.state.update((k, answer[k]) for k in self.state)
+        return answer
+
+    def _last_error(self):
+        lines = (pathlib.Path(self.folder.name) / "stderr.txt").read_text(
+            encoding="utf-8", errors="replace").strip().splitlines()
+        return lines[-1] if lines else "nothing on stderr"
+
+    def close(self):
+        """The child asked to quit, terminated then killed if it does not go, and its
+        folder removed (again: nothing)."""
+        if self.child is not None:
+            with contextlib.suppress(OSError):
+                self.child.stdin.write(json.dumps({"command": "quit"}) + "\n")
+                self.child.stdin.flush()
+            _stop(self.child)
+            self.child = None
+        if self.folder is not None:
+            self.folder.cleanup()
+            self.folder = None
+
+
+def has_torch():
+    """Whether PyTorch is installed (looked up, never imported: TensorFlow is loaded
+    here, and the two crash in one process)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def _stop(child):
+    """Waits for `child` (asked to quit) to go; terminates it, then kills it, if it
+    does not go in QUIT_SECONDS; closes its pipes."""
+    for stop in (None, child.terminate, child.kill):
+        if stop:
+            stop()
+        try:
+            child.wait(timeout=QUIT_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    for stream in (child.stdin, child.stdout):
+        with contextlib.suppress(OSError):
+            stream.close()
 
 
 def _setting(value):

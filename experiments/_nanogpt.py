@@ -1,10 +1,17 @@
 """nanoGPT's baby GPT for shakespeare_char, in PyTorch: the check of the Keras peer
 (`_transformer`) against nanoGPT's own recipe in nanoGPT's own framework.
 
-Run as a child process by `experiments.gpt_peers`, so that the package and the other
-experiments never import PyTorch (and this module never imports TensorFlow):
+Run as a child process, so that the package and the other experiments never import
+PyTorch (and this module never imports TensorFlow): by `experiments.gpt_peers`, trained
+alone for its minutes,
 
     python -m experiments._nanogpt --job JOB.json --out RESULT.json
+
+and by `experiments.quality` (`_contenders.ChildContender`), trained in turns with the
+other contenders, each turn a command on stdin answered by one JSON line on stdout
+(`serve`; its log, if any, on stderr):
+
+    python -m experiments._nanogpt --serve
 
 The recipe (nanoGPT's README, its CPU command for shakespeare_char; `_windows.Recipe`):
 4 pre-LayerNorm blocks of causal self-attention (4 heads) and a 4x GELU MLP, width 128,
@@ -22,7 +29,8 @@ folder), "alphabet_size", "minutes"; optional: "name" (for the log), "seed", "se
 (`_windows.Recipe` fields to change), "threads" (0: every core), "streams" (default true:
 score `_windows.scoring_windows`' characters), "windows" (> 0: also that many random
 windows, nanoGPT's `estimate_loss`) and "window_length" (0: the context). The result
-file: `run`'s dictionary. A bad job is one line on stderr and exit status 2.
+file: `run`'s dictionary. A bad job is one line on stderr and exit status 2 (`--serve`:
+an answer {"error": message}).
 
 PyTorch and TensorFlow loaded in one process can crash (they did at the first AdamW,
 torch 2.14 beside TensorFlow 2.21): another reason this runs in a process of its own.
@@ -157,7 +165,9 @@ def make_step(model, optimizer, r):
 
 @torch.no_grad()
 def summed_nats(model, windows, scored, chunk=256):
-    """The summed loss (nats) of windows (K, W + 1)'s targets where scored (K, W)."""
+    """The summed loss (nats) of windows (K, W + 1)'s targets where scored (K, W), the
+    model in eval mode meanwhile (its mode restored: the server trains on after it)."""
+    was_training = model.training
     model.eval()
     nats = 0.0
     for i in range(0, len(windows), chunk):
@@ -165,6 +175,7 @@ def summed_nats(model, windows, scored, chunk=256):
         losses = F.cross_entropy(model(window[:, :-1]).transpose(1, 2), window[:, 1:],
                                  reduction="none")  # (k, W)
         nats += float(losses[torch.from_numpy(scored[i:i + chunk])].sum(dtype=torch.float64))
+    model.train(was_training)
     return nats
 
 
@@ -182,8 +193,21 @@ def score_windows(model, ids, count, length, seed=0):
     return summed_nats(model, windows, np.ones(windows[:, 1:].shape, bool)) / (count * length)
 
 
-def run(job, folder, log=None):
-    """Trains the recipe for the job's minutes and scores it; returns the result."""
+@dataclasses.dataclass
+class Setup:
+    """What a job trains: its recipe, model, train step, batches and validation ids."""
+
+    recipe: _windows.Recipe
+    model: GPT
+    step: object  # make_step's
+    windows: _windows.RandomWindows
+    valid: np.ndarray
+    threads: int
+
+
+def prepare(job, folder):
+    """The `Setup` of `job` (its .npy paths relative to `folder`); ConfigError for a
+    job that gives too little or a bad recipe."""
     missing = [k for k in JOB_KEYS if k not in job]
     if missing:
         raise ConfigError(f"The job gives no {missing}.")
@@ -196,8 +220,15 @@ def run(job, folder, log=None):
     model.train()
     step = make_step(model, make_optimizer(model, r), r)
     windows = _windows.RandomWindows(train, r.batch_size, r.block_size, job.get("seed", 0))
+    return Setup(r, model, step, windows, valid, threads)
+
+
+def run(job, folder, log=None):
+    """Trains the recipe for the job's minutes and scores it; returns the result."""
+    s = prepare(job, folder)
+    r, model = s.recipe, s.model
     # The clock: the steps (the first one's warm-up included); the scoring is not counted.
-    trained = _windows.train_on_budget(budget.TimeBudget(job["minutes"]), step, windows,
+    trained = _windows.train_on_budget(budget.TimeBudget(job["minutes"]), s.step, s.windows,
                                        log, job.get("name", "torch"))
     fraction = trained.pop("fraction")
     result = {**trained, "schedule_fraction": fraction,
@@ -205,26 +236,127 @@ def run(job, folder, log=None):
               "chars_per_sec": trained["steps"] * r.batch_size * r.block_size /
               trained["train_seconds"],
               "parameters": model.num_parameters(), "settings": dataclasses.asdict(r),
-              "torch_version": torch.__version__, "threads": threads}
+              "torch_version": torch.__version__, "threads": s.threads}
     if job.get("streams", True):
-        streams = score_streams(model, valid, r.block_size)
+        streams = score_streams(model, s.valid, r.block_size)
         result.update(valid_nats=streams["nats"], valid_bpc=streams["nats"] / LN2,
                       valid_chars=streams["chars"])
     if job.get("windows"):
         length = job.get("window_length") or r.block_size
-        nats = score_windows(model, valid, job["windows"], length, job.get("seed", 0))
+        nats = score_windows(model, s.valid, job["windows"], length, job.get("seed", 0))
         result.update(nats_windows=nats, bpc_windows=nats / LN2, windows=job["windows"],
                       window_length=length)
     return result
 
 
+class Session:
+    """One job trained in turns (`--serve`), on a clock of its own that runs during its
+    turns and validations only (`tf_rnn.budget.Stopwatch`): the time between them is
+    another contender's. Its budget's loop is the one-shot run's (`_windows.BudgetLoop`)."""
+
+    def __init__(self, job, folder):
+        self.setup = prepare(job, folder)
+        self.watch = budget.Stopwatch()
+        self.budget = budget.TimeBudget(job["minutes"], timer=self.watch)
+        self.loop = _windows.BudgetLoop(self.budget, self.setup.step, self.setup.windows)
+        self.loop.start()  # the clock at 0, stopped until the first turn
+        self.ended = False
+
+    def turn(self, seconds):
+        """Trains for `seconds` of its clock, or to its budget's end."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or \
+                not seconds >= 0:
+            raise ConfigError(f"Received an invalid value for `seconds`, expected a "
+                              f"non-negative number, got {seconds!r}.")
+        with self.watch.running():
+            turn_end = self.watch() + seconds
+            self.loop.train(stop=lambda: self.watch() >= turn_end)
+        return self.state()
+
+    def validate(self, periodic=False):
+        """Its valid BPC on `_windows.scoring_windows`' characters, timed on its clock
+        and kept aside by its budget for the last one; `periodic`: none (bpc None)
+        where the budget's end would repeat it at once."""
+        bpc = None
+        with self.watch.running():
+            if not (periodic and self.budget.ends_after("validation")):
+                with self.budget.job("validation"):
+                    s = self.setup
+                    bpc = score_streams(s.model, s.valid, s.recipe.block_size)["nats"] / LN2
+        return {**self.state(), "bpc": bpc}
+
+    def state(self):
+        """Its steps, its clock's seconds, the fraction of the budget its last step's
+        rate followed, the mean of its last 10 losses, and whether its budget is spent
+        (for good: the last validation's time kept aside may differ from the one
+        before)."""
+        self.ended = self.ended or self.budget.exhausted()
+        loss = self.loop.last_loss
+        return {"steps": self.loop.steps, "seconds": self.watch(),
+                "fraction": self.loop.fraction,
+                "last_loss": None if math.isnan(loss) else loss, "ended": self.ended}
+
+
+def serve(lines, answer, folder=pathlib.Path()):
+    """Answers each command of `lines` (JSON, one a line) with one JSON object
+    (`answer(dict)`), until "quit" or the end of `lines`:
+
+      {"command": "begin", <a job, as --job's file>}  -> `Session.state()`
+      {"command": "turn", "seconds": S}               -> `Session.state()`
+      {"command": "validate", "periodic": false}      -> the state and "bpc"
+      {"command": "quit"}                             -> {"quit": true}
+
+    A bad command, or a job it cannot train, is answered {"error": message}."""
+    session = None
+    for line in lines:
+        try:
+            command = json.loads(line)
+            kind = command.pop("command", None) if isinstance(command, dict) else None
+            if kind == "quit":
+                answer({"quit": True})
+                return
+            if kind == "begin":
+                session = Session(command, folder)
+                reply = session.state()
+            elif session is None or kind not in ("turn", "validate"):
+                raise ConfigError(f"Expected a command of begin, turn, validate or quit "
+                                  f"(begin first), got {kind!r}.")
+            elif kind == "turn":
+                reply = session.turn(command.get("seconds"))
+            else:
+                reply = session.validate(bool(command.get("periodic", False)))
+        except (UserError, OSError, ValueError) as e:
+            reply = {"error": str(e)}
+        answer(reply)
+
+
+def serve_stdio():
+    """`serve` on stdin and stdout, stdout kept for the answers alone: anything else
+    printed to it (a library's warning) goes to stderr."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+    def answer(reply):
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+    serve(sys.stdin, answer)
+    return 0
+
+
 def main(argv=None):
     p = arguments.ArgumentParser(prog="python -m experiments._nanogpt",
                                  description=__doc__.splitlines()[0])
-    p.add_argument("--job", required=True, help="the job (JSON)")
-    p.add_argument("--out", required=True, type=arguments.output_path,
-                   help="where the result (JSON) goes")
+    p.add_argument("--job", help="the job (JSON)")
+    p.add_argument("--out", type=arguments.output_path, help="where the result (JSON) goes")
+    p.add_argument("--serve", action="store_true",
+                   help="train a job in turns, commands on stdin, answers on stdout")
     args = p.parse_args(argv)
+    if args.serve:
+        return serve_stdio()
+    if not (args.job and args.out):
+        p.error("give --job and --out, or --serve")
     job_path = pathlib.Path(args.job)
     try:
         job = json.loads(job_path.read_text(encoding="utf-8"))

@@ -6,24 +6,26 @@ with other work from favouring whichever ran first. tf_rnn's contenders are trai
 `tf-rnn train --minutes`'s own loop, each in a run directory of its own, and scored by
 `tf-rnn eval --split valid`, the two commands printed beside each row
 (`_contenders.RunContender`); the peers' clocks count what that loop's would: their
-steps, windows and validations (`_contenders.Contender`). A tf_rnn contender's curve is
+steps, windows and validations (`_contenders.Contender`; PyTorch's GPT in a child
+process, `_contenders.ChildContender`). A tf_rnn contender's curve is
 its run's validations (every `eval_every` steps); a peer's is measured at `points - 1`
 moments of its clock and at its end. Every recurrent contender is
 scored over the whole validation split the same way: the split cut into 32 streams, each
-carrying its state from the zero state across windows; the transformer scores the same
+carrying its state from the zero state across windows; the transformers score the same
 characters, each with at least half its context window before it
-(`_transformer.window_plan`).
+(`_windows.window_plan`).
 
 Each contender's learning rate follows the fraction of its budget spent (its
 `TimeBudget` sets `progress` before each step): tf_rnn's `schedule` field, the Keras peers'
-`keras_schedule`, the transformer's warm-up + cosine all end at the budget's end,
+`keras_schedule`, the transformers' warm-up + cosine all end at the budget's end,
 whatever the contender's pace and however busy the machine."""
 
 import math
 import os
 
-from experiments._contenders import Contender, RunContender, new_progress, no_last_step
-from tf_rnn.errors import ArgumentError
+from experiments._contenders import NEEDS_TORCH, ChildContender, Contender, RunContender
+from experiments._contenders import has_torch, new_progress, no_last_step
+from tf_rnn.errors import ArgumentError, UserError
 
 SLICE_SECONDS = 5.0  # one turn of a contender
 
@@ -54,8 +56,12 @@ KERAS_CONTENDERS = {
 # constant one being its staircase that never decays).
 KERAS_SCHEDULES = ("constant", "linear", "cooldown")
 
-# The transformer peers: overrides of `_transformer.GPTTrainer`'s nanoGPT baby-GPT recipe.
-GPT_CONTENDERS = {"gpt_baby": {}}
+# The transformer peers, nanoGPT's baby-GPT recipe: (framework, overrides) of the Keras
+# one (`_transformer.GPTTrainer`, this process) or of PyTorch's, nanoGPT's own framework
+# (`_windows.Recipe`'s fields; `_nanogpt` in a child process, where PyTorch is installed).
+GPT_CONTENDERS = {"gpt_baby": ("keras", {}), "gpt_torch": ("pytorch", {})}
+TORCH_CONTENDERS = [name for name, (framework, _) in GPT_CONTENDERS.items()
+                    if framework == "pytorch"]
 
 KNOWN = [*TF_RNN_CONTENDERS, *KERAS_CONTENDERS, *GPT_CONTENDERS]
 PEERS = frozenset([*KERAS_CONTENDERS, *GPT_CONTENDERS])  # everything not tf_rnn's
@@ -103,6 +109,32 @@ def gpt_contender(name, changes, alphabet):
     return Contender(name, gpt.train, gpt.evaluate, B, T, gpt, progress,
                      windows=lambda ids: _transformer.RandomWindows(ids, B, T, gpt.seed),
                      hparams=hparams)
+
+
+def torch_contender(name, changes, alphabet):
+    """nanoGPT's recipe with `changes` in PyTorch, trained in a child process."""
+    from experiments import _windows
+
+    r = _windows.Recipe.with_changes(changes)
+    hparams = {"width": r.n_embd, "layers": r.n_layer, "lr": r.learning_rate,
+               "schedule": "warmup_cosine", "unroll_or_context": r.block_size}
+    job = {"settings": dict(changes), "seed": 0, "threads": 0}
+    return ChildContender(name, job, alphabet, r.batch_size, r.block_size, hparams)
+
+
+def default_contenders(note):
+    """KNOWN, less the PyTorch ones where PyTorch is not installed (`note(line)` says so)."""
+    if has_torch():
+        return list(KNOWN)
+    note(f"Leaving out {', '.join(TORCH_CONTENDERS)}: it {NEEDS_TORCH}")
+    return [name for name in KNOWN if name not in TORCH_CONTENDERS]
+
+
+def require_torch(names):
+    """UserError if a contender of `names` is PyTorch's and PyTorch is not installed."""
+    wanted = [name for name in names if name in TORCH_CONTENDERS]
+    if wanted and not has_torch():
+        raise UserError(f"{', '.join(wanted)} {NEEDS_TORCH}")
 
 
 # What `--add` may change in a Keras peer (its Adam rate, its width): how to read each
@@ -190,7 +222,9 @@ def make_contenders(names, alphabet, keras_schedule="cooldown", *, data=None, lo
             contenders.append(keras_contender(name, *KERAS_CONTENDERS[name], alphabet,
                                               keras_schedule))
         elif name in GPT_CONTENDERS:
-            contenders.append(gpt_contender(name, GPT_CONTENDERS[name], alphabet))
+            framework, changes = GPT_CONTENDERS[name]
+            make = torch_contender if framework == "pytorch" else gpt_contender
+            contenders.append(make(name, changes, alphabet))
         else:
             raise ArgumentError(f"Unknown contender {name!r}; known: {sorted(KNOWN)}.")
     return contenders
@@ -203,18 +237,23 @@ def train_for(contenders, corpus_ids, valid_ids, seconds, log, points=1, on_poin
     Its budget ends its schedule and its training, as `tf-rnn train --minutes` ends
     them (`tf_rnn.budget`). A peer is validated when its clock passes each of
     `points - 1` equally spaced moments and at its end; a tf_rnn contender as its
-    run validates. `on_point(contender)` is called after each validation.
+    run validates. `on_point(contender)` is called after each validation. Every
+    contender is closed at the end, or when one fails (a child process let go).
     """
-    for c in contenders:
-        c.begin(corpus_ids, valid_ids, seconds, points, on_point)
-    while not all(c.ended for c in contenders):
+    try:
         for c in contenders:
-            if not c.ended:
-                c.turn(SLICE_SECONDS)
-        log("  " + ", ".join(f"{c.name} {c.seconds:.0f} s {c.steps} steps "
-                             f"({float(c.progress.numpy()):.0%} of the schedule) loss "
-                             f"{c.last_loss:.3f}" for c in contenders))
-    return {c.name: c.finish() for c in contenders}
+            c.begin(corpus_ids, valid_ids, seconds, points, on_point)
+        while not all(c.ended for c in contenders):
+            for c in contenders:
+                if not c.ended:
+                    c.turn(SLICE_SECONDS)
+            log("  " + ", ".join(f"{c.name} {c.seconds:.0f} s {c.steps} steps "
+                                 f"({c.schedule_fraction:.0%} of the schedule) loss "
+                                 f"{c.last_loss:.3f}" for c in contenders))
+        return {c.name: c.finish() for c in contenders}
+    finally:
+        for c in contenders:
+            c.close()
 
 
 def run(report, args):
@@ -227,8 +266,8 @@ def run(report, args):
 
     corpus = data.load_corpus(args.data, vocab="text8")
     with tempfile.TemporaryDirectory(prefix="tf_rnn_quality_") as logdir:
-        contenders = make_contenders(KNOWN, corpus.vocab.size, data=args.data,
-                                     logdir=logdir, minutes=args.minutes)
+        contenders = make_contenders(default_contenders(report.log), corpus.vocab.size,
+                                     data=args.data, logdir=logdir, minutes=args.minutes)
         report.log(f"Quality: {args.minutes:g} min of training each on {corpus.source} "
                    f"({len(corpus.train):,} training characters), then validation BPC:")
         bpc = train_for(contenders, corpus.train, corpus.valid, 60 * args.minutes,
@@ -236,13 +275,13 @@ def run(report, args):
     for c in contenders:
         report.add(f"quality/{c.name}", c.chars_per_sec, valid_bpc=bpc[c.name],
                    steps=c.steps, train_seconds=c.seconds,
-                   schedule_fraction=float(c.progress.numpy()), valid_chars=len(corpus.valid))
+                   schedule_fraction=c.schedule_fraction, valid_chars=len(corpus.valid))
     return summary(bpc, args.minutes)
 
 
 def summary(bpc, minutes, peers=PEERS):
     """The quality figures of one budget: the best tf_rnn contender against the best
-    peer (every contender not tf_rnn's: the Keras RNNs and the transformer).
+    peer (every contender not tf_rnn's: the Keras RNNs and the transformers).
 
     Args:
       bpc: {contender name: valid BPC}.

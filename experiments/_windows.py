@@ -5,8 +5,9 @@ are scored on here, once, so that a difference between them is the framework's.
 
 - `Recipe`: nanoGPT's CPU recipe for shakespeare_char, the settings both are built from.
 - `RandomWindows`: nanoGPT's `get_batch`, B slices of T + 1 ids at random offsets.
-- `train_on_budget`: the loop of a time budget (`tf_rnn.budget.TimeBudget`), and
-  `warmup_cosine`, the learning rate along it (the Keras one's `WarmupCosine`).
+- `BudgetLoop`: the loop of a time budget (`tf_rnn.budget.TimeBudget`), at once
+  (`train_on_budget`) or in turns (`_nanogpt --serve`), and `warmup_cosine`, the
+  learning rate along it (the Keras one's `WarmupCosine`).
 - `window_plan`, `scored_targets`, `scoring_windows`: the windows that score the
   characters the recurrent contenders score (`tf_rnn.steps.scoring_streams`, 32
   streams), each with at least half the context before it where the text allows.
@@ -96,34 +97,71 @@ class RandomWindows:
         return self.ids[starts[:, None] + np.arange(self.length + 1)[None, :]]
 
 
-def train_on_budget(budget, step, windows, log=None, name="gpt"):
-    """Trains until `budget` (a `tf_rnn.budget.TimeBudget`, not started) is spent.
+class BudgetLoop:
+    """The loop of a time budget, run at once (`train_on_budget`) or in turns (the
+    PyTorch GPT's server, `_nanogpt --serve`): one implementation of both.
 
-    Its clock runs from the first step (the first step's tracing or warm-up included)
-    to the end of the last; `budget.update()` before each step gives the fraction
-    spent, which the schedule follows. Scoring comes after and is not counted.
+    Its clock is `budget`'s (a `tf_rnn.budget.TimeBudget`): `start()` starts it before
+    the first step (whose tracing or warm-up it counts); `budget.update()` before each
+    step gives the fraction spent, which the schedule follows.
 
     Args:
       step: step(window (B, T + 1), fraction) -> loss (nats), one update.
       windows: `RandomWindows` (anything with next()).
       log: a function of one line, called every LOG_SECONDS (None: silent).
+    """
+
+    def __init__(self, budget, step, windows, log=None, name="gpt"):
+        self.budget, self.step, self.windows = budget, step, windows
+        self.log, self.name = log, name
+        self.steps, self.losses, self.logged = 0, [], 0.0
+        self.fraction = 0.0  # the last step's: where its schedule has reached
+
+    def start(self):
+        self.budget.start()
+        self.logged = self.budget.spent()
+
+    def train(self, stop=lambda: False):
+        """Steps until the budget is spent or `stop()` (asked before each step) is
+        true; returns whether the budget is spent."""
+        while not self.budget.exhausted() and not stop():
+            self.fraction = self.budget.update()
+            self.losses.append(self.step(self.windows.next(), self.fraction))
+            self.steps += 1
+            if self.log and self.budget.spent() - self.logged >= LOG_SECONDS:
+                self.logged = self.budget.spent()
+                self.log(f"  {self.name}: {self.logged:.0f} s, {self.steps} steps "
+                         f"({self.fraction:.0%} of the schedule), loss {self.last_loss:.3f}")
+        return self.budget.exhausted()
+
+    @property
+    def last_loss(self):
+        """The mean of the last 10 steps' losses (NaN before the first step)."""
+        return float(np.mean(self.losses[-10:])) if self.losses else math.nan
+
+    def result(self):
+        """{"steps", "train_seconds", "fraction" (1 at the end), "first_loss",
+        "last_loss"}."""
+        return {"steps": self.steps, "train_seconds": self.budget.spent(),
+                "fraction": self.budget.update(), "first_loss": float(self.losses[0]),
+                "last_loss": self.last_loss}
+
+
+def train_on_budget(budget, step, windows, log=None, name="gpt"):
+    """Trains until `budget` (a `tf_rnn.budget.TimeBudget`, not started) is spent, in
+    one go (`BudgetLoop`'s arguments).
+
+    Its clock runs from the first step (the first step's tracing or warm-up included)
+    to the end of the last; scoring comes after and is not counted.
 
     Returns:
-      {"steps", "train_seconds", "fraction" (1 at the end), "first_loss",
-       "last_loss" (the mean of the last 10 steps')}.
+      `BudgetLoop.result()`: {"steps", "train_seconds", "fraction" (1 at the end),
+       "first_loss", "last_loss" (the mean of the last 10 steps')}.
     """
-    budget.start()
-    steps, losses, logged = 0, [], budget.spent()
-    while not budget.exhausted():
-        fraction = budget.update()
-        losses.append(step(windows.next(), fraction))
-        steps += 1
-        if log and budget.spent() - logged >= LOG_SECONDS:
-            logged = budget.spent()
-            log(f"  {name}: {logged:.0f} s, {steps} steps ({fraction:.0%} of the schedule), "
-                f"loss {np.mean(losses[-10:]):.3f}")
-    return {"steps": steps, "train_seconds": budget.spent(), "fraction": budget.update(),
-            "first_loss": float(losses[0]), "last_loss": float(np.mean(losses[-10:]))}
+    loop = BudgetLoop(budget, step, windows, log, name)
+    loop.start()
+    loop.train()
+    return loop.result()
 
 
 def warmup_cosine(step, fraction, r):

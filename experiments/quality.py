@@ -1,5 +1,5 @@
 """The best bits per character per CPU-minute: tf_rnn's Arch 1 combinations against the
-Keras peers, trained in turns for the same wall-clock budget on one corpus.
+Keras and PyTorch peers, trained in turns for the same wall-clock budget on one corpus.
 
     python -m experiments.quality --data FILE [--minutes 3] [--points 6]
         [--logdir runs/quality] [--plot curves.png] [--contenders a,b,...]
@@ -8,8 +8,11 @@ Keras peers, trained in turns for the same wall-clock budget on one corpus.
 Contenders (`experiments._quality`): the faithful `text8_arch1`, the best setting found
 for each Arch 1 combination (concat, sum, and `text8_best`, multiplicative
 integration), the presets of the 3-, 10- and 30-minute budgets, Keras `SimpleRNN(relu)`
-at widths 200 and 400, Keras `LSTM(256)` and `GRU(256)`, and `gpt_baby`, nanoGPT's baby
-GPT (`experiments._transformer`). tf_rnn's contenders are trained by `tf-rnn train
+at widths 200 and 400, Keras `LSTM(256)` and `GRU(256)`, `gpt_baby`, nanoGPT's baby GPT
+in Keras (`experiments._transformer`), and `gpt_torch`, the same recipe in PyTorch,
+nanoGPT's own framework (`experiments._nanogpt`, in a child process; left out of the
+default list, with a note, where PyTorch is not installed: the `bench` extra). tf_rnn's
+contenders are trained by `tf-rnn train
 --minutes`'s own loop, each in a run of its own (LOGDIR/NAME/run, a new directory), and
 scored by `tf-rnn eval --split valid`: the two commands, printed in its row
 (`command`) and at the end, reproduce it alone. Every learning rate follows the fraction
@@ -31,6 +34,7 @@ import sys
 from experiments import _quality
 from experiments._report import Report, round_figures
 from tf_rnn import arguments, cli
+from tf_rnn.errors import UserError
 
 
 def parse_args(argv=None):
@@ -48,8 +52,9 @@ def parse_args(argv=None):
                    help="write the learning curves to this PNG (needs the "
                    "`plot` extra: pip install -e \".[plot]\")")
     known = _quality.KNOWN
-    p.add_argument("--contenders", default=",".join(known),
-                   help=f"comma-separated subset of {','.join(known)}")
+    p.add_argument("--contenders", help=f"comma-separated subset of {','.join(known)} "
+                   f"(default: all; {','.join(_quality.TORCH_CONTENDERS)} where PyTorch "
+                   "is installed)")
     p.add_argument("--keras-schedule", choices=_quality.KERAS_SCHEDULES, default="cooldown",
                    help="the Keras RNN peers' learning-rate shape over the budget "
                    "(default cooldown)")
@@ -62,17 +67,23 @@ def parse_args(argv=None):
     if args.minutes <= 0 or args.points <= 0:
         p.error(f"--minutes and --points must be positive, got {args.minutes}, "
                 f"{args.points}")
-    args.contenders = [c for c in args.contenders.split(",") if c]
+    if args.contenders is None:  # all, PyTorch's where it is installed
+        args.contenders = _quality.default_contenders(
+            lambda line: print(line, file=sys.stderr, flush=True))
+    else:
+        args.contenders = [c for c in args.contenders.split(",") if c]
     unknown = sorted(set(args.contenders) - set(known))
     if unknown:
         p.error(f"--contenders must name known contenders ({', '.join(known)}); got "
                 f"unknown {unknown}")
+    try:
+        _quality.require_torch(args.contenders)
+    except UserError as e:
+        p.error(str(e))
     args.added = {}
     for item in args.add:
         name, _, spec = item.partition("=")
         base, *assignments = spec.split(",")
-        from tf_rnn.errors import UserError
-
         try:
             changes = _quality.parse_added(base, assignments)
         except UserError as e:
@@ -168,7 +179,7 @@ def run(args):
         command = {"command": c.command} if c.command else {}
         report.add(f"quality/{c.name}", c.chars_per_sec, valid_bpc=bpc[c.name],
                    steps=c.steps, train_seconds=c.seconds,
-                   schedule_fraction=round(float(c.progress.numpy()), 4),  # 1: ended
+                   schedule_fraction=round(c.schedule_fraction, 4),  # 1: ended
                    curve=[[round(s, 1), n, round(b, 4)] for s, n, b in c.curve], **command)
     summary = {"corpus": os.path.basename(args.data),
                **_quality.summary(bpc, args.minutes, _quality.peer_names(args.added))}

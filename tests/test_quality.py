@@ -300,7 +300,7 @@ def test_train_for_ends_each_contender_at_its_own_budget(monkeypatch):
     assert bpc == {"a": 1.0, "b": 1.0}
     for c in contenders:
         assert c.steps == 100 and c.seconds == 50.5 and c.curve == [(50.5, 100, 1.0)]
-        assert float(c.progress.numpy()) == pytest.approx(0.99)  # its last step's
+        assert c.schedule_fraction == pytest.approx(0.99)  # its last step's
 
 
 @pytest.mark.parametrize("validation", [0.0, 10.0])
@@ -320,7 +320,7 @@ def test_train_for_ends_annealed_as_the_pace_changes_and_validations_cost(monkey
         # (the last one kept time for) 60 steps after the first 40.
         assert c.steps == (100 if validation else 160)
         assert c.seconds == pytest.approx(100.0, abs=0.5) and len(c.curve) == 3
-        assert float(c.progress.numpy()) >= 0.99
+        assert c.schedule_fraction >= 0.99
 
 
 def hparams_of(run_dir):

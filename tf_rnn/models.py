@@ -104,7 +104,7 @@ class Arch1Model(Stacked, CharModel):
         # q depends on the current character alone, so q and both of its products
         # (its share of the next step's pre-activation, its share of the logits) are
         # rows of per-character tables: A rows to compute instead of B*T, and a row
-        # gather instead of a one-hot matmul. (docs/performance.md: what helped).
+        # gather instead of a one-hot matmul (docs/performance.md: what helped).
         q_table = f(cell.U + cell.b[:n])  # (A, n)
         p_table = tf.matmul(q_table, cell.W[:n]) + cell.b[n:]  # (A, n)
         logit_table = tf.matmul(q_table, cell.V[:n]) + cell.c  # (A, A)
