@@ -147,3 +147,12 @@ def test_the_readme_gives_no_test_count_that_drifts():
     """A count of tests in the README goes stale with the next test (issue 36, 9)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert not re.search(r"\b\d[\d ,]* tests\b", text), re.search(r"\b\d[\d ,]* tests\b", text)
+
+
+def test_the_models_page_lists_the_table_of_models():
+    """docs/models.md has a row per entry of `tf_rnn.model_table` with its summary."""
+    from tf_rnn import model_table
+
+    page = (ROOT / "docs" / "models.md").read_text(encoding="utf-8")
+    for name, entry in model_table.MODELS.items():
+        assert f"| `{name}` | {entry.summary} |" in page, name

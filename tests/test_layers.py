@@ -17,8 +17,8 @@ PACKAGE = ROOT / "tf_rnn"
 
 # Lowest first. A module may import modules of its own layer and of the layers before it.
 LAYERS = [
-    ("base", {"config", "errors", "checks", "files", "jsonl", "logs", "draws",
-              "plots"}),
+    ("base", {"config", "model_table", "errors", "checks", "files", "jsonl", "logs",
+              "draws", "plots"}),
     ("data", {"vocab", "textio", "corpora", "text8", "data"}),
     ("model", {"kernels", "cells", "charmodel", "indrnn", "stacking", "models"}),
     ("steps", {"steps", "sampling", "scoring", "summaries", "distribute", "sequence",

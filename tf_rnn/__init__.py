@@ -9,14 +9,14 @@ The layers of the package, lowest first (docs/architecture.md says why;
 tests/test_layers.py holds them): a module imports only from its own layer and the
 ones below, and no import cycle exists.
 
-    base      config, errors, checks, files, jsonl, logs, draws, plots
+    base      config, model_table, errors, checks, files, jsonl, logs, draws, plots
     data      vocab, textio, corpora, text8, data
     model     kernels, cells, charmodel, indrnn, stacking, models
     steps     steps, sampling, scoring, summaries, distribute, sequence, tasks, probes,
               units
     run       workdir, preemption, integrity, runs, resources, run_state, budget,
               diagnostics, report_page, report
-    training  training
+    training  trainer, training
     export    serving, export
     entry     arguments, cli, __main__
 """

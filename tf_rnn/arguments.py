@@ -14,6 +14,7 @@ import tf_rnn
 from tf_rnn import config as config_lib
 from tf_rnn import corpora
 from tf_rnn import files
+from tf_rnn import model_table
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser with errors of one line, as every other user error here:
@@ -250,6 +251,13 @@ _CACHE_DIR_HELP = ("where text8.zip is cached (default: $TF_RNN_CACHE, else "
                    "~/.cache/tf_rnn)")
 
 
+def _model_line(entry):
+    """What a model is, and the settings of its own: `tf-rnn train --help`'s line."""
+    own = [*entry.fields, *(("num_layers", "residual") if entry.stacks else ()),
+           *(("dropout",) if entry.dropout else ())]
+    return f"{entry.summary}; its settings: {', '.join(own) or 'none of its own'}"
+
+
 def _train_epilog():
     """The presets and every `--set` key with its default and description (config.py's)."""
     defaults = config_lib.Config()
@@ -261,6 +269,10 @@ def _train_epilog():
         lines.append(f"  {name:<19}{config_lib.PRESET_PURPOSES[name]}")
         lines += textwrap.wrap(changed, 79, initial_indent=" " * 23,
                                subsequent_indent=" " * 23, break_on_hyphens=False)
+    lines += ["", "models (--set model=NAME), from the table of models (tf_rnn.model_table):"]
+    for name, entry in model_table.MODELS.items():
+        lines += textwrap.wrap(_model_line(entry), 79, initial_indent=f"  {name:<19}",
+                               subsequent_indent=" " * 21, break_on_hyphens=False)
     lines += ["", "config fields (--set KEY=VALUE, repeatable): name, default, meaning"]
     for field in dataclasses.fields(config_lib.Config):
         head = f"  {field.name:<19}{field.default!s:<10} "

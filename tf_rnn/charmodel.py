@@ -64,6 +64,21 @@ class CharModel(keras.Model):
         self.seed = seed  # of the dropout masks Keras's fit draws (`_dropout_seed`)
         self._initializers = cells_lib.initializers(init, init_mean, init_stddev, init_gain)
 
+    @classmethod
+    def for_config(cls, config, alphabet_size, dtype=None):
+        """The model a run's `config` (`tf_rnn.config.Config`) asks for: its width, its
+        initialisation, dropout and seed, and the fields of its own (`config_kwargs`)."""
+        return cls(alphabet_size, config.num_nodes, init=config.init,
+                   init_mean=config.init_mean, init_stddev=config.init_stddev,
+                   init_gain=config.init_gain, dropout=config.dropout, seed=config.seed,
+                   dtype=dtype, **cls.config_kwargs(config))
+
+    @classmethod
+    def config_kwargs(cls, config):
+        """The constructor's arguments that this model takes from config fields of its
+        own (the table of models, `tf_rnn.model_table`, lists those fields)."""
+        return {}
+
     def _make_cell(self, cell):
         cell.build((None, self.alphabet_size))  # with a shape: summary() shows shapes
         self.built = True

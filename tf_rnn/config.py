@@ -9,9 +9,10 @@ import json
 import math
 import typing
 
+from tf_rnn import model_table
 from tf_rnn.errors import ConfigError
 
-MODELS = ("arch1", "arch2", "elman", "indrnn")
+MODELS = tuple(model_table.MODELS)  # the table of models (tf_rnn.model_table)
 OPTIMIZERS = ("adadelta", "sgd", "adagrad", "adam")
 INITS = ("seed", "glorot", "irnn", "charrnn", "uniform")
 COMBINES = ("concat", "sum", "mul")  # Arch 1: how x·U and h·W meet (tf_rnn.cells.Arch1Cell)
@@ -21,6 +22,10 @@ UNKNOWN = ("error", "space")
 FEEDBACKS = ("sample", "probs")
 STRATEGIES = ("default", "mirrored", "multiworker")  # see tf_rnn.distribute
 SCHEDULES = ("step", "linear", "cooldown")  # see tf_rnn.steps.Schedule
+# The fields that take one of a few values, and those values.
+CHOICES = {"model": MODELS, "combine": COMBINES, "activation": ACTIVATIONS,
+           "feedback": FEEDBACKS, "init": INITS, "vocab": VOCABS, "unknown": UNKNOWN,
+           "optimizer": OPTIMIZERS, "strategy": STRATEGIES, "schedule": SCHEDULES}
 
 # Fields that fix the shape of the weights, the meaning of the ids or what a checkpoint
 # holds (one cursor and state row per batch row, the optimizer's slots): a work
@@ -33,15 +38,11 @@ SHAPE_FIELDS = ("model", "combine", "num_nodes", "vocab", "normalize", "batch_si
 # it under which the field is read). Elsewhere a value other than the field's default
 # is refused: the run would ignore it, yet config.json would record it as if it had
 # shaped the run. The default passes everywhere, so the config.json of an older run
-# (each holds every field) still loads.
+# (each holds every field) still loads. The models' fields: as the table of models says.
 APPLIES_ONLY = {
-    "combine": ("model", ("arch1",)),
-    "activation": ("model", ("arch1",)),
-    "feedback": ("model", ("arch2",)),
-    "dropout": ("model", ("arch1", "elman", "indrnn")),  # Arch 2's window has no hidden layer
-    "num_layers": ("model", ("arch1", "elman", "indrnn")),  # arch1: sum and mul only
-    "residual": ("model", ("arch1", "elman", "indrnn")),
-    "indrnn_gamma": ("model", ("indrnn",)),
+    **{field: ("model", tuple(name for name, entry in model_table.MODELS.items()
+                              if entry.reads(field)))
+       for field in model_table.MODEL_FIELDS},
     "init_mean": ("init", ("seed",)),
     "init_stddev": ("init", ("seed",)),
     "init_gain": ("init", ("irnn",)),
@@ -49,17 +50,10 @@ APPLIES_ONLY = {
     "cooldown_fraction": ("schedule", ("cooldown",)),
 }
 
-# (model, init) pairs that cannot work, and why; every other pair builds and trains
-# (tests/test_config.py builds each one).
-REFUSED_INITS = {
-    ("arch2", "irnn"): "Arch 2's fed-back kernel W maps the previous output (one unit per "
-                       "character) to the hidden units: it is no recurrent square matrix "
-                       "to start at the identity",
-    ("indrnn", "irnn"): "IndRNN's recurrent weights are the vector u, which starts "
-                        "U(0, indrnn_gamma^(1/num_unrollings)) whatever the init (init "
-                        "chooses its input and output kernels): there is no recurrent "
-                        "matrix to start at init_gain·I",
-}
+# (model, init) pairs that cannot work, and why (the table of models); every other pair
+# builds and trains (tests/test_config.py builds each one).
+REFUSED_INITS = {(name, init): why for name, entry in model_table.MODELS.items()
+                 for init, why in entry.refused_inits.items()}
 
 
 def _field(default, help):
@@ -72,8 +66,8 @@ class Config:
     """Every setting of a training run. Defaults are the Arch 1 seed settings."""
 
     # Model.
-    model: str = _field("arch1", "arch1 (hidden feedback) | arch2 (output feedback) | "
-                        "elman (S3) | indrnn (Li et al. 2018)")
+    model: str = _field("arch1", " | ".join(model_table.MODELS) + " (the models: "
+                        "`tf-rnn train --help`, above)")
     num_nodes: int = _field(100, "n: Arch 1 state is 2n wide (n for sum/mul), Arch 2 "
                             "hidden 2n, Elman hidden n, IndRNN n per layer")
     combine: str = _field("concat", "arch1: concat(x·U, h·W) | sum x·U + h·W | mul "
@@ -150,16 +144,8 @@ class Config:
                                        "restore")
 
     def __post_init__(self):
-        _check_choice("model", self.model, MODELS)
-        _check_choice("combine", self.combine, COMBINES)
-        _check_choice("activation", self.activation, ACTIVATIONS)
-        _check_choice("feedback", self.feedback, FEEDBACKS)
-        _check_choice("init", self.init, INITS)
-        _check_choice("vocab", self.vocab, VOCABS)
-        _check_choice("unknown", self.unknown, UNKNOWN)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("strategy", self.strategy, STRATEGIES)
-        _check_choice("schedule", self.schedule, SCHEDULES)
+        for name, choices in CHOICES.items():
+            _check_choice(name, getattr(self, name), choices)
         for name in ("num_nodes", "num_layers", "batch_size", "num_unrollings", "steps", "decay_steps",
                      "log_every", "eval_batch_size", "sample_length", "checkpoint_every",
                      "keep_checkpoints"):
@@ -265,24 +251,31 @@ def _check_applies(config):
 
 
 def _check_stacking(config):
-    """Refuses num_layers > 1 where the recurrence cannot stack, saying why."""
+    """Refuses num_layers > 1 where the recurrence cannot stack (the table of models
+    says where and why)."""
     if config.num_layers == 1:
         return
-    if config.model == "arch2":
+    entry, layers = model_table.MODELS[config.model], config.num_layers
+    if not entry.stacks:
+        stackable = [name for name, e in model_table.MODELS.items() if e.stacks]
         raise ConfigError(
-            f"Received num_layers={config.num_layers!r} for model='arch2', which does not "
-            f"stack: Arch 2 feeds back its output, not a hidden layer (teacher-forced, "
-            f"its window has no recurrent hidden sequence for a layer above to read). "
-            f"Leave `num_layers` at its default 1, or use model 'arch1' (combine 'sum' "
-            f"or 'mul'), 'elman' or 'indrnn'.")
-    if config.model == "arch1" and config.combine == "concat":
-        raise ConfigError(
-            f"Received num_layers={config.num_layers!r} for model='arch1' with "
-            f"combine='concat', which does not stack: concat's recurrence reads its own "
-            f"layer's [x·U, h·W], so its state concat(q, r) is 2n wide with q = f(x·U + b) "
-            f"a function of the input alone; a layer above would read a sequence half of "
-            f"which copies its input's projection, with no width to match for residual. "
-            f"Leave `num_layers` at its default 1, or use combine 'sum' or 'mul'.")
+            f"Received num_layers={layers!r} for model={config.model!r}, which does not "
+            f"stack: {entry.unstacked}. Leave `num_layers` at its default 1, or use model "
+            f"{_alternatives(stackable)}.")
+    for field, refused in entry.no_stack.items():
+        value = getattr(config, field)
+        if value in refused:
+            others = [v for v in CHOICES[field] if v not in refused]
+            raise ConfigError(
+                f"Received num_layers={layers!r} for model={config.model!r} with "
+                f"{field}={value!r}, which does not stack: {refused[value]}. Leave "
+                f"`num_layers` at its default 1, or use {field} {_alternatives(others)}.")
+
+
+def _alternatives(values):
+    """'a', 'b' or 'c'."""
+    quoted = [repr(v) for v in values]
+    return " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
 
 
 def _check(name, value, ok, expected, integer=False):

@@ -20,9 +20,11 @@ import tensorflow as tf
 
 from tf_rnn import cells as cells_lib
 from tf_rnn import kernels
+from tf_rnn import model_table
 from tf_rnn.charmodel import CharModel, lookup, matmul_last_axis
 
 
+@model_table.implements("indrnn")
 @keras.saving.register_keras_serializable("tf_rnn")
 class IndRNNModel(CharModel):
     """Stacked IndRNN layers (`cells_lib.IndRNNCell`) and a linear output layer.
@@ -40,6 +42,13 @@ class IndRNNModel(CharModel):
 
     activation = "relu"
     recurrent_units = None  # all of h feeds back
+
+    @classmethod
+    def config_kwargs(cls, config):
+        # |u| <= γ^(1/T): a unit's gradient over a training window of T steps grows by
+        # at most γ (Li et al. 2018).
+        return {"num_layers": config.num_layers, "residual": config.residual,
+                "recurrent_max": config.indrnn_gamma ** (1.0 / config.num_unrollings)}
 
     def __init__(self, alphabet_size, num_nodes, num_layers=1, residual=False,
                  recurrent_max=2.0 ** (1 / 40), **kwargs):

@@ -42,17 +42,10 @@ import tensorflow as tf
 
 from tf_rnn import cells as cells_lib
 from tf_rnn import kernels
+from tf_rnn import model_table
 from tf_rnn.charmodel import CharModel, lookup, matmul_last_axis
 from tf_rnn.indrnn import IndRNNModel
 from tf_rnn.stacking import Stacked
-
-# Why Arch 1's concat form has no stacked layers (the model and the config both say it).
-CONCAT_DOES_NOT_STACK = (
-    "concat's recurrence reads its own layer's [x·U, h·W]: its state is concat(q, r), "
-    "2n wide, with q = f(x·U + b) a function of the input alone, so a layer above would "
-    "read a 2n-wide sequence half of which is a copy of its input's projection, with no "
-    "width to match for residual and a state split that stacking would have to re-define; "
-    "stack combine='sum' or 'mul' (n wide, all of it recurrent) instead")
 
 # What the diagnostics (`tf_rnn.probes`) need of a model (the module docstring says what each is).
 PROBE_PROTOCOL = ("hidden_step", "readout", "carry", "hidden_size", "activation",
@@ -64,6 +57,7 @@ def missing_probe_protocol(model):
     return [name for name in PROBE_PROTOCOL if not hasattr(model, name)]
 
 
+@model_table.implements("arch1")
 @keras.saving.register_keras_serializable("tf_rnn")
 class Arch1Model(Stacked, CharModel):
     """Arch 1 (hidden feedback), each `combine` with its restructured unroll.
@@ -76,13 +70,19 @@ class Arch1Model(Stacked, CharModel):
     recurrence is the one kernel, gated or not.
     """
 
+    @classmethod
+    def config_kwargs(cls, config):
+        return {**super().config_kwargs(config), "combine": config.combine,
+                "activation": config.activation}
+
     def __init__(self, alphabet_size, num_nodes, combine="concat", activation="relu",
                  num_layers=1, residual=False, **kwargs):
         super().__init__(alphabet_size, num_nodes, **kwargs)
         self._init_stack(num_layers, residual)
         if combine == "concat" and self.num_layers > 1:
             raise ValueError(f"Received num_layers={num_layers!r} with combine='concat', "
-                             f"which does not stack: {CONCAT_DOES_NOT_STACK}.")
+                             f"which does not stack: {model_table.CONCAT_DOES_NOT_STACK}; "
+                             f"use combine 'sum' or 'mul'.")
         kernel, recurrent = self._initializers
         self.cell = self._make_cell(cells_lib.Arch1Cell(
             alphabet_size, num_nodes, combine=combine, activation=activation,
@@ -149,6 +149,7 @@ class Arch1Model(Stacked, CharModel):
                 "activation": self.activation, **self._stack_config()}
 
 
+@model_table.implements("arch2")
 @keras.saving.register_keras_serializable("tf_rnn")
 class Arch2Model(CharModel):
     """Arch 2 (output feedback), trained with teacher forcing.
@@ -162,6 +163,10 @@ class Arch2Model(CharModel):
     so `step` uses one_hot(x_t) once the stream has started), `feedback="probs"` the
     softmax of the previous logits.
     """
+
+    @classmethod
+    def config_kwargs(cls, config):
+        return {"feedback": config.feedback}
 
     def __init__(self, alphabet_size, num_nodes, feedback="sample", **kwargs):
         super().__init__(alphabet_size, num_nodes, **kwargs)
@@ -214,6 +219,7 @@ class Arch2Model(CharModel):
         return {**super().get_config(), "feedback": self.feedback}
 
 
+@model_table.implements("elman")
 @keras.saving.register_keras_serializable("tf_rnn")
 class ElmanModel(Stacked, CharModel):
     """The S3 char-RNN: h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h); y_t = h_t W_hy + b_y.
@@ -253,24 +259,7 @@ class ElmanModel(Stacked, CharModel):
         return tf.transpose(logits, [1, 0, 2]), new_state
 
 
-MODEL_CLASSES = {"arch1": Arch1Model, "arch2": Arch2Model, "elman": ElmanModel,
-                 "indrnn": IndRNNModel}
-
-
 def build_model(config, alphabet_size, dtype=None):
-    """The model named by `config.model`, with its initialisation, weights built."""
-    kwargs = dict(init=config.init, init_mean=config.init_mean,
-                  init_stddev=config.init_stddev, init_gain=config.init_gain,
-                  dropout=config.dropout, seed=config.seed, dtype=dtype)
-    if config.model == "arch1":
-        kwargs.update(combine=config.combine, activation=config.activation)
-    if config.model in ("arch1", "elman"):
-        kwargs.update(num_layers=config.num_layers, residual=config.residual)
-    if config.model == "arch2":
-        kwargs["feedback"] = config.feedback
-    if config.model == "indrnn":
-        # |u| <= γ^(1/T): a unit's gradient over a training window of T steps grows by
-        # at most γ (Li et al. 2018).
-        kwargs.update(num_layers=config.num_layers, residual=config.residual,
-                      recurrent_max=config.indrnn_gamma ** (1.0 / config.num_unrollings))
-    return MODEL_CLASSES[config.model](alphabet_size, config.num_nodes, **kwargs)
+    """The model named by `config.model` (the table of models, `tf_rnn.model_table`),
+    with its initialisation, weights built."""
+    return model_table.model_class(config.model).for_config(config, alphabet_size, dtype)

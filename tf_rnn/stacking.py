@@ -93,6 +93,11 @@ class Stacked:
     attribute, not one in a list: `tf_rnn.indrnn`), none when L = 1.
     """
 
+    @classmethod
+    def config_kwargs(cls, config):
+        return {**super().config_kwargs(config), "num_layers": config.num_layers,
+                "residual": config.residual}
+
     def _build_upper(self, combine, activation):
         kernel, recurrent = self._initializers
         for layer in range(1, self.num_layers):

@@ -1,0 +1,105 @@
+"""The table of character models: each model declared once.
+
+An entry says what the rest of the package asks of a model before any weight exists:
+its name (`--set model=NAME`), one line of what it is (`--help`, docs/models.md), the
+config fields only it reads, whether it stacks (`num_layers > 1`, `residual`) and takes
+dropout, which initialisations it cannot use and why. Config validation
+(`tf_rnn.config`) reads it; the model class behind a name registers itself with
+`implements(name)` and builds itself from a config (`from_config`), so that
+`tf_rnn.models.build_model` is one lookup. Every model keeps the probe protocol the
+diagnostics read (`tf_rnn.models.PROBE_PROTOCOL`).
+
+Adding a model: a module with its cell (the one-step math) and its model class
+(`@implements("name")`, `from_config`), an entry here, and its tests.
+"""
+
+import dataclasses
+
+# Why Arch 1's concat form has no stacked layers (config validation and the model say it).
+CONCAT_DOES_NOT_STACK = (
+    "concat's recurrence reads its own layer's [x·U, h·W]: its state is concat(q, r), "
+    "2n wide, with q = f(x·U + b) a function of the input alone, so a layer above would "
+    "read a 2n-wide sequence half of which is a copy of its input's projection, with no "
+    "width to match for residual and a state split that stacking would have to re-define "
+    "(sum and mul are n wide, all of it recurrent)")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """One model of the table.
+
+    Attributes:
+      name: the value of the config field `model`.
+      summary: one line: what it is.
+      fields: config fields that only the models listing them read.
+      stacks: whether `num_layers > 1` and `residual` apply (if not, `unstacked` says
+        why); `no_stack` names settings of its own fields under which it does not
+        stack: {field: {value: why}}.
+      dropout: whether `dropout` applies.
+      refused_inits: {init: why it cannot work}.
+    """
+
+    name: str
+    summary: str
+    fields: tuple = ()
+    stacks: bool = False
+    unstacked: str = ""
+    no_stack: dict = dataclasses.field(default_factory=dict)
+    dropout: bool = False
+    refused_inits: dict = dataclasses.field(default_factory=dict)
+
+    def reads(self, field):
+        """Whether a run of this model reads the model-specific `field`."""
+        return field in self.fields or (field == "dropout" and self.dropout) or (
+            field in STACK_FIELDS and self.stacks)
+
+
+STACK_FIELDS = ("num_layers", "residual")
+
+MODELS = {e.name: e for e in (
+    ModelEntry(
+        "arch1", "hidden feedback (S4): concat, sum or mul of x·U and h·W",
+        fields=("combine", "activation"), stacks=True, dropout=True,
+        no_stack={"combine": {"concat": CONCAT_DOES_NOT_STACK}}),
+    ModelEntry(
+        "arch2", "output feedback (S5), trained with teacher forcing",
+        fields=("feedback",),
+        unstacked="Arch 2 feeds back its output, not a hidden layer (teacher-forced, its "
+                  "window has no recurrent hidden sequence for a layer above to read)",
+        refused_inits={"irnn": "Arch 2's fed-back kernel W maps the previous output (one "
+                               "unit per character) to the hidden units: it is no "
+                               "recurrent square matrix to start at the identity"}),
+    ModelEntry(
+        "elman", "the Elman char-RNN (S3): h = tanh(x·W_xh + h·W_hh + b)",
+        stacks=True, dropout=True),
+    ModelEntry(
+        "indrnn", "IndRNN: h = relu(x·W + b + u⊙h), a recurrent weight per unit",
+        fields=("indrnn_gamma",), stacks=True, dropout=True,
+        refused_inits={"irnn": "IndRNN's recurrent weights are the vector u, which starts "
+                               "U(0, indrnn_gamma^(1/num_unrollings)) whatever the init "
+                               "(init chooses its input and output kernels): there is no "
+                               "recurrent matrix to start at init_gain·I"}),
+)}
+
+# Config fields that some models read and others do not (each entry says which).
+MODEL_FIELDS = tuple(dict.fromkeys(
+    [f for e in MODELS.values() for f in e.fields] + ["dropout", *STACK_FIELDS]))
+
+_CLASSES = {}  # name: the model class that `implements` it
+
+
+def implements(name):
+    """Class decorator: the model class of the table's entry `name`."""
+    if name not in MODELS:
+        raise ValueError(f"No model {name!r} in the table; known: {sorted(MODELS)}.")
+
+    def register(cls):
+        _CLASSES[name] = cls
+        return cls
+
+    return register
+
+
+def model_class(name):
+    """The class registered for `name` (its module imported: `tf_rnn.models` does)."""
+    return _CLASSES[name]
