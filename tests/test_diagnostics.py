@@ -313,9 +313,10 @@ def test_training_writes_diagnostics_resumes_exports_and_diagnoses(tmp_path, cap
 
     # A diverged checkpoint: the JSON line is strict JSON, the figures None with the
     # reason, and no RuntimeWarning on the way.
+    from tf_rnn import run_state
     from tf_rnn.workdir import Workdir
 
-    run = training.Run(cfg, model.alphabet_size, Workdir(tmp_path / "run"))
+    run = run_state.Run(cfg, model.alphabet_size, Workdir(tmp_path / "run"))
     run.restore()
     run.model.cell.W.assign(run.model.cell.W * np.inf)  # inf (and nan where W was 0)
     run.save(18, run.cursors, run.state)

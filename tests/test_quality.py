@@ -371,12 +371,14 @@ def test_each_contender_has_an_hparams_entry_and_its_metric(tmp_path, monkeypatc
 
 
 def test_every_documented_quality_command_names_known_contenders():
-    """The README's and docs/quality.md's `--contenders` lists run as written."""
+    """The README's and docs/quality.md's `experiments.quality --contenders` lists run
+    as written (experiments.gpt_peers has contenders of its own)."""
     from experiments import _quality
 
     pages = [ROOT / "README.md", ROOT / "docs" / "quality.md"]
     named = {name for page in pages
-             for names in re.findall(r"--contenders\s+([\w,]+)", page.read_text("utf-8"))
+             for names in re.findall(r"experiments\.quality(?:[^\n]|\\\n)*?--contenders\s+"
+                                     r"([\w,]+)", page.read_text("utf-8"))
              for name in names.split(",") if name}
     assert {"text8_best_3min", "text8_best_30min"} <= named  # the 3- and 30-minute rows
     assert named <= set(_quality.KNOWN), sorted(named - set(_quality.KNOWN))
