@@ -278,12 +278,9 @@ class ChildContender:
         folder = pathlib.Path(self.folder.name)
         np.save(folder / "train.npy", np.asarray(corpus_ids, np.int32))
         np.save(folder / "valid.npy", np.asarray(valid_ids, np.int32))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
         with open(folder / "stderr.txt", "w", encoding="utf-8") as stderr:
-            self.child = subprocess.Popen([sys.executable, "-m", self.module, "--serve"],
-                                          cwd=ROOT, env=env, stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, stderr=stderr, text=True)
+            self.child = start_child(self.module, ["--serve"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=stderr)
         self.marks, self.on_point = Marks(seconds, points), on_point
         self._ask("begin", name=self.name, **self.job, alphabet_size=self.alphabet,
                   minutes=seconds / 60, train=str(folder / "train.npy"),
@@ -346,6 +343,15 @@ class ChildContender:
         if self.folder is not None:
             self.folder.cleanup()
             self.folder = None
+
+
+def start_child(module, args, **pipes):
+    """`python -m module args` from the repository root (so that `experiments` imports),
+    text pipes as `pipes` say: PyTorch's side of a comparison, never in this process."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+                            text=True, **pipes)
 
 
 def has_torch():

@@ -24,7 +24,6 @@ stdout: one JSON object, a row per contender and the best; progress on stderr.
 """
 
 import dataclasses
-import importlib.util
 import json
 import math
 import os
@@ -35,13 +34,13 @@ import tempfile
 
 import numpy as np
 
-from experiments import _windows
+from experiments import _contenders, _windows
+from experiments._contenders import NEEDS_TORCH
 from experiments._report import round_figures
 from tf_rnn import arguments, cli, corpora
 from tf_rnn import config as config_lib
 from tf_rnn.errors import ConfigError, UserError
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]  # where `python -m experiments.X` runs
 # What a user would try next on a CPU: nanoGPT's GPU recipe (6 layers of width 384, a
 # context of 256) is too slow for a budget of minutes here, so half of it: a wider model
 # (192, 6 heads of 32, as the baby's) and twice the context, whose cost per character
@@ -56,7 +55,6 @@ KERAS_NAMES = {"n_layer": "num_layers", "n_head": "heads", "n_embd": "width",
                "learning_rate": "learning_rate", "min_learning_rate": "min_learning_rate",
                "warmup": "warmup", "weight_decay": "weight_decay"}
 LN2 = math.log(2.0)
-NEEDS_TORCH = "needs PyTorch: pip install -e '.[cpu,bench]'"
 
 
 def parse_args(argv=None):
@@ -118,7 +116,7 @@ def settle(args):
 def require_torch(names):
     """UserError if a contender of `names` is PyTorch's and PyTorch is not installed."""
     torch_ones = [name for name in names if CONTENDERS[name][0] == "pytorch"]
-    if torch_ones and importlib.util.find_spec("torch") is None:
+    if torch_ones and not _contenders.has_torch():
         raise UserError(f"{', '.join(torch_ones)} {NEEDS_TORCH}")
 
 
@@ -154,12 +152,10 @@ def train_torch(name, r, corpus, args, log):
                "threads": args.threads, "streams": True, "windows": args.windows,
                "window_length": args.window_length}
         (folder / "job.json").write_text(json.dumps(job), encoding="utf-8")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-        child = subprocess.Popen(
-            [sys.executable, "-m", "experiments._nanogpt", "--job", str(folder / "job.json"),
-             "--out", str(folder / "result.json")],
-            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+        child = _contenders.start_child(
+            "experiments._nanogpt", ["--job", str(folder / "job.json"),
+                                     "--out", str(folder / "result.json")],
+            stderr=subprocess.PIPE)
         last = ""
         for line in child.stderr:  # its progress, passed on as it comes
             log(line.rstrip())
