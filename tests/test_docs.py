@@ -13,7 +13,7 @@ import pytest
 from support import ROOT
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-README_MAX_LINES = 160  # a front page; the manual lives in docs/
+README_MAX_LINES = 150  # a front page; the manual lives in docs/
 README_MAX_WIDTH = 160
 
 FENCE = re.compile(r"^\s*(```|~~~)")
