@@ -134,6 +134,35 @@ def _choice(name, value, choices):
     return value
 
 
+def integration_terms(xu, b, gates=None):
+    """x·U's two parts in a = p + g ⊙ (h·W), the pre-activation of Arch 1's sum and mul
+    (and of their stacked layers): xu (..., n) -> p, g (..., n).
+
+    sum (gates None): a = x·U + h·W + b, so p = x·U + b and g = 1 (returned as None).
+    mul (gates = (α, β₁, β₂); multiplicative integration, Wu et al. 2016):
+      a = α⊙(x·U)⊙(h·W) + β₁⊙(h·W) + β₂⊙(x·U) + b, so p = β₂⊙(x·U) + b, g = α⊙(x·U) + β₁.
+    p and g depend on the input alone: the fast path computes them for a whole window
+    (for a one-hot x, as rows of per-character tables)."""
+    if gates is None:
+        return xu + b, None
+    alpha, beta1, beta2 = gates
+    return beta2 * xu + b, alpha * xu + beta1
+
+
+def add_gates(layer, n):
+    """Gives `layer` mul's (n,) weights: α started at 1, β₁ and β₂ at 0.5 (Wu et al.)."""
+    layer.alpha = layer.add_weight(name="alpha", shape=(n,), initializer="ones")
+    for name in ("beta1", "beta2"):
+        setattr(layer, name, layer.add_weight(name=name, shape=(n,),
+                                              initializer=keras.initializers.Constant(0.5)))
+
+
+def integrate(xu, hw, b, gates=None):
+    """The pre-activation a = p + g ⊙ (h·W) of `integration_terms`, for one step."""
+    p, g = integration_terms(xu, b, gates)
+    return p + hw if g is None else p + g * hw
+
+
 @keras.saving.register_keras_serializable("tf_rnn")
 class Arch1Cell(_Cell):
     """Hidden feedback: x·U and h·W combined, then h' = f(a); logits = h'·V + c.
@@ -166,20 +195,21 @@ class Arch1Cell(_Cell):
         self.V = self._weight("V", (S, A), self.kernel_initializer)
         self.c = self._weight("c", (A,), "zeros")
         if self.combine == "mul":
-            self.alpha = self._weight("alpha", (n,), "ones")
-            self.beta1 = self._weight("beta1", (n,), keras.initializers.Constant(0.5))
-            self.beta2 = self._weight("beta2", (n,), keras.initializers.Constant(0.5))
+            add_gates(self, n)
 
     def hidden(self, x, state):
         """x: (B, A) one-hot; state: (B, S) -> the new hidden layer h (B, S), the state."""
         xu, hw = tf.matmul(x, self.U), tf.matmul(state, self.W)
         if self.combine == "concat":
             a = tf.concat([xu, hw], axis=-1) + self.b
-        elif self.combine == "sum":
-            a = xu + hw + self.b
         else:
-            a = self.alpha * xu * hw + self.beta1 * hw + self.beta2 * xu + self.b
+            a = integrate(xu, hw, self.b, self.gates)
         return kernels.activation_fn(self.activation)(a)
+
+    @property
+    def gates(self):
+        """mul: (α, β₁, β₂) of `integration_terms`; otherwise None."""
+        return (self.alpha, self.beta1, self.beta2) if self.combine == "mul" else None
 
     def readout(self, h):
         """h: (B, S) -> logits (B, A)."""

@@ -12,7 +12,6 @@ import tensorflow as tf
 
 from tf_rnn import cells as cells_lib
 from tf_rnn import draws
-from tf_rnn.checks import positive_integer
 
 
 def matmul_last_axis(x, w):
@@ -171,33 +170,8 @@ class CharModel(keras.Model):
         keep = draws.uniform(dropout_seed, shape) >= self.dropout  # the same under XLA
         return h * (tf.cast(keep, h.dtype) / (1.0 - self.dropout))
 
-    # Stacking (`tf_rnn.indrnn`; Elman and Arch 1 sum/mul in `tf_rnn.models`): layer l
-    # reads layer l-1's output sequence; the state is every layer's state side by side.
+    # Stacking (`tf_rnn.stacking`): a model that does not stack is one layer.
     num_layers, residual = 1, False
-
-    def _init_stack(self, num_layers, residual):
-        """Sets `num_layers` (L >= 1) and `residual` (bool), validated."""
-        self.num_layers = positive_integer("num_layers", num_layers)
-        if not isinstance(residual, bool):
-            raise ValueError(f"Received an invalid value for argument `residual`, expected "
-                             f"True or False, got {residual!r}.")
-        self.residual = residual
-
-    def _connection_seed(self, dropout_seed, connection):
-        """Connection 0 (the output layer's input) and l (layer l+1's input) draw masks
-        of their own from one step's (2,) seed: the run seed's slot offset by l. A
-        one-layer model's only connection, 0, draws from the step's seed itself."""
-        if dropout_seed is None:
-            return None
-        return dropout_seed + tf.constant([connection, 0], dropout_seed.dtype)
-
-    def _outputs(self, hs):
-        """The layers' new states [h^1..h^L] -> the top layer's output o^L (..., n):
-        o^1 = h^1, o^l = h^l (+ o^{l-1} with `residual`)."""
-        o = hs[0]
-        for h in hs[1:]:
-            o = h + o if self.residual else h
-        return o
 
     def _dropout_seed(self, training, dropout_seed):
         """The `dropout_seed` of a call: the one given (the train step's), else, when Keras

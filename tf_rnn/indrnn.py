@@ -9,10 +9,9 @@ input projection is a row lookup (x·W for a one-hot x), a higher layer's one
 (T·B, n) x (n, n) matmul; the recurrence is `tf_rnn.kernels.diagonal_recurrence`, with
 no matmul per step. `dropout` acts on every non-recurrent connection (the input of
 layers 2..L and the output layer's input), never on the recurrence; each connection
-draws its own mask, one per stream and window.
-
-The state is every layer's state side by side, (B, L·n): h^1 in [0, n), h^2 in
-[n, 2n), ...; a one-layer model's state is h itself, as in the other models.
+draws its own mask, one per stream and window. The stack (the residual rule, dropout
+between layers, the state of L layers side by side, the step and the probe protocol)
+is `tf_rnn.stacking.Stacked`, as for the other models that stack.
 """
 
 import keras
@@ -22,11 +21,12 @@ from tf_rnn import cells as cells_lib
 from tf_rnn import kernels
 from tf_rnn import model_table
 from tf_rnn.charmodel import CharModel, lookup, matmul_last_axis
+from tf_rnn.stacking import Stacked
 
 
 @model_table.implements("indrnn")
 @keras.saving.register_keras_serializable("tf_rnn")
-class IndRNNModel(CharModel):
+class IndRNNModel(Stacked, CharModel):
     """Stacked IndRNN layers (`cells_lib.IndRNNCell`) and a linear output layer.
 
     Args:
@@ -47,7 +47,7 @@ class IndRNNModel(CharModel):
     def config_kwargs(cls, config):
         # |u| <= γ^(1/T): a unit's gradient over a training window of T steps grows by
         # at most γ (Li et al. 2018).
-        return {"num_layers": config.num_layers, "residual": config.residual,
+        return {**super().config_kwargs(config),
                 "recurrent_max": config.indrnn_gamma ** (1.0 / config.num_unrollings)}
 
     def __init__(self, alphabet_size, num_nodes, num_layers=1, residual=False,
@@ -60,10 +60,7 @@ class IndRNNModel(CharModel):
                 alphabet_size if layer == 0 else num_nodes, num_nodes, recurrent_max,
                 kernel_initializer=kernel, dtype=self.dtype_policy, name=f"indrnn_{layer}")
             cell.build()
-            # One attribute per layer: a checkpoint (tf.train.Checkpoint) tracks a layer
-            # held in an attribute, not one in a Python list (measured: a list's weights
-            # were missing from the saved checkpoint).
-            setattr(self, f"indrnn_{layer}", cell)
+            setattr(self, f"indrnn_{layer}", cell)  # an attribute each: `Stacked` says why
         self.recurrent_max = self.layer_cells[0].recurrent_max
         self.V = self.add_weight(name="V", shape=(num_nodes, alphabet_size),
                                  initializer=kernel)
@@ -75,58 +72,30 @@ class IndRNNModel(CharModel):
         """The layers' cells, bottom first."""
         return [getattr(self, f"indrnn_{layer}") for layer in range(self.num_layers)]
 
-    @property
-    def state_size(self):
-        return self.num_layers * self.num_nodes
+    stack_layers = layer_cells
 
     def call(self, inputs, state=None, training=None, dropout_seed=None):
         inputs, state = self._window(inputs, state)
         dropout_seed = self._dropout_seed(training, dropout_seed)
-        ids = tf.transpose(inputs)  # (T, B)
-        carried = tf.split(state, self.num_layers, axis=-1)  # L x (B, n)
-        finals = []
-        for layer, (cell, h0) in enumerate(zip(self.layer_cells, carried)):
-            if layer == 0:
-                p = lookup(cell.W + cell.b, ids)  # (T, B, n): x·W for a one-hot x
-            else:
-                below = self._dropped(o, self._connection_seed(dropout_seed, layer))
-                p = matmul_last_axis(below, cell.W) + cell.b  # (T, B, n): one matmul
-            h = kernels.diagonal_recurrence(p, h0, cell.u, "relu")  # (T, B, n)
-            o = h + o if self.residual and layer > 0 else h
-            finals.append(h[-1])
-        top = self._dropped(o, self._connection_seed(dropout_seed, 0))
+        first, carried = self.layer_cells[0], self._layer_states(state)  # L x (B, n)
+        p = lookup(first.W + first.b, tf.transpose(inputs))  # (T, B, n): x·W for a one-hot x
+        h = kernels.diagonal_recurrence(p, carried[0], first.u, "relu")  # (T, B, n)
+        top, new_state = self._run_upper(h, carried, dropout_seed)
         logits = matmul_last_axis(top, self.V) + self.c  # (T, B, A)
-        return tf.transpose(logits, [1, 0, 2]), tf.concat(finals, axis=-1)
+        return tf.transpose(logits, [1, 0, 2]), new_state
 
-    # The probe protocol (`tf_rnn.models`): the hidden layer is the whole new state,
-    # every layer's h side by side.
-    def hidden_step(self, ids, state, probe=None):
-        """ids (B,), state (B, L·n) -> the step's new state h (B, L·n). `probe` (B, L·n),
-        if given, is added to each layer's h as it is formed, before the layer above reads
-        it: its gradient is dL/dh of every layer, the path up the stack included."""
-        o, hs = self.one_hot(ids), []
-        probes = tf.split(probe, self.num_layers, -1) if probe is not None else None
-        for layer, (cell, h_prev) in enumerate(
-                zip(self.layer_cells, tf.split(state, self.num_layers, -1))):
-            h = cell.hidden(o, h_prev)
-            h = h + probes[layer] if probes is not None else h
-            o = h + o if self.residual and hs else h
-            hs.append(h)
-        return tf.concat(hs, axis=-1)
+    def _upper_window(self, layer, o, h0):
+        cell = self.layer_cells[layer]
+        p = matmul_last_axis(o, cell.W) + cell.b  # (T, B, n): one matmul
+        return kernels.diagonal_recurrence(p, h0, cell.u, "relu")
 
-    def readout(self, h):
-        """h (B, L·n) -> logits (B, A), read off the top layer's output."""
-        return tf.matmul(self._outputs(tf.split(h, self.num_layers, -1)), self.V) + self.c
-
-    def step(self, ids, state):
-        """ids: (B,) -> logits (B, A), new state (B, L·n)."""
-        h = self.hidden_step(ids, state)
-        return self.readout(h), h
+    def _read_top(self, o):
+        return tf.matmul(o, self.V) + self.c
 
     def recurrent_matrix(self):
         """diag(u^1, ..., u^L) (L·n, L·n): each unit feeds back only itself."""
         return tf.linalg.diag(tf.concat([cell.u for cell in self.layer_cells], axis=0))
 
     def get_config(self):
-        return {**super().get_config(), "num_layers": self.num_layers,
-                "residual": self.residual, "recurrent_max": self.recurrent_max}
+        return {**super().get_config(), **self._stack_config(),
+                "recurrent_max": self.recurrent_max}

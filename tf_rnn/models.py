@@ -33,8 +33,8 @@ runs step by step. `call_reference` runs the cell one step at a time; tests hold
 two equal.
 
 The shared plumbing of these models is `tf_rnn.charmodel.CharModel`; the IndRNN model
-(`model="indrnn"`) lives in `tf_rnn.indrnn`. The Elman model and Arch 1 with `sum` or
-`mul` stack too (`num_layers`, `tf_rnn.stacking`).
+(`model="indrnn"`) lives in `tf_rnn.indrnn`. The Elman model, Arch 1 with `sum` or
+`mul` and IndRNN stack (`num_layers`, `residual`) one way, `tf_rnn.stacking`.
 """
 
 import keras
@@ -45,7 +45,7 @@ from tf_rnn import kernels
 from tf_rnn import model_table
 from tf_rnn.charmodel import CharModel, lookup, matmul_last_axis
 from tf_rnn.indrnn import IndRNNModel
-from tf_rnn.stacking import Stacked
+from tf_rnn.stacking import StackedOnCell
 
 # What the diagnostics (`tf_rnn.probes`) need of a model (the module docstring says what each is).
 PROBE_PROTOCOL = ("hidden_step", "readout", "carry", "hidden_size", "activation",
@@ -59,15 +59,14 @@ def missing_probe_protocol(model):
 
 @model_table.implements("arch1")
 @keras.saving.register_keras_serializable("tf_rnn")
-class Arch1Model(Stacked, CharModel):
+class Arch1Model(StackedOnCell, CharModel):
     """Arch 1 (hidden feedback), each `combine` with its restructured unroll.
 
     concat: f(concat(x·U, h·W) + b) = concat(q, r) with q = f(x·U + b[:n]) depending
     on the input alone, and r = f(q_prev·W[:n] + r_prev·W[n:] + b[n:]): only r is
     recurrent, so the sequential work per step is one (B, n) x (n, n) matmul.
-    sum and mul: a = p_t + g_t ⊙ (h·W) with p_t = β₂⊙(x·U) + b and g_t = α⊙(x·U) + β₁
-    (mul) or p_t = x·U + b, g_t = 1 (sum), both rows of per-character tables; the
-    recurrence is the one kernel, gated or not.
+    sum and mul: a = p_t + g_t ⊙ (h·W) (`cells_lib.integration_terms`), p_t and g_t
+    rows of per-character tables; the recurrence is the one kernel, gated or not.
     """
 
     @classmethod
@@ -119,14 +118,14 @@ class Arch1Model(Stacked, CharModel):
 
     def _call_integrated(self, ids, state, dropout_seed=None):
         cell = self.cell
-        if self.combine == "sum":
-            p, gate = lookup(cell.U + cell.b, ids), None  # (T, B, n)
+        # p_t and g_t are rows of per-character tables (x·U for a one-hot x is a row of
+        # U); mul's two share one (A, 2n) table and one gather.
+        p, gate = cells_lib.integration_terms(cell.U, cell.b, cell.gates)  # (A, n) each
+        if gate is None:
+            p = lookup(p, ids)  # (T, B, n)
         else:
-            # One (A, 2n) table, one gather: [p_t | g_t] for each character.
-            table = tf.concat([cell.beta2 * cell.U + cell.b, cell.alpha * cell.U + cell.beta1],
-                              axis=-1)
-            p, gate = tf.split(lookup(table, ids), 2, axis=-1)  # (T, B, n) each
-        carried = tf.split(state, self.num_layers, axis=-1)  # L x (B, n)
+            p, gate = tf.split(lookup(tf.concat([p, gate], -1), ids), 2, axis=-1)
+        carried = self._layer_states(state)  # L x (B, n)
         h = kernels.recurrence(p, carried[0], cell.W, self.activation, gate=gate)  # (T, B, n)
         top, new_state = self._run_upper(h, carried, dropout_seed)
         logits = matmul_last_axis(top, cell.V) + cell.c  # (T, B, A)
@@ -221,7 +220,7 @@ class Arch2Model(CharModel):
 
 @model_table.implements("elman")
 @keras.saving.register_keras_serializable("tf_rnn")
-class ElmanModel(Stacked, CharModel):
+class ElmanModel(StackedOnCell, CharModel):
     """The S3 char-RNN: h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h); y_t = h_t W_hy + b_y.
 
     With `num_layers` L > 1, layers 2..L are tanh `StackedLayer`s (sum) and W_hy reads
@@ -252,7 +251,7 @@ class ElmanModel(Stacked, CharModel):
         cell = self.cell
         # x_t·W_xh for a one-hot x_t is a row of W_xh: a gather, not a matmul.
         p = lookup(cell.W_xh + cell.b_h, tf.transpose(inputs))  # (T, B, n)
-        carried = tf.split(state, self.num_layers, axis=-1)  # L x (B, n)
+        carried = self._layer_states(state)  # L x (B, n)
         h = kernels.recurrence(p, carried[0], cell.W_hh, "tanh")  # (T, B, n)
         top, new_state = self._run_upper(h, carried, dropout_seed)
         logits = matmul_last_axis(top, cell.W_hy) + cell.b_y  # (T, B, A)
