@@ -64,8 +64,8 @@ class Marks:
 class Contender:
     """A peer trained a step at a time: `train(window) -> loss`, `valid_bpc(ids)`.
 
-    `model` is the model behind them (the Keras peers' `_baselines.KerasCharRNN`, the
-    transformer's `_transformer.GPTTrainer`), for a closer look than the two figures.
+    `model` is the model behind them (the transformer's `_transformer.GPTTrainer`), for a
+    closer look than the two figures.
     `progress` is the float32 variable its schedule reads: the fraction of its budget
     spent; `windows(ids)` gives its training windows (default: `tf_rnn.data.BatchCursors`,
     the streams a carried state needs); `hparams` its settings for TensorBoard's HParams
@@ -386,10 +386,3 @@ def new_progress():
     import tensorflow as tf
 
     return tf.Variable(0.0, dtype=tf.float32, trainable=False, name="budget_progress")
-
-
-def no_last_step():
-    """A schedule's last step, 0: none (the budget's clock alone ends the schedule)."""
-    import tensorflow as tf
-
-    return tf.Variable(0, dtype=tf.int64, trainable=False, name="total_steps")

@@ -5,26 +5,28 @@ budget on its own clock (its compile included); taking turns keeps a machine sha
 with other work from favouring whichever ran first. tf_rnn's contenders are trained by
 `tf-rnn train --minutes`'s own loop, each in a run directory of its own, and scored by
 `tf-rnn eval --split valid`, the two commands printed beside each row
-(`_contenders.RunContender`); the peers' clocks count what that loop's would: their
-steps, windows and validations (`_contenders.Contender`; PyTorch's GPT in a child
-process, `_contenders.ChildContender`). A tf_rnn contender's curve is
-its run's validations (every `eval_every` steps); a peer's is measured at `points - 1`
-moments of its clock and at its end. Every recurrent contender is
+(`_contenders.RunContender`). So are the Keras RNN peers: Keras's own cells, models of
+tf_rnn's table trained by the same loop (the presets `keras_gru_256`, ...), so that every
+recurrent contender is trained by one loop and scored by one evaluation. The
+transformers' clocks count what that loop's would: their steps, windows and validations
+(`_contenders.Contender`; PyTorch's GPT in a child process,
+`_contenders.ChildContender`). A run's curve is its validations (every `eval_every`
+steps); a transformer's is measured at `points - 1` moments of its clock and at its end. Every recurrent contender is
 scored over the whole validation split the same way: the split cut into 32 streams, each
 carrying its state from the zero state across windows; the transformers score the same
 characters, each with at least half its context window before it
 (`_windows.window_plan`).
 
 Each contender's learning rate follows the fraction of its budget spent (its
-`TimeBudget` sets `progress` before each step): tf_rnn's `schedule` field, the Keras peers'
-`keras_schedule`, the transformers' warm-up + cosine all end at the budget's end,
+`TimeBudget` sets `progress` before each step): the runs' `schedule` field (the Keras
+peers' set by `--keras-schedule`), the transformers' warm-up + cosine all end at the budget's end,
 whatever the contender's pace and however busy the machine."""
 
 import math
 import os
 
 from experiments._contenders import NEEDS_TORCH, ChildContender, Contender, RunContender
-from experiments._contenders import has_torch, new_progress, no_last_step
+from experiments._contenders import has_torch, new_progress
 from tf_rnn.errors import ArgumentError, UserError
 
 SLICE_SECONDS = 5.0  # one turn of a contender
@@ -44,17 +46,15 @@ TF_RNN_CONTENDERS = {
     "text8_best_30min": ("text8_best_30min", {}),  # the same model over 30 minutes
 }
 
-# The Keras peers a user would try, each with the optimizer that suits it here:
-# (layer, units, Adam learning rate), all with global-norm clip 1.25, batch 32, unroll 40.
-KERAS_CONTENDERS = {
-    "keras_simplernn_200": ("simple_rnn", 200, 1e-3),
-    "keras_simplernn_400": ("simple_rnn", 400, 1e-3),
-    "keras_lstm_256": ("lstm", 256, 2e-3),
-    "keras_gru_256": ("gru", 256, 2e-3),
-}
-# The Keras peers' learning-rate shape over the budget (tf_rnn.steps.Schedule's, the
-# constant one being its staircase that never decays).
-KERAS_SCHEDULES = ("constant", "linear", "cooldown")
+# The Keras peers a user would try: Keras's own cells through tf_rnn's loop, each the
+# preset of its name (`tf_rnn.config`: Adam at the rate that suits it, clip 1.25, batch
+# 32, unroll 40, the budget's cooldown).
+KERAS_CONTENDERS = ("keras_simplernn_200", "keras_simplernn_400", "keras_lstm_256",
+                    "keras_gru_256")
+# The Keras peers' learning-rate shape over the budget (`--keras-schedule`), as the
+# config fields that give it ("constant": the step schedule that never decays).
+KERAS_SCHEDULES = {"constant": {"schedule": "step", "decay_rate": 1.0},
+                   "linear": {"schedule": "linear"}, "cooldown": {"schedule": "cooldown"}}
 
 # The transformer peers, nanoGPT's baby-GPT recipe: (framework, overrides) of the Keras
 # one (`_transformer.GPTTrainer`, this process) or of PyTorch's, nanoGPT's own framework
@@ -67,35 +67,12 @@ KNOWN = [*TF_RNN_CONTENDERS, *KERAS_CONTENDERS, *GPT_CONTENDERS]
 PEERS = frozenset([*KERAS_CONTENDERS, *GPT_CONTENDERS])  # everything not tf_rnn's
 
 
-def keras_schedule(kind, learning_rate, progress):
-    """The Keras peers' rate over the budget (`progress`: the fraction spent): tf_rnn's
-    `Schedule` ("constant": its staircase with a decay rate of 1)."""
-    import tensorflow as tf
-
-    from tf_rnn import steps
-
+def schedule_changes(kind):
+    """The config fields of the Keras peers' schedule `kind` (`KERAS_SCHEDULES`)."""
     if kind not in KERAS_SCHEDULES:
         raise ArgumentError(f"Received an invalid value for `keras_schedule`, expected one "
                             f"of {list(KERAS_SCHEDULES)}, got {kind!r}.")
-    scale = tf.Variable(1.0, trainable=False)
-    return steps.Schedule("step" if kind == "constant" else kind, learning_rate, 1, 1.0,
-                          scale, no_last_step(), progress=progress)
-
-
-def keras_contender(name, layer, units, learning_rate, alphabet, schedule="cooldown"):
-    import keras
-
-    from experiments import _baselines
-
-    keras.utils.set_random_seed(0)
-    progress = new_progress()
-    optimizer = keras.optimizers.Adam(keras_schedule(schedule, learning_rate, progress),
-                                      global_clipnorm=1.25)
-    model = _baselines.KerasCharRNN(alphabet, units, 32, 40, layer=layer, optimizer=optimizer)
-    hparams = {"width": units, "layers": 1, "lr": learning_rate, "schedule": schedule,
-               "unroll_or_context": 40}
-    return Contender(name, model.train, model.evaluate, 32, 40, model, progress,
-                     hparams=hparams)
+    return KERAS_SCHEDULES[kind]
 
 
 def gpt_contender(name, changes, alphabet):
@@ -137,45 +114,22 @@ def require_torch(names):
         raise UserError(f"{', '.join(wanted)} {NEEDS_TORCH}")
 
 
-# What `--add` may change in a Keras peer (its Adam rate, its width): how to read each
-# value, and what it must be.
-KERAS_CHANGES = {"learning_rate": (float, "a number"), "units": (int, "a whole number")}
-
-
 def parse_added(base, assignments):
-    """The changes of an `--add` contender: `--set`-style KEY=VALUE overrides of a tf_rnn
-    preset (checked as `--set` checks them), or `KERAS_CHANGES` of a Keras peer.
+    """The changes of an `--add` contender: `--set`-style KEY=VALUE overrides of the preset
+    `base` (a tf_rnn contender's or a Keras peer's), checked as `--set` checks them.
     UserError for an unknown base, key or value."""
     from tf_rnn import config
-    from tf_rnn.errors import ConfigError
 
-    if base not in KERAS_CONTENDERS:
-        cfg = config.with_overrides(config.get_preset(base), assignments)
-        return {k: getattr(cfg, k) for k in (a.partition("=")[0].strip() for a in assignments)}
-    changes = {}
-    for assignment in assignments:
-        key, _, value = (s.strip() for s in assignment.partition("="))
-        if key not in KERAS_CHANGES:
-            raise ConfigError(f"A Keras peer takes {sorted(KERAS_CHANGES)}, not {key!r}.")
-        kind, what = KERAS_CHANGES[key]
-        try:
-            changes[key] = kind(value)
-        except ValueError:
-            raise ConfigError(f"`{key}` must be {what}, got {value!r}.") from None
-        if changes[key] <= 0:
-            raise ConfigError(f"`{key}` must be positive, got {value!r}.")
-    return changes
+    cfg = config.with_overrides(config.get_preset(base), assignments)
+    return {k: getattr(cfg, k) for k in (a.partition("=")[0].strip() for a in assignments)}
 
 
 def added_contender(name, base, changes, alphabet, keras_schedule="cooldown", *, data=None,
                     logdir=None, minutes=None):
-    """An `--add` contender: `base` (a tf_rnn preset or a Keras peer) with `changes`
-    (`parse_added`'s)."""
+    """An `--add` contender: the preset `base` with `changes` (`parse_added`'s); a Keras
+    peer's on the Keras peers' schedule unless `changes` sets its own."""
     if base in KERAS_CONTENDERS:
-        layer, units, learning_rate = KERAS_CONTENDERS[base]
-        return keras_contender(name, layer, changes.get("units", units),
-                               changes.get("learning_rate", learning_rate), alphabet,
-                               keras_schedule)
+        changes = {**schedule_changes(keras_schedule), **changes}
     return tf_rnn_contender(name, base, changes, data, logdir, minutes)
 
 
@@ -219,8 +173,8 @@ def make_contenders(names, alphabet, keras_schedule="cooldown", *, data=None, lo
             contenders.append(tf_rnn_contender(name, preset, changes, data, logdir,
                                                minutes))
         elif name in KERAS_CONTENDERS:
-            contenders.append(keras_contender(name, *KERAS_CONTENDERS[name], alphabet,
-                                              keras_schedule))
+            contenders.append(tf_rnn_contender(name, name, schedule_changes(keras_schedule),
+                                               data, logdir, minutes))
         elif name in GPT_CONTENDERS:
             framework, changes = GPT_CONTENDERS[name]
             make = torch_contender if framework == "pytorch" else gpt_contender

@@ -7,19 +7,20 @@ Keras and PyTorch peers, trained in turns for the same wall-clock budget on one 
 
 Contenders (`experiments._quality`): the faithful `text8_arch1`, the best setting found
 for each Arch 1 combination (concat, sum, and `text8_best`, multiplicative
-integration), the presets of the 3-, 10- and 30-minute budgets, Keras `SimpleRNN(relu)`
-at widths 200 and 400, Keras `LSTM(256)` and `GRU(256)`, `gpt_baby`, nanoGPT's baby GPT
+integration), the presets of the 3-, 10- and 30-minute budgets, Keras's `SimpleRNNCell`
+(relu) at widths 200 and 400, `LSTMCell(256)` and `GRUCell(256)` (models of tf_rnn's
+table, trained by its loop: the presets of their names), `gpt_baby`, nanoGPT's baby GPT
 in Keras (`experiments._transformer`), and `gpt_torch`, the same recipe in PyTorch,
 nanoGPT's own framework (`experiments._nanogpt`, in a child process; left out of the
 default list, with a note, where PyTorch is not installed: the `bench` extra). tf_rnn's
-contenders are trained by `tf-rnn train
+contenders and the Keras peers are trained by `tf-rnn train
 --minutes`'s own loop, each in a run of its own (LOGDIR/NAME/run, a new directory), and
 scored by `tf-rnn eval --split valid`: the two commands, printed in its row
 (`command`) and at the end, reproduce it alone. Every learning rate follows the fraction
 of its budget spent, so every schedule ends at the budget's end (`tf_rnn.budget`); a
-contender's clock runs in its turns only and counts its validations too. A peer's
+contender's clock runs in its turns only and counts its validations too. A transformer's
 validation BPC is measured at `--points` moments of its own clock, the last at its end;
-a tf_rnn contender's curve is its run's validations (every `eval_every` steps). The
+a run's curve is its validations (every `eval_every` steps). The
 curves go to TensorBoard (one run per contender under `--logdir`, scalar `valid/bpc`
 with the training seconds as the step, so `tensorboard --logdir` overlays them, and the
 contender's settings in the HParams dashboard) and, with `--plot` and the `plot` extra
@@ -44,8 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--minutes", type=float, default=3.0,
                    help="training minutes per contender (default 3)")
     p.add_argument("--points", type=int, default=6,
-                   help="validation measurements along each peer's curve (default 6; a "
-                   "tf_rnn contender validates as its run does)")
+                   help="validation measurements along each transformer's curve (default "
+                   "6; a tf_rnn run, the Keras peers' included, validates as its run does)")
     p.add_argument("--logdir", default=os.path.join("runs", "quality"),
                    help="TensorBoard runs, one per contender (default runs/quality)")
     p.add_argument("--plot", type=arguments.output_path,
@@ -59,10 +60,10 @@ def parse_args(argv=None):
                    help="the Keras RNN peers' learning-rate shape over the budget "
                    "(default cooldown)")
     p.add_argument("--add", action="append", default=[], metavar="NAME=PRESET[,KEY=VALUE...]",
-                   help="one more contender: a tf_rnn preset with --set-style overrides, "
-                   "e.g. mul256=text8_best,num_nodes=256, or a Keras peer with another "
-                   "learning_rate or units, e.g. lstm1e3=keras_lstm_256,learning_rate=1e-3 "
-                   "(a peer still; repeatable; for sweeps)")
+                   help="one more contender: a preset with --set-style overrides, e.g. "
+                   "mul256=text8_best,num_nodes=256, or a Keras peer's, e.g. "
+                   "lstm1e3=keras_lstm_256,learning_rate=1e-3 (a peer still; repeatable; "
+                   "for sweeps)")
     args = p.parse_args(argv)
     if args.minutes <= 0 or args.points <= 0:
         p.error(f"--minutes and --points must be positive, got {args.minutes}, "
@@ -151,9 +152,9 @@ def run(args):
 
     report = Report()
     corpus = data.load_corpus(args.data, vocab="text8")
-    ours = [n for n in args.contenders if n in _quality.TF_RNN_CONTENDERS] + [
-        n for n, (base, _) in args.added.items() if base not in _quality.KERAS_CONTENDERS]
-    _quality.check_new_runs(ours, args.logdir)
+    runs = [n for n in args.contenders if n in _quality.TF_RNN_CONTENDERS
+            or n in _quality.KERAS_CONTENDERS] + list(args.added)
+    _quality.check_new_runs(runs, args.logdir)
     where = {"data": args.data, "logdir": args.logdir, "minutes": args.minutes}
     contenders = _quality.make_contenders(args.contenders, corpus.vocab.size,
                                           args.keras_schedule, **where)

@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from tf_rnn import config
+from tf_rnn import config, model_table
 
 
 def test_text8_presets_are_the_seed_settings():
@@ -31,7 +31,8 @@ def test_unknown_preset_lists_the_presets():
         config.get_preset("text9")
     assert str(e.value).endswith(f"{sorted(config.PRESETS)}.")
     assert str(e.value) == (  # as docs/troubleshooting.md's error table quotes it
-        "Unknown preset 'text9'; available presets: ['charrnn_adagrad', 'text8_arch1', "
+        "Unknown preset 'text9'; available presets: ['charrnn_adagrad', 'keras_gru_256', "
+        "'keras_lstm_256', 'keras_simplernn_200', 'keras_simplernn_400', 'text8_arch1', "
         "'text8_arch1_sum', 'text8_arch1_tuned', 'text8_arch2', 'text8_best', "
         "'text8_best_10min', 'text8_best_30min', 'text8_best_3min', 'text8_indrnn'].")
 
@@ -73,15 +74,24 @@ def test_json_round_trip():
 # Settings that do not apply are refused (issue 18, item 3). --------------------------
 
 # Every model, and each of Arch 1's combinations (their recurrent kernels differ in shape).
+# A Keras cell as the config field `cell` holds it (tf_rnn.keras_cell.cell_setting).
+GRU_CELL = '{"class_name": "GRUCell", "config": {"units": 4}, "module": "keras.layers"}'
+# What a model needs set beside it (keras_cell: its cell).
+MODEL_NEEDS = {"keras_cell": {"cell": GRU_CELL}}
 MODEL_VARIANTS = {"arch1": {}, "arch1_sum": {"combine": "sum"},
                   "arch1_mul": {"combine": "mul"}, "arch2": {"model": "arch2"},
                   "elman": {"model": "elman"}, "indrnn": {"model": "indrnn"},
-                  "indrnn_2": {"model": "indrnn", "num_layers": 2}}
+                  "indrnn_2": {"model": "indrnn", "num_layers": 2},
+                  "keras_simplernn": {"model": "keras_simplernn"},
+                  "keras_gru": {"model": "keras_gru"}, "keras_lstm": {"model": "keras_lstm"},
+                  "keras_cell": {"model": "keras_cell", "cell": GRU_CELL}}
 # A valid value other than the default, for each field some settings ignore.
 OTHER_VALUE = {"combine": "mul", "activation": "tanh", "feedback": "probs", "dropout": 0.2,
                "init_mean": 0.0, "init_stddev": 0.2, "init_gain": 0.5, "epsilon": 1e-7,
                "num_layers": 2, "residual": True, "indrnn_gamma": 1.5,
-               "cooldown_fraction": 0.5}
+               "cooldown_fraction": 0.5,
+               "cell": '{"class_name": "LSTMCell", "config": {"units": 3}, '
+                       '"module": "keras.layers"}'}
 # What a field's other value needs beside it where it applies (Arch 1 stacks sum or mul).
 NEEDS = {("num_layers", "arch1"): {"combine": "sum"}}
 
@@ -100,11 +110,11 @@ def test_a_field_is_refused_where_it_does_not_apply(name):
     others = [v for v in choices if v not in used_by]
     assert others, name  # a field some settings ignore
     for value in used_by:  # where it applies, any valid value is taken
-        assert getattr(config.Config(**{decider: value, name: OTHER_VALUE[name]},
-                                     **NEEDS.get((name, value), {})), name) == \
-            OTHER_VALUE[name]
+        settings = {**MODEL_NEEDS.get(value, {}), decider: value, name: OTHER_VALUE[name],
+                    **NEEDS.get((name, value), {})}
+        assert getattr(config.Config(**settings), name) == OTHER_VALUE[name]
     for value in others:
-        base = {decider: value}
+        base = {decider: value, **MODEL_NEEDS.get(value, {})}
         config.Config(**base)  # the setting alone is fine...
         with pytest.raises(ValueError) as raised:  # ...with the field it ignores, not
             config.Config(**base, **{name: OTHER_VALUE[name]})
@@ -245,7 +255,9 @@ def _one_train_step(settings):
 
 
 # Pairs refused because the init would be silently ignored, not because they fail.
-INITS_WITHOUT_EFFECT = {("indrnn", "irnn")}
+# (model, init): what the refusal says.
+INITS_WITHOUT_EFFECT = {("indrnn", "irnn"): "there is no recurrent matrix",
+                        ("keras_cell", "irnn"): "there is no recurrent matrix"}
 
 
 @pytest.mark.slow  # 24 traced train steps, ~1.5 s each
@@ -258,6 +270,8 @@ def test_every_model_and_init_trains_or_is_refused_up_front(variant, init):
     # recurrent one (RecurrentIdentity needs rows >= cols).
     settings = dict(MODEL_VARIANTS[variant], init=init, num_nodes=8, batch_size=2,
                     num_unrollings=4, optimizer="adam", learning_rate=0.01)
+    for field in model_table.MODELS[model_name].ignores:  # keras_cell: the cell's width
+        del settings[field]
     failure = _one_train_step(settings)
     try:
         config.Config(**settings)
@@ -267,7 +281,8 @@ def test_every_model_and_init_trains_or_is_refused_up_front(variant, init):
         if (model_name, init) in INITS_WITHOUT_EFFECT:
             # It would train, but the init has nothing to act on: refused as a setting
             # that does not apply, like the fields of config.APPLIES_ONLY.
-            assert failure is None and "there is no recurrent matrix" in str(e), failure
+            assert failure is None and INITS_WITHOUT_EFFECT[model_name, init] in str(e), \
+                failure
         else:
             assert failure is not None, "refused, yet the pair trains"
         return

@@ -29,7 +29,8 @@ from option_probes import STOP, THROUGH, Replace, experiment_modules, options, p
 from option_probes import run, subparsers, value
 from support import LEXICON, write_corpus
 
-from experiments import _quality, benchmark, diag_benchmark, init_diagnostics, lstm_streams
+from experiments import _baselines, _quality, benchmark, diag_benchmark, init_diagnostics
+from experiments import lstm_streams
 from experiments import gpt_peers, quality, serve_benchmark, shakespeare_char
 
 import tf_rnn
@@ -1097,8 +1098,8 @@ SERVE_CHECKS = {"--export": check_serve_export, "--threads": check_threads,
 
 LSTM = Command(lstm_streams.main, ["--data", "corpus.txt", "--steps", 3], [
     (tf_rnn.data, "load_corpus", value(FAKE_CORPUS)),
-    (_quality, "keras_contender", value(types.SimpleNamespace(
-        model=None, batch_size=2, num_unrollings=3, train=lambda w: Counted.step(w)))),
+    (_baselines, "KerasCharRNN", value(types.SimpleNamespace(
+        train=lambda w: Counted.step(w)))),
     (Counted, "step", THROUGH), (steps, "scoring_streams", STOP)])
 LSTM_CHECKS = {
     "--data": lambda cmd: reaches(cmd, ["--data", "c.txt"], "load_corpus", "data", "c.txt"),

@@ -20,7 +20,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from support import ROOT, subprocess_env, write_corpus
 
 from experiments import _quality, _transformer, quality
-from tf_rnn import budget, data, steps
+from tf_rnn import budget, config, data, steps
 
 CONTENDERS = ["text8_best", "keras_gru_256", "gpt_baby"]
 
@@ -36,7 +36,7 @@ def quality_run(tmp_path_factory):
         [sys.executable, "-m", "experiments.quality", "--data", str(corpus),
          "--minutes", "0.05", "--points", "2", "--contenders", ",".join(CONTENDERS),
          "--add", "mul16=text8_best,num_nodes=16,learning_rate=0.01,schedule=linear",
-         "--add", "gru8=keras_gru_256,units=8,learning_rate=0.01",
+         "--add", "gru8=keras_gru_256,num_nodes=8,learning_rate=0.01",
          "--logdir", str(tmp / "tb"), "--plot", str(tmp / "curves.png")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env=subprocess_env())
@@ -58,12 +58,12 @@ def test_one_row_per_contender_then_the_summary(quality_run):
         # its last step's: 0 where the first step (its compile) outlasted the budget
         assert 0 <= row["schedule_fraction"] <= 1
         # The curve keeps 4 decimals, the row 4 significant digits (4.5779 vs 4.578).
-        # A peer's: --points 2 (one, where the budget's end would repeat the middle
-        # one at once); a tf_rnn contender's: its run's validations (every eval_every
-        # steps, 1000 here: its last step's alone).
-        ours = row["name"] in ("quality/text8_best", "quality/mul16")
-        assert len(row["curve"]) in ((1,) if ours else (1, 2))
-        assert ("command" in row) == ours
+        # The transformer's: --points 2 (one, where the budget's end would repeat the
+        # middle one at once); a run's (tf_rnn's and the Keras peers'): its validations
+        # (every eval_every steps, 1000 here: its last step's alone).
+        run = row["name"] != "quality/gpt_baby"
+        assert len(row["curve"]) in ((1,) if run else (1, 2))
+        assert ("command" in row) == run
         assert row["curve"][-1][2] == pytest.approx(row["valid_bpc"], abs=1e-3)
         # A first step (its compile) longer than half the budget passes both marks at once.
         assert row["curve"][0][0] <= row["curve"][-1][0] and 0 < row["valid_bpc"] < 10
@@ -112,11 +112,12 @@ def test_the_plot_is_a_png(quality_run):
     ([], "is not a file"), (["--contenders", "text8_best,gru"], "gru"),
     (["--keras-schedule", "step"], "--keras-schedule"),
     (["--add", "w=text8_best,combine=product"], "`combine`"),
-    (["--add", "l=keras_lstm_256,dropout=0.2"], "not 'dropout'"),
-    (["--add", "l=keras_lstm_256,learning_rate=fast"], "`learning_rate` must be a number"),
-    (["--add", "l=keras_lstm_256,units=-3"], "`units` must be positive"),
-    (["--add", "l=keras_lstm_256,units=8.5"], "`units` must be a whole number"),
-    (["--add", "keras_gru_256=keras_gru_256,units=8"], "give a new contender name")])
+    (["--add", "l=keras_lstm_256,num_layers=2"], "which does not stack"),
+    (["--add", "l=keras_lstm_256,learning_rate=fast"], "`learning_rate`, expected a number"),
+    (["--add", "l=keras_lstm_256,num_nodes=-3"], "`num_nodes`"),
+    (["--add", "l=keras_lstm_256,num_nodes=8.5"], "`num_nodes`, expected an integer"),
+    (["--add", "l=gpt_baby,learning_rate=0.1"], "Unknown preset 'gpt_baby'"),
+    (["--add", "keras_gru_256=keras_gru_256,num_nodes=8"], "give a new contender name")])
 def test_bad_arguments_are_rejected(tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_:
         quality.parse_args(["--data", str(tmp_path / "none.txt"), *flags])
@@ -258,13 +259,37 @@ def test_warmup_then_cosine_to_the_floor_at_the_budgets_end():
 @pytest.mark.parametrize("kind, half, end", [("constant", 1.0, 1.0), ("linear", 0.5, 0.0),
                                              ("cooldown", 1.0, 0.0)])
 def test_the_keras_peers_schedules_end_at_the_budgets_end(kind, half, end):
+    """--keras-schedule gives the Keras peers' runs the config fields of its shape; the
+    run's schedule, on the budget's progress, then ends at the budget's end."""
+    cfg = config.get_preset("keras_gru_256").replace(**_quality.schedule_changes(kind))
     progress = _quality.new_progress()
-    lr = _quality.keras_schedule(kind, 2e-3, progress)
+    scale = tf.Variable(1.0, trainable=False)
+    total = tf.Variable(0, dtype=tf.int64, trainable=False)  # no step count: the clock ends it
+    lr = steps.Schedule(cfg.schedule, cfg.learning_rate, cfg.decay_steps, cfg.decay_rate,
+                        scale, total, cfg.cooldown_fraction, progress=progress)
     assert float(lr(300)) == pytest.approx(2e-3)
     progress.assign(0.5)
     assert float(lr(500)) == pytest.approx(2e-3 * half)
     progress.assign(1.0)
     assert float(lr(1000)) == pytest.approx(2e-3 * end, rel=1e-6, abs=1e-12)
+
+
+def test_the_keras_peers_are_runs_of_tf_rnns_loop(tmp_path):
+    """Each Keras peer is the preset of its name, trained as `tf-rnn train --minutes`
+    trains it: a RunContender with the command that reproduces its row."""
+    corpus = write_corpus(tmp_path / "c.txt", 6000)
+    contenders = _quality.make_contenders(["keras_lstm_256"], 27, "linear", data=str(corpus),
+                                          logdir=str(tmp_path / "tb"), minutes=0.1)
+    try:
+        (lstm,) = contenders
+        assert isinstance(lstm, _quality.RunContender)
+        assert lstm.trainer.config.model == "keras_lstm" and lstm.changes == {
+            "schedule": "linear"}
+        assert "tf-rnn train --preset keras_lstm_256" in lstm.command
+        assert "--set schedule=linear" in lstm.command
+    finally:
+        for c in contenders:
+            c.close()
 
 
 class PacedClock:

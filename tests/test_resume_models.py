@@ -1,6 +1,6 @@
 """Real signals sent to real training processes of every model and option that came with
 stacking (issue 20, item 7): two residual IndRNN layers, two `mul` layers on the
-cooldown schedule, two Elman layers — each with dropout, whose masks follow the
+cooldown schedule, two Elman layers, and Keras's GRU cell — each with dropout, whose masks follow the
 checkpointed random state. A SIGKILL between checkpoints or a SIGTERM
 mid-interval, then the same command again: the run ends bitwise equal to one that was
 never interrupted (tests/test_preemption.py and test_reliability.py do the same for the
@@ -22,6 +22,8 @@ CASES = {
                                    num_layers=2, residual="true", init="glorot",
                                    schedule="cooldown"), signal.SIGKILL),
     "elman_2_layers": (dict(model="elman", num_layers=2, init="glorot"), signal.SIGKILL),
+    # Keras's own cell through the generic path (issue 38, item 4).
+    "keras_gru": (dict(model="keras_gru", init="glorot"), signal.SIGKILL),
 }
 SHARED = dict(dropout=0.2, optimizer="adam", learning_rate=0.01)
 K = 26  # the signal comes while step K + 1 runs: after ckpt-20, before ckpt-40

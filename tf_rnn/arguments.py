@@ -266,7 +266,7 @@ def _train_epilog():
     for name, preset in config_lib.PRESETS.items():
         changed = " ".join(f"{f}={v}" for f, v in preset.to_dict().items()
                            if v != getattr(defaults, f)) or "(the defaults)"
-        lines.append(f"  {name:<19}{config_lib.PRESET_PURPOSES[name]}")
+        lines.append(f"  {name:<21}{config_lib.PRESET_PURPOSES[name]}")
         lines += textwrap.wrap(changed, 79, initial_indent=" " * 23,
                                subsequent_indent=" " * 23, break_on_hyphens=False)
     lines += ["", "models (--set model=NAME), from the table of models (tf_rnn.model_table):"]

@@ -31,7 +31,7 @@ CHOICES = {"model": MODELS, "combine": COMBINES, "activation": ACTIVATIONS,
 # holds (one cursor and state row per batch row, the optimizer's slots): a work
 # directory trained with one value cannot be resumed with another.
 SHAPE_FIELDS = ("model", "combine", "num_nodes", "vocab", "normalize", "batch_size",
-                "optimizer", "num_layers")
+                "optimizer", "num_layers", "cell")
 
 
 # Fields read only under some settings: field -> (the field that decides, the values of
@@ -66,8 +66,8 @@ class Config:
     """Every setting of a training run. Defaults are the Arch 1 seed settings."""
 
     # Model.
-    model: str = _field("arch1", " | ".join(model_table.MODELS) + " (the models: "
-                        "`tf-rnn train --help`, above)")
+    model: str = _field("arch1", "one of the models of the table (`tf-rnn train --help`, "
+                        "above)")
     num_nodes: int = _field(100, "n: Arch 1 state is 2n wide (n for sum/mul), Arch 2 "
                             "hidden 2n, Elman hidden n, IndRNN n per layer")
     combine: str = _field("concat", "arch1: concat(x·U, h·W) | sum x·U + h·W | mul "
@@ -91,6 +91,8 @@ class Config:
     # recurrence grows at most 2x; u starts U(0, gamma^(1/num_unrollings)).
     indrnn_gamma: float = _field(2.0, "indrnn: |u| <= gamma^(1/num_unrollings) after every "
                                  "update (2, the papers')")
+    cell: str = _field("", "keras_cell: the Keras RNN cell as Keras serializes it, JSON "
+                       "(tf_rnn.keras_cell.cell_setting(cell))")
     # Data.
     vocab: str = _field("text8", "text8: ' '+a-z | corpus: the corpus's sorted distinct "
                         "characters")
@@ -238,6 +240,7 @@ def _check_applies(config):
             f"Received init={config.init!r} for model={config.model!r}, which cannot use "
             f"it: {why}. Use one of {usable} with model {config.model!r}.")
     _check_stacking(config)
+    _check_model_needs(config)
     defaults = Config.__dataclass_fields__
     for name, (decider, values) in APPLIES_ONLY.items():
         value, default = getattr(config, name), defaults[name].default
@@ -248,6 +251,22 @@ def _check_applies(config):
                 f"Received {name}={value!r} for {decider}={getattr(config, decider)!r}, "
                 f"which does not use it: `{name}` applies only to {only}. Leave `{name}` "
                 f"at its default {default!r}, or use {only}.")
+
+
+def _check_model_needs(config):
+    """Refuses a model's `needs` left unset and a general field it `ignores` set (the
+    table of models)."""
+    entry, defaults = model_table.MODELS[config.model], Config.__dataclass_fields__
+    for name in entry.needs:
+        if getattr(config, name) == defaults[name].default:
+            raise ConfigError(f"Received no `{name}` for model={config.model!r}, which needs "
+                              f"it: {defaults[name].metadata['help']}.")
+    for name, why in entry.ignores.items():
+        value, default = getattr(config, name), defaults[name].default
+        if value != default:
+            raise ConfigError(f"Received {name}={value!r} for model={config.model!r}, which "
+                              f"does not use it: {why}. Leave `{name}` at its default "
+                              f"{default!r}.")
 
 
 def _check_stacking(config):
@@ -348,6 +367,14 @@ _BEST_10MIN = Config(
     init="glorot", optimizer="adam", learning_rate=2e-3, schedule="cooldown",
     dropout=0.5, jit_compile=True, budget_minutes=10.0)
 
+# The Keras peers of `experiments.quality`: Keras's own cells as a user trains them, here
+# through tf_rnn's loop (the generic path, `tf_rnn.keras_cell`): Keras's initialisers
+# (Glorot kernels, orthogonal recurrent: `init=glorot`), Adam with Keras's epsilon at the
+# rate that suited each, clip 1.25, batch 32, unroll 40, XLA, the budget's cooldown.
+_KERAS_PEER = Config(
+    model="keras_gru", num_nodes=256, init="glorot", optimizer="adam", learning_rate=2e-3,
+    epsilon=1e-7, schedule="cooldown", jit_compile=True, budget_minutes=10.0)
+
 
 PRESETS = {
     # S4: Arch 1 on text8 exactly as the seed ran it.
@@ -408,6 +435,14 @@ PRESETS = {
         model="elman", num_nodes=75, batch_size=1, num_unrollings=20, init="charrnn",
         vocab="corpus", optimizer="adagrad", learning_rate=1e-2, decay_rate=1.0,
         clip_norm=0.0, clip_value=5.0, epochs=50.0, eval_batch_size=8),
+    # The quality harness's Keras peers (`_KERAS_PEER`): SimpleRNN (relu) at Adam 1e-3,
+    # which diverges more easily, the gated cells at 2e-3 (docs/quality.md).
+    "keras_simplernn_200": _KERAS_PEER.replace(model="keras_simplernn", num_nodes=200,
+                                               learning_rate=1e-3),
+    "keras_simplernn_400": _KERAS_PEER.replace(model="keras_simplernn", num_nodes=400,
+                                               learning_rate=1e-3),
+    "keras_lstm_256": _KERAS_PEER.replace(model="keras_lstm"),
+    "keras_gru_256": _KERAS_PEER,
 }
 
 
@@ -422,10 +457,14 @@ PRESET_PURPOSES = {
     "text8_best_10min": "the lowest BPC for 10 minutes: two layers of 512",
     "text8_best_30min": "the lowest BPC for 30 minutes: text8_best_10min's model",
     "text8_indrnn": "two IndRNN layers: the fastest per character",
-    "text8_arch2": "Arch 2 (output feedback, teacher forcing), as the seed ran",
-    "charrnn_adagrad": "the classic char-RNN with Adagrad, the corpus's characters",
+    "text8_arch2": "Arch 2: output feedback, teacher-forced, as the seed ran",
+    "charrnn_adagrad": "the classic char-RNN with Adagrad, the corpus's alphabet",
+    "keras_simplernn_200": "a peer: Keras's SimpleRNN cell (relu), 200 units",
+    "keras_simplernn_400": "a peer: Keras's SimpleRNN cell (relu), 400 units",
+    "keras_lstm_256": "a peer: Keras's LSTM cell, 256 units",
+    "keras_gru_256": "a peer: Keras's GRU cell, 256 units",
 }
-PURPOSE_WIDTH = 58  # one line of `train --help` beside the preset's name
+PURPOSE_WIDTH = 56  # one line of `train --help` beside the preset's name (23 + 56 < 80)
 
 
 def get_preset(name: str) -> Config:

@@ -43,7 +43,9 @@ def _checkpoint_shapes(directory):
 
 def _model_shapes(config, alphabet_size):
     model = models.build_model(config, alphabet_size)
-    return collections.Counter(tuple(v.shape.as_list()) for v in model.variables)
+    # Its weights, as the checkpoint holds them: not the state of a Keras cell's random
+    # seed generator (`keras_cell`), which is no weight and is not saved.
+    return collections.Counter(tuple(v.shape) for v in model.weights)
 
 
 def check_against_checkpoint(workdir, config, vocab):

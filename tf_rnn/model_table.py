@@ -5,12 +5,13 @@ its name (`--set model=NAME`), one line of what it is (`--help`, docs/models.md)
 config fields only it reads, whether it stacks (`num_layers > 1`, `residual`) and takes
 dropout, which initialisations it cannot use and why. Config validation
 (`tf_rnn.config`) reads it; the model class behind a name registers itself with
-`implements(name)` and builds itself from a config (`from_config`), so that
+`implements(name)` and builds itself from a config (`for_config`), so that
 `tf_rnn.models.build_model` is one lookup. Every model keeps the probe protocol the
 diagnostics read (`tf_rnn.models.PROBE_PROTOCOL`).
 
 Adding a model: a module with its cell (the one-step math) and its model class
-(`@implements("name")`, `from_config`), an entry here, and its tests.
+(`@implements("name")`, `config_kwargs` for its own fields), an entry here, and its
+tests.
 """
 
 import dataclasses
@@ -37,6 +38,9 @@ class ModelEntry:
         stack: {field: {value: why}}.
       dropout: whether `dropout` applies.
       refused_inits: {init: why it cannot work}.
+      ignores: {general field: why this model does not read it} (refused unless at its
+        default, as a model-specific field is elsewhere).
+      needs: fields that must be set (not left at their defaults) for this model.
     """
 
     name: str
@@ -47,6 +51,8 @@ class ModelEntry:
     no_stack: dict = dataclasses.field(default_factory=dict)
     dropout: bool = False
     refused_inits: dict = dataclasses.field(default_factory=dict)
+    ignores: dict = dataclasses.field(default_factory=dict)
+    needs: tuple = ()
 
     def reads(self, field):
         """Whether a run of this model reads the model-specific `field`."""
@@ -55,6 +61,14 @@ class ModelEntry:
 
 
 STACK_FIELDS = ("num_layers", "residual")
+
+# Why the Keras cells do not stack here, and what does.
+KERAS_CELLS_UNSTACKED = (
+    "a Keras cell's output and its states need not be one sequence of one width (an LSTM "
+    "carries [h, c]); stack Keras cells with keras.layers.StackedRNNCells as model "
+    "keras_cell")
+_GATES_NOT_SQUARE = ("the {} cell's recurrent kernel is (n, {}n), the gates' side by "
+                     "side: it is no square matrix to start at init_gain·I")
 
 MODELS = {e.name: e for e in (
     ModelEntry(
@@ -79,6 +93,24 @@ MODELS = {e.name: e for e in (
                                "U(0, indrnn_gamma^(1/num_unrollings)) whatever the init "
                                "(init chooses its input and output kernels): there is no "
                                "recurrent matrix to start at init_gain·I"}),
+    ModelEntry(
+        "keras_simplernn", "Keras's SimpleRNNCell (relu), through the generic path",
+        unstacked=KERAS_CELLS_UNSTACKED, dropout=True),
+    ModelEntry(
+        "keras_gru", "Keras's GRUCell, through the generic path",
+        unstacked=KERAS_CELLS_UNSTACKED, dropout=True,
+        refused_inits={"irnn": _GATES_NOT_SQUARE.format("GRU", 3)}),
+    ModelEntry(
+        "keras_lstm", "Keras's LSTMCell, through the generic path",
+        unstacked=KERAS_CELLS_UNSTACKED, dropout=True,
+        refused_inits={"irnn": _GATES_NOT_SQUARE.format("LSTM", 4)}),
+    ModelEntry(
+        "keras_cell", "any Keras RNN cell (the config field `cell`), a user's own included",
+        fields=("cell",), unstacked=KERAS_CELLS_UNSTACKED, dropout=True, needs=("cell",),
+        ignores={"num_nodes": "the cell has its own width"},
+        refused_inits={"irnn": "the cell has its own initializers (init chooses the output "
+                               "layer's kernel alone): there is no recurrent matrix of "
+                               "tf_rnn's to start at init_gain·I"}),
 )}
 
 # Config fields that some models read and others do not (each entry says which).

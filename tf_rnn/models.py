@@ -34,7 +34,8 @@ two equal.
 
 The shared plumbing of these models is `tf_rnn.charmodel.CharModel`; the IndRNN model
 (`model="indrnn"`) lives in `tf_rnn.indrnn`. The Elman model, Arch 1 with `sum` or
-`mul` and IndRNN stack (`num_layers`, `residual`) one way, `tf_rnn.stacking`.
+`mul` and IndRNN stack (`num_layers`, `residual`) one way, `tf_rnn.stacking`. Keras's
+own cells and any other Keras RNN cell take the generic path, `tf_rnn.keras_cell`.
 """
 
 import keras
@@ -45,6 +46,7 @@ from tf_rnn import kernels
 from tf_rnn import model_table
 from tf_rnn.charmodel import CharModel, lookup, matmul_last_axis
 from tf_rnn.indrnn import IndRNNModel
+from tf_rnn.keras_cell import KerasCellModel
 from tf_rnn.stacking import StackedOnCell
 
 # What the diagnostics (`tf_rnn.probes`) need of a model (the module docstring says what each is).

@@ -19,6 +19,7 @@ import os
 
 import tensorflow as tf
 
+from tf_rnn import model_table
 from tf_rnn import models
 from tf_rnn.errors import WorkdirError
 
@@ -39,13 +40,18 @@ def _quadratic_at(xs, ys, x):
             + y2 * (x - x0) * (x - x1) / ((x2 - x0) * (x2 - x1)))
 
 
+def _size(model):
+    return (sum(int(v.shape.num_elements()) for v in model.trainable_variables),
+            int(model.state_size))
+
+
 def model_size(config, alphabet_size):
-    """(parameters, state width) of `config`'s model at its num_nodes, without building it."""
-    params, widths = [], []
-    for n in _PROBE_WIDTHS:
-        model = models.build_model(config.replace(num_nodes=n), alphabet_size)
-        params.append(sum(int(v.shape.num_elements()) for v in model.trainable_variables))
-        widths.append(int(model.state_size))
+    """(parameters, state width) of `config`'s model at its num_nodes, without building it
+    (a model whose width is its own, not `num_nodes`'s, is built once: `keras_cell`)."""
+    if "num_nodes" in model_table.MODELS[config.model].ignores:
+        return _size(models.build_model(config, alphabet_size))
+    params, widths = zip(*(_size(models.build_model(config.replace(num_nodes=n), alphabet_size))
+                           for n in _PROBE_WIDTHS))
     n = config.num_nodes
     return (round(_quadratic_at(_PROBE_WIDTHS, params, n)),
             round(_quadratic_at(_PROBE_WIDTHS, widths, n)))
