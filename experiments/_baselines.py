@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_rnn import steps
+from tf_rnn.engine import steps
 
 
 def _schedule(initial, decay_steps, rate):
@@ -60,14 +60,14 @@ class KerasCharRNN:
         return self.model.train_on_batch(window[:, :-1], window[:, 1:])
 
     def evaluate(self, ids):
-        """Bits per character over `ids`, scored like `tf_rnn.steps.evaluate`.
+        """Bits per character over `ids`, scored like `tf_rnn.engine.steps.evaluate`.
 
         The text is cut into `batch_size` streams, each starting from the zero state and
         carrying it across windows; the training state is restored afterwards.
         """
         ids = np.asarray(ids)
         B, T = self.batch_size, self.num_unrollings
-        streams = steps.scoring_streams(ids, B)  # the cut of tf_rnn.steps.evaluate
+        streams = steps.scoring_streams(ids, B)  # the cut of tf_rnn.engine.steps.evaluate
         length = streams.shape[1] - 1
         saved = [v.numpy() for v in self.rnn.states]
         self.rnn.reset_states()

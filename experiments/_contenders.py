@@ -1,20 +1,20 @@
 """The three kinds of contender `experiments.quality` trains in turns for a time budget.
 
 `RunContender`: a tf_rnn preset, trained by the loop `tf-rnn train --minutes M` runs
-(`tf_rnn.training.opened`), in a run directory of its own: its clock counts what the
+(`tf_rnn.train.training.opened`), in a run directory of its own: its clock counts what the
 CLI's counts (steps, validations every `eval_every` steps, samples, saves,
 diagnostics), and its figure is `tf-rnn eval --split valid` of the run it leaves, so
 that the two commands it prints (`command`) reproduce it on a machine of their own.
 
 `Contender`: a peer (a Keras RNN, the Keras transformer) with a train step of its own,
-trained a window at a time under a `tf_rnn.budget.TimeBudget`, as the CLI's loop would
+trained a window at a time under a `tf_rnn.train.budget.TimeBudget`, as the CLI's loop would
 train it; validated at the moments of its curve and at its end.
 
 `ChildContender`: a peer trained in a child process, PyTorch's GPT (`_nanogpt --serve`:
 PyTorch and TensorFlow crash in one process); the child runs the budget's loop and
 keeps the clock, this process decides when it validates, as for a `Contender`.
 
-Each has a clock of its own (a `tf_rnn.budget.Stopwatch`) that runs during its turns
+Each has a clock of its own (a `tf_rnn.train.budget.Stopwatch`) that runs during its turns
 only: the others' turns are not its time. All share: `begin(...)` before the first
 turn, `turn(seconds)` (trains that long on its clock, or to its budget's end), `ended`,
 `finish()` (its figure: validation BPC), `close()` (lets go of what it holds, a child
@@ -35,7 +35,7 @@ import tempfile
 
 import numpy as np
 
-from tf_rnn.errors import ArgumentError, UserError
+from tf_rnn.base.errors import ArgumentError, UserError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]  # where `python -m experiments.X` runs
 NEEDS_TORCH = "needs PyTorch: pip install -e '.[cpu,bench]'"
@@ -76,7 +76,7 @@ class Contender:
 
     def __init__(self, name, train, valid_bpc, batch_size, num_unrollings, model=None,
                  progress=None, windows=None, hparams=None):
-        from tf_rnn import budget
+        from tf_rnn.train import budget
 
         self.name, self.train, self.valid_bpc = name, train, valid_bpc
         self.model = model
@@ -111,7 +111,7 @@ class Contender:
     def begin(self, corpus_ids, valid_ids, seconds, points, on_point):
         """Its windows, its budget of `seconds`, and the `points - 1` moments of its
         clock at which it is validated before its end (`on_point(self)` after each)."""
-        from tf_rnn import budget
+        from tf_rnn.train import budget
 
         self.cursors = self.windows(corpus_ids)
         self.valid_ids, self.on_point = valid_ids, on_point
@@ -158,7 +158,8 @@ class RunContender:
     trains it; its curve is the run's own validations."""
 
     def __init__(self, name, preset, changes, data, workdir, minutes):
-        from tf_rnn import budget, config as config_lib, training
+        from tf_rnn.base import config as config_lib
+        from tf_rnn.train import budget, training
 
         self.name, self.preset, self.changes = name, preset, dict(changes)
         self.data, self.workdir, self.minutes = data, str(workdir), minutes

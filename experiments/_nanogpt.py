@@ -21,7 +21,7 @@ the residual stream N(0, 0.02/sqrt(2·layers)). AdamW (lr 1e-3, betas 0.9/0.99, 
 decay 0.1 on every parameter of 2 or more dimensions: the matrices and both embeddings,
 as nanoGPT's `configure_optimizers`), global-norm clip 1.0; a linear warm-up of 100
 steps, then a cosine to 1e-4 over the fraction of the time budget spent (as the Keras
-peer's `WarmupCosine` and `tf_rnn.budget`). Written from that description, not from
+peer's `WarmupCosine` and `tf_rnn.train.budget`). Written from that description, not from
 nanoGPT's code.
 
 The job file (JSON): "train", "valid" (.npy files of ids, relative to the job file's
@@ -49,8 +49,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from experiments import _windows
-from tf_rnn import arguments, budget
-from tf_rnn.errors import ConfigError, UserError
+from tf_rnn.base.errors import ConfigError, UserError
+from tf_rnn.cli import arguments
+from tf_rnn.train import budget
 
 LN2 = math.log(2.0)
 BETAS = (0.9, 0.99)  # nanoGPT's shakespeare_char config: beta2 0.99, for a small batch
@@ -251,7 +252,7 @@ def run(job, folder, log=None):
 
 class Session:
     """One job trained in turns (`--serve`), on a clock of its own that runs during its
-    turns and validations only (`tf_rnn.budget.Stopwatch`): the time between them is
+    turns and validations only (`tf_rnn.train.budget.Stopwatch`): the time between them is
     another contender's. Its budget's loop is the one-shot run's (`_windows.BudgetLoop`)."""
 
     def __init__(self, job, folder):

@@ -27,7 +27,7 @@ import os
 
 from experiments._contenders import NEEDS_TORCH, ChildContender, Contender, RunContender
 from experiments._contenders import has_torch, new_progress
-from tf_rnn.errors import ArgumentError, UserError
+from tf_rnn.base.errors import ArgumentError, UserError
 
 SLICE_SECONDS = 5.0  # one turn of a contender
 
@@ -47,7 +47,7 @@ TF_RNN_CONTENDERS = {
 }
 
 # The Keras peers a user would try: Keras's own cells through tf_rnn's loop, each the
-# preset of its name (`tf_rnn.config`: Adam at the rate that suits it, clip 1.25, batch
+# preset of its name (`tf_rnn.base.config`: Adam at the rate that suits it, clip 1.25, batch
 # 32, unroll 40, the budget's cooldown).
 KERAS_CONTENDERS = ("keras_simplernn_200", "keras_simplernn_400", "keras_lstm_256",
                     "keras_gru_256")
@@ -118,7 +118,7 @@ def parse_added(base, assignments):
     """The changes of an `--add` contender: `--set`-style KEY=VALUE overrides of the preset
     `base` (a tf_rnn contender's or a Keras peer's), checked as `--set` checks them.
     UserError for an unknown base, key or value."""
-    from tf_rnn import config
+    from tf_rnn.base import config
 
     cfg = config.with_overrides(config.get_preset(base), assignments)
     return {k: getattr(cfg, k) for k in (a.partition("=")[0].strip() for a in assignments)}
@@ -147,7 +147,7 @@ def run_dir(logdir, name):
 def check_new_runs(names, logdir):
     """Refuses a `logdir` that holds a tf_rnn contender's run already (a quality run
     does not resume one): ArgumentError, before anything is trained or written."""
-    from tf_rnn.workdir import Workdir
+    from tf_rnn.run.directory import Workdir
 
     taken = [n for n in names if Workdir(run_dir(logdir, n)).path.exists()]
     if taken:
@@ -189,7 +189,7 @@ def train_for(contenders, corpus_ids, valid_ids, seconds, log, points=1, on_poin
     {name: its validation BPC at its end}.
 
     Its budget ends its schedule and its training, as `tf-rnn train --minutes` ends
-    them (`tf_rnn.budget`). A peer is validated when its clock passes each of
+    them (`tf_rnn.train.budget`). A peer is validated when its clock passes each of
     `points - 1` equally spaced moments and at its end; a tf_rnn contender as its
     run validates. `on_point(contender)` is called after each validation. Every
     contender is closed at the end, or when one fails (a child process let go).

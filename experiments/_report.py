@@ -4,7 +4,7 @@ and the process's peak resident memory."""
 import math
 import sys
 
-from tf_rnn import jsonl
+from tf_rnn.base import jsonl
 
 
 class Report:

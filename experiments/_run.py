@@ -10,7 +10,8 @@ the JSON result last on stdout, a user error as one line and exit status 2.
 import hashlib
 import json
 
-from tf_rnn import arguments, cli
+from tf_rnn import cli
+from tf_rnn.cli import arguments
 
 
 def train_preset(preset, description, argv=None):
@@ -36,15 +37,15 @@ def train_preset(preset, description, argv=None):
 def default_workdir(preset, data):
     """runs/PRESET, or runs/PRESET-NAME on a shipped corpus (`--data shakespeare`): the
     same experiment on text8 and on the shipped corpus are two runs, not a conflict."""
-    from tf_rnn import corpora
+    from tf_rnn.data import corpora
 
     name = corpora.named(data)
     return f"runs/{preset}-{name}" if name in corpora.SHIPPED else f"runs/{preset}"
 
 
 def _train_and_plot(args):
-    from tf_rnn import plots
-    from tf_rnn.workdir import Workdir
+    from tf_rnn.inspect import plots
+    from tf_rnn.run.directory import Workdir
 
     if args.plot:
         plots.require_matplotlib()  # a missing extra fails before training
@@ -75,8 +76,8 @@ def toy_settings(args, name, defaults=None):
     Raises:
       ArgumentError: a key other than jit_compile; ConfigError: a value of the wrong type.
     """
-    from tf_rnn import config as config_lib
-    from tf_rnn.errors import ArgumentError
+    from tf_rnn.base import config as config_lib
+    from tf_rnn.base.errors import ArgumentError
 
     settings = dict(defaults or {"jit_compile": False})
     for item in args.set:
@@ -99,10 +100,12 @@ def tf_rnn_trainer(preset, alphabet=27, progress=None, **changes):
     """(config, model, train(window) -> loss): the library's compiled step for `preset`
     with `changes`, for the benchmarks' speed rows and quality's contenders; `progress`:
     a budget's fraction spent, which the schedule then follows
-    (`tf_rnn.steps.make_optimizer`). `alphabet` defaults to text8's 27 characters."""
+    (`tf_rnn.engine.steps.make_optimizer`). `alphabet` defaults to text8's 27 characters."""
     import keras
 
-    from tf_rnn import config as config_lib, models, steps
+    from tf_rnn import models
+    from tf_rnn.base import config as config_lib
+    from tf_rnn.engine import steps
 
     cfg = config_lib.get_preset(preset).replace(**changes)
     keras.utils.set_random_seed(cfg.seed)

@@ -45,7 +45,7 @@ class KerasStack:
     a GPU.
 
     The Keras stack a user writes for a stacked char-RNN, as tf_rnn's stacks connect
-    theirs (`tf_rnn.stacking`): layer l + 1 reads layer l's output through `dropout`, and
+    theirs (`tf_rnn.models.stacking`): layer l + 1 reads layer l's output through `dropout`, and
     with `residual` adds it to its own; the head reads the top output through `dropout`.
     `train(window) -> loss` as the peers of `experiments._baselines`.
     """
@@ -76,7 +76,7 @@ class KerasStack:
 
 def run_indrnn(report, args, ids):
     """IndRNN at text8_indrnn's shape (1 layer and the preset's 2) against Keras SimpleRNN."""
-    from tf_rnn import config
+    from tf_rnn.base import config
 
     preset = config.get_preset("text8_indrnn")
     B, T, n, L = preset.batch_size, args.arch1_unroll, preset.num_nodes, preset.num_layers
@@ -110,7 +110,7 @@ def stacked_presets():
     text8_indrnn (`run_indrnn` measures it, beside its one-layer form), and none that
     trains the same model as an earlier one for another budget (text8_best_30min is
     text8_best_10min over 30 minutes: one speed)."""
-    from tf_rnn import config
+    from tf_rnn.base import config
 
     names, models = [], []
     for name, cfg in config.PRESETS.items():
@@ -123,7 +123,7 @@ def stacked_presets():
 
 def run_stacks(report, args, ids):
     """Every stacked Arch 1 preset against its Keras stack, interleaved, with the peak."""
-    from tf_rnn import config
+    from tf_rnn.base import config
 
     names = stacked_presets()
     report.log(f"Stacked presets against their Keras stacks ({', '.join(names)}):")
@@ -163,7 +163,7 @@ def run_gated(report, args, ids):
     depth (section `gated`, measured only when asked: on a GPU, the cuDNN kernels)."""
     import tensorflow as tf
 
-    from tf_rnn import config
+    from tf_rnn.base import config
 
     preset = config.get_preset("text8_indrnn")
     B, T, n, L = preset.batch_size, args.arch1_unroll, preset.num_nodes, preset.num_layers

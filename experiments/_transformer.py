@@ -7,11 +7,11 @@ the output head tied to the token embedding (as nanoGPT's), dropout 0. Trained w
 AdamW (lr 1e-3, betas 0.9/0.99, weight decay 0.1 on the matrices of the Dense layers
 only: not on LayerNorm scales, biases or the embeddings), global-norm clip 1.0, a
 linear warm-up of 100 steps, then a cosine decay to 1e-4 at the end of the time
-budget (over the fraction of it spent: `tf_rnn.budget`). Batches are 12 slices of 65 characters at
+budget (over the fraction of it spent: `tf_rnn.train.budget`). Batches are 12 slices of 65 characters at
 random offsets of the training text (nanoGPT's `get_batch`), from a seeded NumPy RNG.
 
 Scoring (`_windows.window_plan`): the same characters the recurrent contenders score
-(`tf_rnn.steps.scoring_streams` with 32 streams: characters 1 .. 32·L of the split),
+(`tf_rnn.engine.steps.scoring_streams` with 32 streams: characters 1 .. 32·L of the split),
 each with at least half the context window before it where the text allows: windows of
 64 inputs every 32 characters, the first scoring all its positions, the others their
 last 32 (the last window is moved back to end at the last scored character).
@@ -110,7 +110,7 @@ class BabyGPT(keras.Model):
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """nanoGPT's `get_lr`: linear warm-up to `peak` over `warmup` steps, then a cosine
     from `peak` down to `floor` over the budget: `progress`, a float32 variable, is the
-    fraction of it spent (`tf_rnn.budget`; `floor` once it is 1)."""
+    fraction of it spent (`tf_rnn.train.budget`; `floor` once it is 1)."""
 
     def __init__(self, peak, floor, warmup, progress):
         self.peak, self.floor, self.warmup, self.progress = peak, floor, warmup, progress
@@ -178,7 +178,7 @@ class GPTTrainer:
         return float(self._train_step(window[:, :-1], window[:, 1:]))
 
     def evaluate(self, ids, chunk=256):
-        """Bits per character over the characters `tf_rnn.steps.scoring_streams(ids, 32)`
+        """Bits per character over the characters `tf_rnn.engine.steps.scoring_streams(ids, 32)`
         scores, each given its window of `_windows.scoring_windows` (at least half the
         context before it where the text allows)."""
         ids = np.asarray(ids, np.int32)

@@ -5,11 +5,11 @@ are scored on here, once, so that a difference between them is the framework's.
 
 - `Recipe`: nanoGPT's CPU recipe for shakespeare_char, the settings both are built from.
 - `RandomWindows`: nanoGPT's `get_batch`, B slices of T + 1 ids at random offsets.
-- `BudgetLoop`: the loop of a time budget (`tf_rnn.budget.TimeBudget`), at once
+- `BudgetLoop`: the loop of a time budget (`tf_rnn.train.budget.TimeBudget`), at once
   (`train_on_budget`) or in turns (`_nanogpt --serve`), and `warmup_cosine`, the
   learning rate along it (the Keras one's `WarmupCosine`).
 - `window_plan`, `scored_targets`, `scoring_windows`: the windows that score the
-  characters the recurrent contenders score (`tf_rnn.steps.scoring_streams`, 32
+  characters the recurrent contenders score (`tf_rnn.engine.steps.scoring_streams`, 32
   streams), each with at least half the context before it where the text allows.
 - `random_windows`: nanoGPT's `estimate_loss` windows (as `tf-rnn eval --windows`).
 """
@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from tf_rnn.errors import ConfigError, DataError
+from tf_rnn.base.errors import ConfigError, DataError
 
 LOG_SECONDS = 10.0  # between two progress lines of `train_on_budget`
 
@@ -101,7 +101,7 @@ class BudgetLoop:
     """The loop of a time budget, run at once (`train_on_budget`) or in turns (the
     PyTorch GPT's server, `_nanogpt --serve`): one implementation of both.
 
-    Its clock is `budget`'s (a `tf_rnn.budget.TimeBudget`): `start()` starts it before
+    Its clock is `budget`'s (a `tf_rnn.train.budget.TimeBudget`): `start()` starts it before
     the first step (whose tracing or warm-up it counts); `budget.update()` before each
     step gives the fraction spent, which the schedule follows.
 
@@ -148,7 +148,7 @@ class BudgetLoop:
 
 
 def train_on_budget(budget, step, windows, log=None, name="gpt"):
-    """Trains until `budget` (a `tf_rnn.budget.TimeBudget`, not started) is spent, in
+    """Trains until `budget` (a `tf_rnn.train.budget.TimeBudget`, not started) is spent, in
     one go (`BudgetLoop`'s arguments).
 
     Its clock runs from the first step (the first step's tracing or warm-up included)
@@ -179,7 +179,7 @@ def window_plan(num_chars, context=64, streams=32):
     """Where the windows that score a text of `num_chars` characters start, and what
     each scores.
 
-    The scored targets are those of `tf_rnn.steps.scoring_streams(ids, streams)`:
+    The scored targets are those of `tf_rnn.engine.steps.scoring_streams(ids, streams)`:
     characters 1 .. N with N = streams · ((num_chars - 1) // streams). Window k reads
     inputs starts[k] .. starts[k] + context - 1 and predicts the next character at each;
     it scores the targets from starts[k] + first[k] + 1 on.
@@ -238,7 +238,7 @@ def scoring_windows(num_chars, context=64, streams=32):
 
 def random_windows(num_chars, count, length, seed=0):
     """nanoGPT's `estimate_loss` windows: (count, length + 1) indices at offsets drawn by
-    `default_rng(seed)`, the draw of `tf_rnn.steps.evaluate_windows` (the same windows
+    `default_rng(seed)`, the draw of `tf_rnn.engine.steps.evaluate_windows` (the same windows
     `tf-rnn eval --windows` scores). The loss is averaged over every position."""
     if num_chars < length + 1:
         raise DataError(f"Cannot draw windows of {length} + 1 characters from a text of "

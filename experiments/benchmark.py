@@ -31,8 +31,9 @@ from experiments._run import tf_rnn_trainer
 from experiments._speed import (ALPHABET, arch1_executed_flops_per_char, arch1_flops_per_char,
                                 matmul_peak_task, measure, ratio, train_task)
 from experiments._stacks import run_gated, run_indrnn, run_stacks
-from tf_rnn import arguments, cli
-from tf_rnn import vocab as vocab_lib
+from tf_rnn import cli
+from tf_rnn.cli import arguments
+from tf_rnn.data import vocab as vocab_lib
 
 # The parts of a run (`--sections`); the last three run only when named.
 SECTIONS = ("train", "indrnn", "stacks", "eval", "sample", "scale", "bf16", "gated", "quality")
@@ -102,7 +103,7 @@ def run_training_combines(report, args, ids):
     import keras
 
     from experiments import _baselines
-    from tf_rnn import config
+    from tf_rnn.base import config
 
     best = config.get_preset("text8_best")
     B, T, n = best.batch_size, args.arch1_unroll, best.num_nodes
@@ -177,8 +178,8 @@ def run_bf16(report, args):
 
 
 def run_eval(report, args, ids):
-    """Evaluation throughput: `tf_rnn.steps.evaluate` over a split, state carried."""
-    from tf_rnn import steps
+    """Evaluation throughput: `tf_rnn.engine.steps.evaluate` over a split, state carried."""
+    from tf_rnn.engine import steps
 
     split = ids[:args.eval_chars]
     report.log(f"Evaluation over {len(split):,} characters (32 streams, windows of the "
@@ -202,7 +203,7 @@ def run_eval(report, args, ids):
 def run_sampling(report, args):
     """Sampling with the compiled loop (1 and 64 streams) against a Python loop."""
     from experiments import _baselines
-    from tf_rnn import sampling
+    from tf_rnn.engine import sampling
 
     _, model, _ = tf_rnn_trainer("text8_arch1")
     vocab = vocab_lib.Vocabulary.text8()

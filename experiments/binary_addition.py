@@ -20,7 +20,8 @@ import sys
 import numpy as np
 
 from experiments import _run
-from tf_rnn import arguments, cli
+from tf_rnn import cli
+from tf_rnn.cli import arguments
 
 
 def parse_args(argv=None):
@@ -63,8 +64,11 @@ def run(args):
     import tensorflow as tf
     import tqdm
 
-    from tf_rnn import cells, plots, sequence, steps, summaries, tasks
-    from tf_rnn.workdir import Workdir
+    from tf_rnn.engine import steps, summaries
+    from tf_rnn.inspect import plots
+    from tf_rnn.models import cells
+    from tf_rnn.run.directory import Workdir
+    from tf_rnn.toys import sequence, tasks
 
     if args.plot:
         plots.require_matplotlib()  # a missing extra fails before training
@@ -128,7 +132,7 @@ def run(args):
 
 
 def _plot(args, history, needed):
-    from tf_rnn import plots
+    from tf_rnn.inspect import plots
 
     samples = np.array([s for s, _, _ in history])
     losses, exact = (np.stack([h[i] for h in history], 1) for i in (1, 2))  # (K, N) each

@@ -2,7 +2,7 @@
 
 Two ways, one JSON line each, then a summary line:
 * "interleaved": the same compiled train step of a preset, run in alternating bursts
-  without diagnostics and with one `tf_rnn.diagnostics` measurement (plus its
+  without diagnostics and with one `tf_rnn.inspect.diagnostics` measurement (plus its
   TensorBoard summaries, written and flushed) every `--every` steps; the median
   chars/s of each over the bursts. On a busy machine this carries the noise of the
   machine, so also:
@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 
-from tf_rnn import arguments, jsonl
+from tf_rnn.base import jsonl
+from tf_rnn.cli import arguments
 
 
 def parse_args(argv=None):
@@ -39,9 +40,10 @@ def parse_args(argv=None):
 def run(args):
     import tensorflow as tf
 
-    from tf_rnn import config as config_lib
-    from tf_rnn import data as data_lib
-    from tf_rnn import diagnostics, models, steps, summaries
+    from tf_rnn import data as data_lib, models
+    from tf_rnn.base import config as config_lib
+    from tf_rnn.engine import steps, summaries
+    from tf_rnn.inspect import diagnostics
 
     config = config_lib.get_preset(args.preset)
     every = args.every or config.eval_every

@@ -37,9 +37,11 @@ import numpy as np
 from experiments import _contenders, _windows
 from experiments._contenders import NEEDS_TORCH
 from experiments._report import round_figures
-from tf_rnn import arguments, cli, corpora
-from tf_rnn import config as config_lib
-from tf_rnn.errors import ConfigError, UserError
+from tf_rnn import cli
+from tf_rnn.base import config as config_lib
+from tf_rnn.base.errors import ConfigError, UserError
+from tf_rnn.cli import arguments
+from tf_rnn.data import corpora
 
 # What a user would try next on a CPU: nanoGPT's GPU recipe (6 layers of width 384, a
 # context of 256) is too slow for a budget of minutes here, so half of it: a wider model
@@ -173,7 +175,7 @@ def train_keras(name, r, corpus, args, log):
     import tensorflow as tf
 
     from experiments import _quality, _transformer
-    from tf_rnn import budget
+    from tf_rnn.train import budget
 
     progress = _quality.new_progress()
     settings = dataclasses.asdict(r)

@@ -17,7 +17,8 @@ import sys
 import numpy as np
 
 from experiments import _run
-from tf_rnn import arguments, cli
+from tf_rnn import cli
+from tf_rnn.cli import arguments
 
 
 def parse_args(argv=None):
@@ -54,9 +55,11 @@ def run(args):
     import keras
     import tensorflow as tf
 
-    from tf_rnn import plots, sequence, steps, summaries, tasks
-    from tf_rnn.errors import ArgumentError
-    from tf_rnn.workdir import Workdir
+    from tf_rnn.base.errors import ArgumentError
+    from tf_rnn.engine import steps, summaries
+    from tf_rnn.inspect import plots
+    from tf_rnn.run.directory import Workdir
+    from tf_rnn.toys import sequence, tasks
 
     if args.plot:
         plots.require_matplotlib()  # a missing extra fails before training
@@ -111,7 +114,7 @@ def run(args):
 
 def _plot(args, history, logits, targets, generated, ok, prime):
     """The picture: loss per seed, and P(right next symbol) per seed and position."""
-    from tf_rnn import plots
+    from tf_rnn.inspect import plots
 
     z = np.exp(logits - logits.max(-1, keepdims=True))  # (T, K, A)
     right = ((z / z.sum(-1, keepdims=True)) * targets[:, None, :]).sum(-1).T  # (K, T)
@@ -128,9 +131,10 @@ def _plot(args, history, logits, targets, generated, ok, prime):
 
 
 def _report(args, model, vocab, ok):
-    """Writes `tf_rnn.report`'s page of one seed's network (a one-member copy) reading
+    """Writes `tf_rnn.inspect.report`'s page of one seed's network (a one-member copy) reading
     the text's one-hot symbols; returns the seed shown."""
-    from tf_rnn import files, report
+    from tf_rnn.base import files
+    from tf_rnn.inspect import report
 
     k = ok.index(True) if any(ok) else 0
     ids = vocab.encode(args.text)

@@ -2,7 +2,7 @@
 
 Trains the text8_arch1 preset (the seed's model, Adadelta, clip) once per
 initialisation for the same number of steps, and measures each at step 0 and at the
-end with `tf_rnn.diagnostics` on the validation split: the fraction of dead recurrent
+end with `tf_rnn.inspect.diagnostics` on the validation split: the fraction of dead recurrent
 units and the gradient reaching the hidden state k steps back. One JSON line per
 initialisation, then a summary; --plot FILE.png draws the end figures side by side
 (the picture in docs/diagnostics.md): the gradient by lag of the window's loss and of the last
@@ -16,7 +16,8 @@ that feed back).
 import json
 import sys
 
-from tf_rnn import arguments, cli
+from tf_rnn import cli
+from tf_rnn.cli import arguments
 
 KEYS = ("recurrent_dead_fraction", "recurrent_active_fraction", "dead_fraction",
         "grad_ratio", "grad_ratio_last", "sigma_max", "spectral_radius", "loss")
@@ -42,9 +43,12 @@ def parse_args(argv=None):
 def run(args):
     import keras
 
-    from tf_rnn import config as config_lib
-    from tf_rnn import diagnostics, models, plots, probes, runs, training
-    from tf_rnn.workdir import Workdir
+    from tf_rnn import models
+    from tf_rnn.base import config as config_lib
+    from tf_rnn.inspect import diagnostics, plots, probes
+    from tf_rnn.run import reading
+    from tf_rnn.run.directory import Workdir
+    from tf_rnn.train import training
 
     if args.plot:
         plots.require_matplotlib()  # a missing extra fails before training
@@ -57,8 +61,8 @@ def run(args):
         workdir = Workdir(f"{args.workdir}/{init}")
         result = training.train(config, workdir, args.data, cache_dir=args.cache_dir,
                                 progress=False)
-        model, vocab, _ = runs.load_model(workdir)
-        corpus = runs.load_corpus_for(config, workdir, args.data, args.cache_dir)
+        model, vocab, _ = reading.load_model(workdir)
+        corpus = reading.load_corpus_for(config, workdir, args.data, args.cache_dir)
         keras.utils.set_random_seed(config.seed)  # the run's own step-0 weights
         start = models.build_model(config, vocab.size)
         shape = (config.batch_size, config.num_unrollings, args.windows)

@@ -15,7 +15,8 @@ stdout: one JSON line.
 
 import sys
 
-from tf_rnn import arguments, cli
+from tf_rnn import cli
+from tf_rnn.cli import arguments
 
 
 def parse_args(argv=None):
@@ -38,7 +39,7 @@ def run(args):
 
     from experiments import _baselines
     from tf_rnn import data
-    from tf_rnn.steps import scoring_streams
+    from tf_rnn.engine.steps import scoring_streams
 
     corpus = data.load_corpus(args.data, vocab="text8")
     keras.utils.set_random_seed(0)

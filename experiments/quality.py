@@ -17,7 +17,7 @@ contenders and the Keras peers are trained by `tf-rnn train
 --minutes`'s own loop, each in a run of its own (LOGDIR/NAME/run, a new directory), and
 scored by `tf-rnn eval --split valid`: the two commands, printed in its row
 (`command`) and at the end, reproduce it alone. Every learning rate follows the fraction
-of its budget spent, so every schedule ends at the budget's end (`tf_rnn.budget`); a
+of its budget spent, so every schedule ends at the budget's end (`tf_rnn.train.budget`); a
 contender's clock runs in its turns only and counts its validations too. A transformer's
 validation BPC is measured at `--points` moments of its own clock, the last at its end;
 a run's curve is its validations (every `eval_every` steps). The
@@ -34,8 +34,9 @@ import sys
 
 from experiments import _quality
 from experiments._report import Report, round_figures
-from tf_rnn import arguments, cli
-from tf_rnn.errors import UserError
+from tf_rnn import cli
+from tf_rnn.base.errors import UserError
+from tf_rnn.cli import arguments
 
 
 def parse_args(argv=None):

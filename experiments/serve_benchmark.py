@@ -21,7 +21,8 @@ import time
 
 import numpy as np
 
-from tf_rnn import arguments, cli
+from tf_rnn import cli
+from tf_rnn.cli import arguments
 
 METHODS = ("generate", "score", "step")
 
@@ -139,8 +140,9 @@ def _batch(request):
 
 def _tiny_export(root):
     """Trains a small Arch 1 run on generated text and exports it; returns the export."""
-    from tf_rnn import config as config_lib
-    from tf_rnn import export, training
+    from tf_rnn.base import config as config_lib
+    from tf_rnn.serve import export
+    from tf_rnn.train import training
 
     rng = np.random.default_rng(0)
     words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away"]

@@ -25,7 +25,8 @@ A100 GPU); the result line puts them beside the run's figures as `published`.
 
 import sys
 
-from tf_rnn import arguments, cli
+from tf_rnn import cli
+from tf_rnn.cli import arguments
 
 # nanoGPT's README, quick start: validation loss (nats per character) on shakespeare_char.
 PUBLISHED = {"nanogpt_cpu_recipe_3min": 1.88, "nanogpt_a100_6layer_3min": 1.4697}
@@ -61,17 +62,19 @@ def commands(args):
 
 
 def run(args):
-    from tf_rnn import config as config_lib
-    from tf_rnn import runs, steps, training
-    from tf_rnn.workdir import Workdir
+    from tf_rnn.base import config as config_lib
+    from tf_rnn.engine import steps
+    from tf_rnn.run import reading
+    from tf_rnn.run.directory import Workdir
+    from tf_rnn.train import training
 
     config = config_lib.get_preset(args.preset).replace(
         vocab="corpus", split=SPLIT, budget_minutes=args.minutes)
     trained = training.train(config, args.workdir, "shakespeare",
                              progress=not args.no_progress)
-    model, _, config = loaded = runs.load_model(args.workdir)
-    corpus = runs.load_corpus_for(config, Workdir(args.workdir),
-                                  runs.run_data(args.workdir))
+    model, _, config = loaded = reading.load_model(args.workdir)
+    corpus = reading.load_corpus_for(config, Workdir(args.workdir),
+                                  reading.run_data(args.workdir))
     windows = steps.evaluate_windows(model, corpus.valid, args.windows, WINDOW)
     streams = steps.evaluate(model, corpus.valid, config.eval_batch_size,
                              config.num_unrollings)

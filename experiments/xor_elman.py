@@ -10,7 +10,7 @@ trained networks (--sweep-seeds; by default the first that converged and the fir
 that did not, if any): TensorBoard sweep/seed_K/W_hh_i_j against sweep/offset, also
 WORKDIR/sweep.csv; with the `plot` extra, --plot FILE.png draws one panel per weight
 and one curve per swept seed. Then the diagnostics of the trained networks on the
-training streams (tf_rnn.diagnostics: TensorBoard diag/..., the JSON's "diag").
+training streams (tf_rnn.inspect.diagnostics: TensorBoard diag/..., the JSON's "diag").
 
     python -m experiments.xor_elman [--seeds 20] [--workdir DIR] [--steps N] [--seed S]
                                     [--sweep-seeds 0,3] [--plot FILE.png]
@@ -21,7 +21,8 @@ import sys
 import numpy as np
 
 from experiments import _run
-from tf_rnn import arguments, cli
+from tf_rnn import cli
+from tf_rnn.cli import arguments
 
 
 def parse_args(argv=None):
@@ -73,8 +74,10 @@ def run(args):
     import keras
     import tensorflow as tf
 
-    from tf_rnn import diagnostics, plots, probes, sequence, steps, summaries, tasks
-    from tf_rnn.workdir import Workdir
+    from tf_rnn.engine import steps, summaries
+    from tf_rnn.inspect import diagnostics, plots, probes
+    from tf_rnn.run.directory import Workdir
+    from tf_rnn.toys import sequence, tasks
 
     if args.plot:
         plots.require_matplotlib()  # a missing extra fails before training

@@ -18,7 +18,8 @@ DRIVER = r"""
 import os, resource, signal, sys, time
 import tensorflow as tf
 from tensorflow.python.checkpoint import checkpoint_management
-from tf_rnn import cli, data, summaries
+from tf_rnn import cli, data
+from tf_rnn.engine import summaries
 
 mode, k, marker, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 if mode == "pause":

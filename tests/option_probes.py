@@ -19,7 +19,7 @@ import pkgutil
 
 import pytest
 
-from tf_rnn import arguments
+from tf_rnn.cli import arguments
 
 THROUGH, STOP = "through", "stop"
 

@@ -13,8 +13,12 @@ import pytest
 import tensorflow as tf
 from support import tiny
 
-from tf_rnn import cli, config, export, runs, steps
-from tf_rnn.workdir import Workdir
+from tf_rnn import cli
+from tf_rnn.base import config
+from tf_rnn.engine import steps
+from tf_rnn.run import reading
+from tf_rnn.run.directory import Workdir
+from tf_rnn.serve import export
 
 TINY = tiny(num_nodes=12, eval_every=20, checkpoint_every=20, eval_batch_size=4,
             sample_length=None)
@@ -53,9 +57,9 @@ def test_variant_end_to_end(tmp_path, capsys, corpus, variant):
     combine, activation = variant.split("_")
     assert (saved["combine"], saved["activation"]) == (combine, activation)
 
-    model, vocab, cfg = runs.load_model(workdir)
+    model, vocab, cfg = reading.load_model(workdir)
     assert model.combine == combine and model.activation == activation
-    valid = runs.load_corpus_for(cfg, Workdir(workdir), str(corpus)).valid
+    valid = reading.load_corpus_for(cfg, Workdir(workdir), str(corpus)).valid
     # It learned: well below an untrained model of the same variant, which a run whose
     # updates were lost could not reach.
     before = steps.evaluate(type(model).from_config(model.get_config()), valid, 4, 10)["bpc"]

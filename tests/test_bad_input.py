@@ -11,9 +11,9 @@ import pytest
 
 from support import tiny, words
 from tf_rnn import cli
-from tf_rnn import config as config_lib
-from tf_rnn import training
-from tf_rnn import vocab as vocab_lib
+from tf_rnn.base import config as config_lib
+from tf_rnn.data import vocab as vocab_lib
+from tf_rnn.train import training
 
 TINY = tiny()
 

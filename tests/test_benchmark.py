@@ -119,7 +119,7 @@ def test_the_gated_rows_put_indrnn_against_keras_lstm_and_gru_stacks(capsys):
 
 def test_every_stacked_preset_but_indrnn_gets_a_stack_row():
     from experiments import _stacks
-    from tf_rnn import config
+    from tf_rnn.base import config
 
     names = _stacks.stacked_presets()
     assert "text8_best_10min" in names
@@ -134,7 +134,7 @@ def test_every_stacked_preset_but_indrnn_gets_a_stack_row():
 
 def test_the_keras_stack_connects_its_layers_as_tf_rnn_stacks_do():
     """Residual adds from the second layer on, dropout before every upper layer and the
-    head, none on the one-hot input: the same connections as `tf_rnn.stacking`."""
+    head, none on the one-hot input: the same connections as `tf_rnn.models.stacking`."""
     import numpy as np
 
     from experiments._stacks import KerasStack

@@ -20,9 +20,11 @@ from hooked_cli import DRIVER
 from support import (ROOT, assert_bitwise_equal, checkpoint_values, run_cli, settings,
                      subprocess_env, tiny)
 
-from tf_rnn import cli, run_state, runs, training
-from tf_rnn.errors import ArgumentError, WorkdirError
-from tf_rnn.workdir import Workdir
+from tf_rnn import cli
+from tf_rnn.base.errors import ArgumentError, WorkdirError
+from tf_rnn.run import checkpoint, reading
+from tf_rnn.run.directory import Workdir
+from tf_rnn.train import training
 
 # Not monotone: the best is step 15 (2.2), between checkpoints, with worse ones before
 # and after it.
@@ -90,21 +92,21 @@ def test_the_lowest_validation_is_kept_and_only_it(faked):
 
 @pytest.mark.slow  # the module's faked run: ~8 s
 def test_load_model_reads_best_latest_and_numbered_checkpoints(faked):
-    loaded = runs.load_model(faked, "best")
+    loaded = reading.load_model(faked, "best")
     assert loaded.checkpoint == {"which": "best", "checkpoint": str(faked / "best" / "best-15"),
                                  "step": 15, "best_valid_bpc": 2.2}
     want = model_values(faked.parent / "to15" / "checkpoints" / "ckpt-15")
     assert any(np.array_equal(v.numpy(), want[n]) for v in loaded[0].trainable_variables
                for n in want if want[n].shape == v.shape and v.shape.num_elements() > 50)
-    assert runs.load_model(faked).checkpoint["step"] == 30  # latest: as before
-    assert runs.load_model(faked, "ckpt-10").checkpoint["step"] == 10
+    assert reading.load_model(faked).checkpoint["step"] == 30  # latest: as before
+    assert reading.load_model(faked, "ckpt-10").checkpoint["step"] == 10
 
 
 def test_a_checkpoint_that_is_no_choice_is_refused_before_anything_is_read(tmp_path,
                                                                           capsys):
     with pytest.raises(ArgumentError, match=r"argument `checkpoint`, expected 'best', "
                                             r"'latest' or 'ckpt-N' .*got 'newest'"):
-        runs.load_model(tmp_path / "no-run", "newest")
+        reading.load_model(tmp_path / "no-run", "newest")
     code, _, err = run_cli(capsys, "sample", "--export", tmp_path, "--checkpoint", "best")
     assert code == 2 and "--checkpoint best picks a checkpoint of --workdir" in err
 
@@ -113,7 +115,7 @@ def test_a_checkpoint_that_is_no_choice_is_refused_before_anything_is_read(tmp_p
 def test_checkpoint_errors_are_one_clear_line(faked, tmp_path, capsys):
     with pytest.raises(WorkdirError, match=r"No checkpoint ckpt-7 in .*: the run keeps "
                                            r"ckpt-10, ckpt-20, ckpt-30, best \(best-15\)"):
-        runs.load_model(faked, "ckpt-7")
+        reading.load_model(faked, "ckpt-7")
     # A run without validation: no best, and the message says how to get one.
     unvalidated = tmp_path / "run"
     shutil.copytree(faked, unvalidated)
@@ -202,7 +204,7 @@ def test_sigkill_between_the_best_and_its_checkpoint_resumes_the_same_decisions(
     # Restoring ckpt-20 drops best-40 at once: a reader (or a second crash) before the
     # resumed run's next save sees the best that ckpt-20 records.
     peek = Workdir(shutil.copytree(killed, tmp_path / "peek"))
-    run = run_state.Run(peek.load_config(), peek.load_vocab().size, peek)
+    run = checkpoint.Run(peek.load_config(), peek.load_vocab().size, peek)
     assert run.restore().endswith("ckpt-20")
     assert best_files(peek.path) == ["best-10.data-00000-of-00001", "best-10.index",
                                      "checkpoint"]
@@ -224,4 +226,4 @@ def test_sigkill_between_the_best_and_its_checkpoint_resumes_the_same_decisions(
     assert code == 0, err
     assert best_files(killed) == ["best-10.data-00000-of-00001", "best-10.index",
                                   "checkpoint"]
-    assert runs.load_model(killed, "best").checkpoint["step"] == 10
+    assert reading.load_model(killed, "best").checkpoint["step"] == 10

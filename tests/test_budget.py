@@ -1,10 +1,10 @@
-"""Training to a time budget (`tf-rnn train --minutes M`, tf_rnn.budget): the schedule
+"""Training to a time budget (`tf-rnn train --minutes M`, tf_rnn.train.budget): the schedule
 follows the fraction of the budget's clock spent, so the run ends annealed and on time
 whether validation is cheap or dear and whether the machine gets busier or quieter; the
 jobs of the last step are kept time for; a resumed run counts from its checkpoint's
 seconds and ends annealed too (issue 37, item 1).
 
-The clock is tf_rnn.budget's own (`budget.clock`), replaced here by one that moves a
+The clock is tf_rnn.train.budget's own (`budget.clock`), replaced here by one that moves a
 fixed amount at each reading (and more where a test says: a validation that takes
 long, a machine that slows down): the figures do not depend on how busy the machine is.
 """
@@ -17,7 +17,10 @@ import pytest
 import tensorflow as tf
 from support import finish, run_cli, start_driver, tiny, wait_for
 
-from tf_rnn import budget, config, data, steps, training
+from tf_rnn import data
+from tf_rnn.base import config
+from tf_rnn.engine import steps
+from tf_rnn.train import budget, training
 
 
 class FakeClock:

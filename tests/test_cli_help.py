@@ -10,7 +10,8 @@ import pytest
 
 import tf_rnn
 from support import ROOT, subprocess_env
-from tf_rnn import cli, config
+from tf_rnn import cli
+from tf_rnn.base import config
 
 
 def _help(*argv, capsys):
@@ -177,7 +178,9 @@ def test_an_output_in_a_missing_directory_is_refused_before_any_work(module, arg
 
 
 def test_the_library_refuses_an_output_in_a_missing_directory(tmp_path):
-    from tf_rnn import errors, export, report
+    from tf_rnn.base import errors
+    from tf_rnn.inspect import report
+    from tf_rnn.serve import export
 
     missing = tmp_path / "no" / "such"
     for call in (lambda: export.export(tmp_path / "run", missing / "export"),

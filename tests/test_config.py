@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from tf_rnn import config, model_table
+from tf_rnn.base import config, model_table
 
 
 def test_text8_presets_are_the_seed_settings():
@@ -74,7 +74,7 @@ def test_json_round_trip():
 # Settings that do not apply are refused (issue 18, item 3). --------------------------
 
 # Every model, and each of Arch 1's combinations (their recurrent kernels differ in shape).
-# A Keras cell as the config field `cell` holds it (tf_rnn.keras_cell.cell_setting).
+# A Keras cell as the config field `cell` holds it (tf_rnn.models.keras_cell.cell_setting).
 GRU_CELL = '{"class_name": "GRUCell", "config": {"units": 4}, "module": "keras.layers"}'
 # What a model needs set beside it (keras_cell: its cell).
 MODEL_NEEDS = {"keras_cell": {"cell": GRU_CELL}}
@@ -84,12 +84,13 @@ MODEL_VARIANTS = {"arch1": {}, "arch1_sum": {"combine": "sum"},
                   "indrnn_2": {"model": "indrnn", "num_layers": 2},
                   "keras_simplernn": {"model": "keras_simplernn"},
                   "keras_gru": {"model": "keras_gru"}, "keras_lstm": {"model": "keras_lstm"},
-                  "keras_cell": {"model": "keras_cell", "cell": GRU_CELL}}
+                  "keras_cell": {"model": "keras_cell", "cell": GRU_CELL},
+                  "esn": {"model": "esn"}}
 # A valid value other than the default, for each field some settings ignore.
 OTHER_VALUE = {"combine": "mul", "activation": "tanh", "feedback": "probs", "dropout": 0.2,
                "init_mean": 0.0, "init_stddev": 0.2, "init_gain": 0.5, "epsilon": 1e-7,
                "num_layers": 2, "residual": True, "indrnn_gamma": 1.5,
-               "cooldown_fraction": 0.5,
+               "cooldown_fraction": 0.5, "esn_radius": 0.5,
                "cell": '{"class_name": "LSTMCell", "config": {"units": 3}, '
                        '"module": "keras.layers"}'}
 # What a field's other value needs beside it where it applies (Arch 1 stacks sum or mul).
@@ -174,7 +175,8 @@ def _model_fingerprint(cfg, alphabet=5):
     import numpy as np
     import tensorflow as tf
 
-    from tf_rnn import models, steps
+    from tf_rnn import models
+    from tf_rnn.engine import steps
 
     class _FirstStep:  # what dropout_kwargs reads of an optimizer
         iterations = tf.constant(0)
@@ -235,7 +237,8 @@ def _one_train_step(settings):
     import numpy as np
     import tensorflow as tf
 
-    from tf_rnn import models, steps
+    from tf_rnn import models
+    from tf_rnn.engine import steps
 
     cfg = types.SimpleNamespace(**{**config.Config().to_dict(), **settings})
     keras.utils.set_random_seed(0)
@@ -257,7 +260,8 @@ def _one_train_step(settings):
 # Pairs refused because the init would be silently ignored, not because they fail.
 # (model, init): what the refusal says.
 INITS_WITHOUT_EFFECT = {("indrnn", "irnn"): "there is no recurrent matrix",
-                        ("keras_cell", "irnn"): "there is no recurrent matrix"}
+                        ("keras_cell", "irnn"): "there is no recurrent matrix",
+                        ("esn", "irnn"): "whatever the gain"}
 
 
 @pytest.mark.slow  # 24 traced train steps, ~1.5 s each

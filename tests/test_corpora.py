@@ -1,4 +1,4 @@
-"""The corpus shipped with the package and the names `--data` takes (tf_rnn.corpora):
+"""The corpus shipped with the package and the names `--data` takes (tf_rnn.data.corpora):
 the README's first command runs offline on it (issue 36, item 1)."""
 
 import configparser
@@ -13,7 +13,10 @@ import sys
 import pytest
 from support import ROOT, subprocess_env
 
-from tf_rnn import corpora, data, errors, runs, textio
+from tf_rnn import data
+from tf_rnn.base import errors
+from tf_rnn.data import corpora, textio
+from tf_rnn.run import reading
 
 # tinyshakespeare.txt as char-rnn distributes it (its SHA-256, 1 115 394 bytes).
 TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -51,7 +54,7 @@ def test_a_path_that_exists_wins_over_a_name(tmp_path, monkeypatch):
     (tmp_path / "shakespeare").write_text("my own play " * 50, encoding="utf-8")
     corpus = data.load_corpus("shakespeare", vocab="corpus")
     assert corpus.source == "shakespeare" and corpus.vocab.chars == " almnopwy"
-    assert runs.corpus_record("shakespeare") == str(tmp_path / "shakespeare")
+    assert reading.corpus_record("shakespeare") == str(tmp_path / "shakespeare")
 
 
 def test_text8_by_name_is_the_download_and_offline_names_the_shipped_corpus(tmp_path):
@@ -70,10 +73,10 @@ def test_a_misspelt_name_is_an_error_naming_the_names(tmp_path, monkeypatch):
 
 
 def test_run_json_records_a_name_not_the_packages_path():
-    assert runs.corpus_record("shakespeare") == "shakespeare"
-    assert runs.corpus_record(str(corpora.shipped_path("shakespeare"))) == "shakespeare"
-    assert runs.corpus_record("text8") is None and runs.corpus_record(None) is None
-    info = runs.run_info("shakespeare", None)
+    assert reading.corpus_record("shakespeare") == "shakespeare"
+    assert reading.corpus_record(str(corpora.shipped_path("shakespeare"))) == "shakespeare"
+    assert reading.corpus_record("text8") is None and reading.corpus_record(None) is None
+    info = reading.run_info("shakespeare", None)
     assert info == {"data": "shakespeare",
                     "sha256": textio.file_sha256(corpora.shipped_path("shakespeare"))}
 
@@ -123,10 +126,10 @@ def test_the_readmes_first_command_trains_offline(tmp_path):
 def test_a_run_recorded_on_a_shipped_corpus_reads_it_again(tmp_path, monkeypatch):
     """eval, sample and a resume without --data find the shipped file from its name,
     wherever they run (a file called `shakespeare` in the directory notwithstanding)."""
-    from tf_rnn.workdir import Workdir
+    from tf_rnn.run.directory import Workdir
 
     workdir = Workdir(tmp_path / "run").create()
-    workdir.save_run_info(runs.run_info("shakespeare", None))
+    workdir.save_run_info(reading.run_info("shakespeare", None))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "shakespeare").write_text("another text", encoding="utf-8")
-    assert runs.run_data(workdir) == corpora.shipped_path("shakespeare")
+    assert reading.run_data(workdir) == corpora.shipped_path("shakespeare")

@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 
 from tf_rnn import data
-from tf_rnn.data import BatchCursors, DataError, Vocabulary
-from tf_rnn import vocab as vocab_lib
-from tf_rnn import textio
-from tf_rnn import text8
+from tf_rnn.data import BatchCursors, DataError, text8
+from tf_rnn.data import textio, vocab as vocab_lib, Vocabulary
 
 # --- Vocabulary ------------------------------------------------------------------------
 

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import config as config_lib
-from tf_rnn import diagnostics
-from tf_rnn import probes
 from tf_rnn import models
-from tf_rnn import sequence
+from tf_rnn.base import config as config_lib
+from tf_rnn.inspect import diagnostics, probes
+from tf_rnn.toys import sequence
 
 A, B, T = 7, 3, 6
 
@@ -235,7 +234,8 @@ def _events(events_dir):
 @pytest.mark.slow
 def test_training_writes_diagnostics_resumes_exports_and_diagnoses(tmp_path, capsys,
                                                                  monkeypatch):
-    from tf_rnn import export, training
+    from tf_rnn.serve import export
+    from tf_rnn.train import training
 
     data = tmp_path / "corpus.txt"
     rng = np.random.default_rng(0)
@@ -258,7 +258,8 @@ def test_training_writes_diagnostics_resumes_exports_and_diagnoses(tmp_path, cap
     assert profile.shape == (10, 3) and (profile[:, 2] > 0).all()
     assert acc.SummaryMetadata("diag/grad_by_lag").plugin_data.plugin_name == "histograms"
     # Every chart says what it is; the profile's scale shows in log10 scalars per lag.
-    from tf_rnn import runs, summaries
+    from tf_rnn.engine import summaries
+    from tf_rnn.run import reading
 
     for tag in tags:
         assert acc.SummaryMetadata(tag).summary_description == summaries.describe(tag) != ""
@@ -273,7 +274,7 @@ def test_training_writes_diagnostics_resumes_exports_and_diagnoses(tmp_path, cap
     multiplexer = plugin_event_multiplexer.EventMultiplexer()
     multiplexer.AddRunsFromDirectory(str(tmp_path / "run"))
     assert list(multiplexer.Runs()) == ["events"]
-    model = runs.load_model(tmp_path / "run")[0]
+    model = reading.load_model(tmp_path / "run")[0]
     # diag_every=-1 follows eval_every; 0 measures nothing.
     window = np.zeros((4, 11), np.int64)
     for every, due in ((-1, [10, 17]), (0, []), (3, [3, 6, 9, 12, 15, 17])):
@@ -289,7 +290,7 @@ def test_training_writes_diagnostics_resumes_exports_and_diagnoses(tmp_path, cap
     from tf_rnn import cli
 
     argv = ["diagnose", "--workdir", str(tmp_path / "run"), "--windows", "2"]
-    from tf_rnn import plots
+    from tf_rnn.inspect import plots
 
     drawn = []
     draw = plots.diagnostics_figure
@@ -313,10 +314,10 @@ def test_training_writes_diagnostics_resumes_exports_and_diagnoses(tmp_path, cap
 
     # A diverged checkpoint: the JSON line is strict JSON, the figures None with the
     # reason, and no RuntimeWarning on the way.
-    from tf_rnn import run_state
-    from tf_rnn.workdir import Workdir
+    from tf_rnn.run import checkpoint
+    from tf_rnn.run.directory import Workdir
 
-    run = run_state.Run(cfg, model.alphabet_size, Workdir(tmp_path / "run"))
+    run = checkpoint.Run(cfg, model.alphabet_size, Workdir(tmp_path / "run"))
     run.restore()
     run.model.cell.W.assign(run.model.cell.W * np.inf)  # inf (and nan where W was 0)
     run.save(18, run.cursors, run.state)

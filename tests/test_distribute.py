@@ -40,7 +40,9 @@ def _driver(*args, env=None, timeout=300):
 # In-process: names, config, CLI ------------------------------------------------------
 
 def test_strategy_is_a_validated_config_field_and_a_cli_flag(monkeypatch, tmp_path):
-    from tf_rnn import cli, config, training
+    from tf_rnn import cli
+    from tf_rnn.base import config
+    from tf_rnn.train import training
 
     assert config.Config().strategy == "default"
     with pytest.raises(ValueError, match="`strategy`.*'ring'"):
@@ -61,7 +63,7 @@ def test_strategy_is_a_validated_config_field_and_a_cli_flag(monkeypatch, tmp_pa
 def test_default_strategy_is_the_single_device_path():
     import tensorflow as tf
 
-    from tf_rnn import distribute
+    from tf_rnn.engine import distribute
 
     strategy = distribute.make_strategy("default")
     assert strategy is tf.distribute.get_strategy()
@@ -107,8 +109,11 @@ def _compare_steps(workdir):
     replicas; returns what each saw (losses, norms, clip flags, weights, state)."""
     import tensorflow as tf
 
-    from tf_rnn import config, data, distribute, run_state
-    from tf_rnn.workdir import Workdir
+    from tf_rnn import data
+    from tf_rnn.base import config
+    from tf_rnn.engine import distribute
+    from tf_rnn.run import checkpoint
+    from tf_rnn.run.directory import Workdir
 
     mirrored = distribute.make_strategy("mirrored")
     single = distribute.make_strategy("default")
@@ -119,7 +124,7 @@ def _compare_steps(workdir):
         cfg = config.Config(**fields)
         seen = {}
         for label, strategy in (("single", single), ("mirrored", mirrored)):
-            run = run_state.Run(cfg, 27, Workdir(os.path.join(workdir, name, label)), strategy)
+            run = checkpoint.Run(cfg, 27, Workdir(os.path.join(workdir, name, label)), strategy)
             step = distribute.make_train_step(strategy, run.model, run.optimizer,
                                               cfg.clip_norm, cfg.clip_value)
             cursors = data.BatchCursors(ids, cfg.batch_size, cfg.num_unrollings)
@@ -205,14 +210,17 @@ def _dropout_replicas(workdir):
     replica's half of the batch run by hand with its seed (and with one shared seed)."""
     import tensorflow as tf
 
-    from tf_rnn import config, data, distribute, run_state, steps
-    from tf_rnn.workdir import Workdir
+    from tf_rnn import data
+    from tf_rnn.base import config
+    from tf_rnn.engine import distribute, steps
+    from tf_rnn.run import checkpoint
+    from tf_rnn.run.directory import Workdir
 
     strategy = distribute.make_strategy("mirrored")
     cfg = config.Config(combine="sum", activation="tanh", num_nodes=12, batch_size=4,
                         num_unrollings=6, init="glorot", optimizer="sgd", learning_rate=0.5,
                         dropout=0.5, seed=3)
-    run = run_state.Run(cfg, 27, Workdir(workdir), strategy)
+    run = checkpoint.Run(cfg, 27, Workdir(workdir), strategy)
     step = distribute.make_train_step(strategy, run.model, run.optimizer, cfg.clip_norm,
                                       cfg.clip_value, seed=cfg.seed)
     cursors = data.BatchCursors(np.random.default_rng(1).integers(0, 27, 5000), 4, 6)
@@ -299,10 +307,11 @@ def test_mirrored_cli_trains_resumes_and_matches_one_device(mirrored):
 def _worker_run(workdir, data, steps):
     """One worker: `tf-rnn train --strategy multiworker`, and a digest of the weights
     and carried state it holds at its last save (every worker saves, the chief keeps)."""
-    from tf_rnn import cli, run_state
+    from tf_rnn import cli
+    from tf_rnn.run import checkpoint
 
     held = {}
-    original = run_state.Run.save
+    original = checkpoint.Run.save
 
     def save(self, step, *args, **kwargs):
         path = original(self, step, *args, **kwargs)
@@ -312,7 +321,7 @@ def _worker_run(workdir, data, steps):
                     sums=[float(np.sum(w, dtype=np.float64)) for w in weights])
         return path
 
-    run_state.Run.save = save
+    checkpoint.Run.save = save
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = cli.main(["train", "--preset", "text8_arch1", "--data", data, "--workdir",

@@ -8,7 +8,10 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_config
 from support import write_corpus
 
-from tf_rnn import cli, config, models, runs, steps
+from tf_rnn import cli, models
+from tf_rnn.base import config
+from tf_rnn.engine import steps
+from tf_rnn.run import reading
 
 MODELS = {
     "arch1_concat": dict(combine="concat", activation="relu"),
@@ -173,4 +176,4 @@ def test_a_resumed_run_draws_the_masks_of_the_uninterrupted_one(tmp_path, capsys
     # The masks changed training: the same run without dropout ends elsewhere.
     other = _checkpoint(undropped)
     assert any(not np.array_equal(other[k], ref[k]) for k in ref if k.startswith("model/"))
-    assert runs.load_model(tmp_path / "resumed")[2].dropout == 0.3
+    assert reading.load_model(tmp_path / "resumed")[2].dropout == 0.3

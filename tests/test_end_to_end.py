@@ -11,8 +11,8 @@ import tensorflow as tf
 from support import ROOT, run_cli, tiny
 from tensorboard.backend.event_processing import event_accumulator
 
-from tf_rnn import runs
-from tf_rnn.workdir import Workdir
+from tf_rnn.run import reading
+from tf_rnn.run.directory import Workdir
 
 TINY = tiny(num_nodes=16, eval_every=20, sample_every=20, checkpoint_every=20,
             sample_length=30)
@@ -34,15 +34,17 @@ LEARNED_MARGIN = {"text8_arch1": 0.1, "text8_arch2": 1.0}
 
 def untrained_valid_bpc(workdir, corpus_path):
     """Valid BPC of the run's step-0 checkpoint, scored as training scores its own."""
-    from tf_rnn import models, runs, steps
-    from tf_rnn.workdir import Workdir
+    from tf_rnn import models
+    from tf_rnn.engine import steps
+    from tf_rnn.run import reading
+    from tf_rnn.run.directory import Workdir
 
     w = Workdir(workdir)
     config, vocab = w.load_config(), w.load_vocab()
     model = models.build_model(config, vocab.size)
     tf.train.Checkpoint(model=model).restore(
         str(w.checkpoint_dir / "ckpt-0")).assert_existing_objects_matched().expect_partial()
-    ids = runs.load_corpus_for(config, w, str(corpus_path)).valid
+    ids = reading.load_corpus_for(config, w, str(corpus_path)).valid
     ids = ids[:config.eval_chars] if config.eval_chars else ids
     return steps.evaluate(model, ids, config.eval_batch_size, config.num_unrollings)["bpc"]
 
@@ -86,7 +88,7 @@ def test_train_resume_eval_sample(tmp_path, capsys, corpus, preset):
     code, ev, err = run_cli(capsys, "eval", "--workdir", str(workdir))
     assert code == 0, err
     assert ev["split"] == "valid" and ev["bpc"] == pytest.approx(second["valid_bpc"], rel=1e-5)
-    valid = runs.load_corpus_for(Workdir(workdir).load_config(), Workdir(workdir),
+    valid = reading.load_corpus_for(Workdir(workdir).load_config(), Workdir(workdir),
                                  str(corpus)).valid
     streams = Workdir(workdir).load_config().eval_batch_size
     assert ev["chars"] == (len(valid) - 1) // streams * streams > 900  # the whole split

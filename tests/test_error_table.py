@@ -22,8 +22,8 @@ from hooked_cli import DRIVER  # tests/ is on sys.path under pytest (no __init__
 
 from support import ROOT, subprocess_env, tiny, words
 from tf_rnn import cli
-from tf_rnn import config as config_lib
-from tf_rnn import training
+from tf_rnn.base import config as config_lib
+from tf_rnn.train import training
 
 TABLE_FILE = ROOT / "docs" / "troubleshooting.md"  # where the table lives
 TABLE_HEADING = "## Error messages"

@@ -1,4 +1,4 @@
-"""A user's mistake and a bug end differently (tf_rnn.errors).
+"""A user's mistake and a bug end differently (tf_rnn.base.errors).
 
 Everything a user can cause derives from `UserError` and prints one line, exit 2; any
 other exception is a bug and keeps its traceback. The messages of the data layer follow
@@ -16,9 +16,14 @@ import numpy as np
 import pytest
 from support import subprocess_env
 
-from tf_rnn import cli, config, data, errors, plots, preemption, resources, runs
-from tf_rnn import sampling, tasks, text8, textio, workdir
-from tf_rnn.vocab import Vocabulary
+from tf_rnn import cli, data
+from tf_rnn.base import config, errors
+from tf_rnn.data import text8, textio
+from tf_rnn.data.vocab import Vocabulary
+from tf_rnn.engine import sampling
+from tf_rnn.inspect import plots
+from tf_rnn.run import directory, preemption, reading, resources
+from tf_rnn.toys import tasks
 
 
 
@@ -32,7 +37,7 @@ def _raise(error):
 
 USER_ERRORS = [errors.ConfigError, errors.DataError, errors.WorkdirError,
                errors.ArgumentError, errors.ExportError, plots.PlotError,
-               preemption.WorkdirBusy, workdir.WriteFailed, resources.ModelTooLarge]
+               preemption.WorkdirBusy, directory.WriteFailed, resources.ModelTooLarge]
 
 
 @pytest.mark.parametrize("kind", USER_ERRORS, ids=lambda k: k.__name__)
@@ -80,12 +85,14 @@ def test_a_library_user_error_under_a_command_is_one_line(tmp_path, monkeypatch,
 
 BUG_DRIVER = """
 import sys
-from tf_rnn import cli, errors, runs
+from tf_rnn import cli
+from tf_rnn.base import errors
+from tf_rnn.run import reading
 
 def load_model(workdir):
     raise {error}("operands could not be broadcast together")
 
-runs.load_model = load_model
+reading.load_model = load_model
 sys.exit(cli.main(["sample", "--workdir", sys.argv[1]]))
 """
 

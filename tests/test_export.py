@@ -1,4 +1,4 @@
-"""Tests of tf_rnn.export: the SavedModel's signatures, its fresh-process use, and the CLI.
+"""Tests of tf_rnn.serve.export: the SavedModel's signatures, its fresh-process use, and the CLI.
 
 One tiny run of each model (Arch 1, Arch 2, the S3 Elman char-RNN on a corpus
 vocabulary with newlines and non-ASCII letters) is trained and exported once per module.
@@ -17,13 +17,11 @@ import tensorflow as tf
 from support import settings, words
 
 from tf_rnn import cli
-from tf_rnn import config as config_lib
-from tf_rnn import errors
-from tf_rnn import export as export_lib
-from tf_rnn import sampling, serving
-from tf_rnn import steps as steps_lib
-from tf_rnn import runs as runs_lib
-from tf_rnn import training
+from tf_rnn.base import config as config_lib, errors
+from tf_rnn.engine import sampling, steps as steps_lib
+from tf_rnn.run import reading as runs_lib
+from tf_rnn.serve import export as export_lib, serving
+from tf_rnn.train import training
 
 TINY = settings(sample_length=10, eval_batch_size=4, checkpoint_every=None)
 Run = collections.namedtuple("Run", "workdir export data text model vocab config loaded")

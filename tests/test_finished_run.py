@@ -14,7 +14,8 @@ import threading
 import pytest
 from support import settings, write_corpus
 
-from tf_rnn import cli, run_state
+from tf_rnn import cli
+from tf_rnn.run import checkpoint
 
 STEPS = 12
 
@@ -88,7 +89,7 @@ def test_a_signal_while_a_finished_run_reads_its_figures_exits_130(
     assert threading.current_thread() is threading.main_thread()
     workdir, argv, _ = again
     before = snapshot(workdir)
-    read = run_state.recorded_figures
+    read = checkpoint.recorded_figures
 
     def interrupted(events_dir, step):
         os.kill(os.getpid(), signal.SIGINT)
@@ -110,7 +111,7 @@ def test_recorded_figures_are_those_of_the_step_asked(tmp_path):
     per process; a step without them gives no key."""
     import tensorflow as tf
 
-    from tf_rnn import summaries
+    from tf_rnn.engine import summaries
 
     for process, (step, loss, bpc, text) in enumerate([(5, 3.25, 4.5, "early"),
                                                        (12, 2.875, 4.125, "late")]):
@@ -124,16 +125,16 @@ def test_recorded_figures_are_those_of_the_step_asked(tmp_path):
         pending.write(writer)
         writer.close()
     events = tmp_path / "events"
-    assert run_state.recorded_figures(events, 12) == {"loss": 2.875, "valid_bpc": 4.125,
+    assert checkpoint.recorded_figures(events, 12) == {"loss": 2.875, "valid_bpc": 4.125,
                                                       "sample": "late"}
-    assert run_state.recorded_figures(events, 5) == {"loss": 3.25, "valid_bpc": 4.5,
+    assert checkpoint.recorded_figures(events, 5) == {"loss": 3.25, "valid_bpc": 4.5,
                                                      "sample": "early"}
-    assert run_state.recorded_figures(events, 7) == {}
-    assert run_state.recorded_figures(tmp_path / "absent", 12) == {}
+    assert checkpoint.recorded_figures(events, 7) == {}
+    assert checkpoint.recorded_figures(tmp_path / "absent", 12) == {}
     # A float32 comes back as its shortest decimal, not float32's binary expansion.
     pending, writer = summaries.PendingSummaries(), tf.summary.create_file_writer(
         str(tmp_path / "more"))
     pending.scalar("train/loss", 3.2799437046051025, 1)
     pending.write(writer)
     writer.close()
-    assert run_state.recorded_figures(tmp_path / "more", 1) == {"loss": 3.2799437}
+    assert checkpoint.recorded_figures(tmp_path / "more", 1) == {"loss": 3.2799437}

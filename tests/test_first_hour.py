@@ -17,9 +17,12 @@ import tensorflow as tf
 
 from support import finish, sigint_default, subprocess_env, tiny, wait_for, words
 
-from tf_rnn import cli, config, diagnostics, jsonl, models, resources, run_state, text8
-from tf_rnn import training
-from tf_rnn import textio
+from tf_rnn import cli, models
+from tf_rnn.base import config, jsonl
+from tf_rnn.data import text8, textio
+from tf_rnn.inspect import diagnostics
+from tf_rnn.run import checkpoint, resources
+from tf_rnn.train import training
 
 # Without XLA: nothing here is about the compiled step, and each of the module's ten
 # trainings saves its compile.
@@ -169,14 +172,14 @@ def test_chars_per_sec_leaves_out_diagnostics_samples_and_saves(tmp_path, corpor
         time.sleep(pause)
         return measure(self, *args)
 
-    save = run_state.Run.save
+    save = checkpoint.Run.save
 
     def slow_save(self, *args):
         time.sleep(pause)
         return save(self, *args)
 
     monkeypatch.setattr(diagnostics.TrainingDiagnostics, "measure", slow_measure)
-    monkeypatch.setattr(run_state.Run, "save", slow_save)
+    monkeypatch.setattr(checkpoint.Run, "save", slow_save)
     c = config.get_preset("text8_arch1").replace(
         num_nodes=8, batch_size=4, num_unrollings=10, steps=steps, eval_every=0,
         sample_every=1, sample_length=5, checkpoint_every=1, diag_every=1, log_every=1,

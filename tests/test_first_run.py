@@ -15,8 +15,12 @@ import tensorflow as tf
 
 from support import subprocess_env, tiny
 
-from tf_rnn import cli, config, errors, export, logs, steps, text8
-from tf_rnn.workdir import Workdir
+from tf_rnn import cli
+from tf_rnn.base import config, errors, logs
+from tf_rnn.data import text8
+from tf_rnn.engine import steps
+from tf_rnn.run.directory import Workdir
+from tf_rnn.serve import export
 
 TINY = tiny(log_every=5)
 XLA_DEFAULT = tiny(log_every=5, jit_compile=None)  # the tiny run as a user's: XLA
@@ -229,7 +233,7 @@ def test_workdir_and_export_samplers_agree(capsys, trained, prime):
 
 
 def test_sampler_random_numbers_are_the_same_with_and_without_xla():
-    from tf_rnn import draws  # the sampler's draws (and the dropout masks')
+    from tf_rnn.base import draws  # the sampler's draws (and the dropout masks')
 
     seed = tf.constant([12345, 6])
     plain = tf.function(draws.uniform)(seed, tf.constant([1000])).numpy()
@@ -239,9 +243,10 @@ def test_sampler_random_numbers_are_the_same_with_and_without_xla():
 
 
 def test_sample_exports_agree_in_the_library_too(trained):
-    from tf_rnn import runs, sampling
+    from tf_rnn.engine import sampling
+    from tf_rnn.run import reading
 
-    model, vocab, _ = runs.load_model(trained)
+    model, vocab, _ = reading.load_model(trained)
     mine = sampling.sample(model, vocab, "", 50, temperature=0.8, top_k=5, seed=3,
                            num_streams=2)
     theirs = export.sample_from_export(trained / "export", "", 50, 0.8, 5, 3, 2)

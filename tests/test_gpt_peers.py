@@ -16,7 +16,7 @@ import pytest
 from support import ROOT, subprocess_env, words, write_corpus
 
 from experiments import _transformer, _windows, gpt_peers
-from tf_rnn import steps
+from tf_rnn.engine import steps
 
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 16, "warmup": 10}
 TINY_SETS = [f for k, v in TINY.items() for f in ("--set", f"{k}={v}")]

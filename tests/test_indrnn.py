@@ -1,4 +1,4 @@
-"""The IndRNN model (`tf_rnn.indrnn`, `model=indrnn`): values by hand, the fast path
+"""The IndRNN model (`tf_rnn.models.indrnn`, `model=indrnn`): values by hand, the fast path
 against the cell loop and a NumPy reference, gradients through the carried state, the
 |u| bound after real updates, serialisation, and one tiny run through the CLI."""
 
@@ -11,10 +11,10 @@ import tensorflow as tf
 from support import (assert_export_scores_as_eval, assert_variable_gradients, run_cli,
                      tiny)
 
-from tf_rnn import config as config_lib
 from tf_rnn import models
-from tf_rnn import steps
-from tf_rnn.indrnn import IndRNNModel
+from tf_rnn.base import config as config_lib
+from tf_rnn.engine import steps
+from tf_rnn.models.indrnn import IndRNNModel
 
 
 def _model(A=5, n=3, layers=2, residual=True, seed=0, **kwargs):

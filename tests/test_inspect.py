@@ -1,4 +1,4 @@
-"""`tf-rnn inspect` (tf_rnn.report, tf_rnn.units): the per-unit numbers, the page for
+"""`tf-rnn inspect` (tf_rnn.inspect.report, tf_rnn.inspect.units): the per-unit numbers, the page for
 every model, its BPC equal to `tf-rnn score`'s, the same bytes for the same inputs, and
 the page as a person sees it, in a real headless Chromium: the characters, the
 probabilities, a unit's values and the ranking the script drew are Python's, the text
@@ -21,9 +21,12 @@ import pytest
 import tensorflow as tf
 from support import run_cli, tiny, words
 
-from tf_rnn import config as config_lib
-from tf_rnn import models, report, scoring, sequence, units
-from tf_rnn.vocab import Vocabulary
+from tf_rnn import models
+from tf_rnn.base import config as config_lib
+from tf_rnn.data.vocab import Vocabulary
+from tf_rnn.engine import scoring
+from tf_rnn.inspect import report, units
+from tf_rnn.toys import sequence
 
 VOCAB = Vocabulary.text8()
 
@@ -171,7 +174,7 @@ def test_every_model_gets_its_page(name):
 
 @pytest.mark.slow
 def test_a_toy_model_reading_one_hot_inputs():
-    """The "hello" network (tf_rnn.sequence): one member, one-hot symbols in; its
+    """The "hello" network (tf_rnn.toys.sequence): one member, one-hot symbols in; its
     probabilities are its readout's softmax."""
     vocab = Vocabulary("helo")
     model = sequence.ElmanSequenceModel(4, 10, 4, "sigmoid", members=3).member(1)

@@ -10,7 +10,10 @@ import pytest
 import tensorflow as tf
 from support import run_cli, tiny
 
-from tf_rnn import config, keras_cell, models, probes
+from tf_rnn import models
+from tf_rnn.base import config
+from tf_rnn.inspect import probes
+from tf_rnn.models import keras_cell
 
 A = 7
 

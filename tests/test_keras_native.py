@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import cells, indrnn, models, sequence
+from tf_rnn import models
+from tf_rnn.models import cells, indrnn
+from tf_rnn.toys import sequence
 
 A, N = 27, 8
 STACKED_INDRNN = functools.partial(indrnn.IndRNNModel, num_layers=2, residual=True)

@@ -1,11 +1,11 @@
-"""Tests for tf_rnn.kernels: the fast recurrence against the tf.scan reference."""
+"""Tests for tf_rnn.models.kernels: the fast recurrence against the tf.scan reference."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from support import assert_central_differences
 
-from tf_rnn import kernels
+from tf_rnn.models import kernels
 
 ACTIVATIONS = kernels.ACTIVATIONS
 # (T, B, n): a single step, a short window, and one longer than MAX_UNROLL so that

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from support import assert_central_differences
-from tf_rnn import kernels
+from tf_rnn.models import kernels
 
 NAMES = ["h", "dp", "dh0", "du", "dgate"]
 

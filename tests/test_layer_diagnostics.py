@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import config as config_lib
-from tf_rnn import diagnostics, models, summaries
-from tf_rnn.indrnn import IndRNNModel
-from tf_rnn import probes
+from tf_rnn import models
+from tf_rnn.base import config as config_lib
+from tf_rnn.engine import summaries
+from tf_rnn.inspect import diagnostics, probes
+from tf_rnn.models.indrnn import IndRNNModel
 
 A, N, B, T = 5, 3, 2, 6
 STACKS = {

@@ -13,10 +13,13 @@ import pytest
 import tensorflow as tf
 from support import LEXICON, settings, write_corpus
 
-from tf_rnn import cli
-from tf_rnn import config as config_lib
-from tf_rnn import export, logs, models, runs, sampling, serving, training
-from tf_rnn import vocab as vocab_lib
+from tf_rnn import cli, models
+from tf_rnn.base import config as config_lib, logs
+from tf_rnn.data import vocab as vocab_lib
+from tf_rnn.engine import sampling
+from tf_rnn.run import reading
+from tf_rnn.serve import export, serving
+from tf_rnn.train import training
 
 VOCAB = vocab_lib.Vocabulary.text8()
 TINY = settings(sample_length=10, eval_batch_size=4, checkpoint_every=None)
@@ -180,6 +183,6 @@ def test_export_sample_in_a_fresh_process_is_quiet_and_the_workdirs_text(trained
               if logs.is_native_log_line(line.encode()) or "oneDNN" in line]
     assert native == []
     assert "char/s" in proc.stderr  # the progress bar
-    model, vocab, _ = runs.load_model(trained)
+    model, vocab, _ = reading.load_model(trained)
     assert out.read_text(encoding="utf-8") == sampling.sample(
         model, vocab, "", sampling.SAMPLE_CHUNK + 5, seed=3)[0]

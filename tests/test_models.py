@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import cells, config, models, sequence, steps
+from tf_rnn import models
+from tf_rnn.base import config
+from tf_rnn.engine import steps
+from tf_rnn.models import cells
+from tf_rnn.toys import sequence
 
 # Constant weights for A = 2 symbols, n = 1 node (hand-worked examples below).
 U = [[1.0], [2.0]]

@@ -34,9 +34,15 @@ from experiments import lstm_streams
 from experiments import gpt_peers, quality, serve_benchmark, shakespeare_char
 
 import tf_rnn
-from tf_rnn import cli, config as config_lib, diagnostics, export, logs, models, plots
-from tf_rnn import probes, report, runs, sampling, sequence, steps, tasks, training
-from tf_rnn.vocab import Vocabulary
+from tf_rnn import cli, models
+from tf_rnn.base import config as config_lib, logs
+from tf_rnn.data.vocab import Vocabulary
+from tf_rnn.engine import sampling, steps
+from tf_rnn.inspect import diagnostics, plots, probes, report
+from tf_rnn.run import reading
+from tf_rnn.serve import export
+from tf_rnn.toys import sequence, tasks
+from tf_rnn.train import training
 
 
 @pytest.fixture(autouse=True)
@@ -178,7 +184,7 @@ def check_version(_):
 CORPUS = types.SimpleNamespace(train=np.array([1]), valid=np.array([2, 2]),
                                test=np.array([3, 3, 3]))
 EVAL = Command(cli.main, ["eval", "--workdir", "RUN"], [
-    (runs, "load_model", value(runs.Loaded("model", "vocab", config_lib.Config(), {}))),
+    (runs, "load_model", value(reading.Loaded("model", "vocab", config_lib.Config(), {}))),
     (runs, "run_data", lambda a: a["data"] or "recorded.txt"),
     (runs, "load_corpus_for", value(CORPUS)),
     (steps, "evaluate", value({"bpc": 1.0})),
@@ -238,7 +244,7 @@ def fake_texts(a):
 
 
 SAMPLE = Command(cli.main, ["sample", "--workdir", "RUN"], [
-    (runs, "load_model", value(runs.Loaded("model", Vocabulary.text8(), config_lib.Config(),
+    (runs, "load_model", value(reading.Loaded("model", Vocabulary.text8(), config_lib.Config(),
                                            {}))),
     (sampling, "sample", fake_texts)])
 SAMPLE_EXPORT = Command(cli.main, ["sample", "--export", "EXPORT"],
@@ -266,7 +272,7 @@ def sampled(*flags):
     """The text(s) `tf-rnn sample` writes from the tiny model (one compiled generator
     per capacity, shared by the checks)."""
     calls = SAMPLE("--length", 30, *flags, patches=[
-        (runs, "load_model", value(runs.Loaded(*tiny_model(), {}))),
+        (runs, "load_model", value(reading.Loaded(*tiny_model(), {}))),
         (sampling, "sample", THROUGH),
         (sampling, "make_generator", lambda a: _generator(a["capacity"]))])
     assert calls.status == 0, calls.err
@@ -277,7 +283,7 @@ def sampled(*flags):
 # tf-rnn score ------------------------------------------------------------------------------
 
 SCORE = Command(cli.main, ["score", "--workdir", "RUN", "--text", "the cat"], [
-    (runs, "load_model", lambda a: runs.Loaded(*tiny_model(), {"checkpoint": "ckpt-1"}))])
+    (runs, "load_model", lambda a: reading.Loaded(*tiny_model(), {"checkpoint": "ckpt-1"}))])
 
 
 def scored(*flags, command=SCORE):
@@ -345,7 +351,7 @@ def _fake_render(a):
 
 INSPECT = Command(cli.main, ["inspect", "--workdir", "RUN", "--file", "t.txt", "--out",
                              "r.html"], [
-    (runs, "load_model", lambda a: runs.Loaded(*tiny_model(), {"checkpoint": "ckpt-1"})),
+    (runs, "load_model", lambda a: reading.Loaded(*tiny_model(), {"checkpoint": "ckpt-1"})),
     (report, "render", _fake_render)])
 
 
@@ -1170,7 +1176,7 @@ INIT_CHECKS = {
 
 CHAR = Command(shakespeare_char.main, ["--workdir", "w"], [
     (training, "train", lambda a: {"step": 1, "train_minutes": 0.1}),
-    (runs, "load_model", value(runs.Loaded("model", None, config_lib.Config(), {}))),
+    (runs, "load_model", value(reading.Loaded("model", None, config_lib.Config(), {}))),
     (runs, "run_data", value("recorded")), (runs, "load_corpus_for", value(FAKE_CORPUS)),
     (steps, "evaluate_windows", value({"loss": 2.0, "bpc": 2.9})),
     (steps, "evaluate", value({"loss": 1.0, "bpc": 1.4}))])

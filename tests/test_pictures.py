@@ -1,5 +1,5 @@
-"""Pictures a student can read (tf_rnn.plots, the experiments' --plot) and TensorBoard
-summaries that say what they are (tf_rnn.summaries)."""
+"""Pictures a student can read (tf_rnn.inspect.plots, the experiments' --plot) and TensorBoard
+summaries that say what they are (tf_rnn.engine.summaries)."""
 
 import sys
 from types import SimpleNamespace
@@ -13,9 +13,10 @@ from matplotlib import image as mpimg  # noqa: E402
 from matplotlib import mathtext  # noqa: E402
 
 from experiments import hello, xor_elman  # noqa: E402
-from tf_rnn import config as config_lib  # noqa: E402
-from tf_rnn import diagnostics, plots, summaries  # noqa: E402
-from tf_rnn import probes
+from tf_rnn.base import config as config_lib  # noqa: E402
+from tf_rnn.inspect import diagnostics, plots  # noqa: E402
+from tf_rnn.engine import summaries
+from tf_rnn.inspect import probes
 
 
 def _png_size(path):

@@ -23,7 +23,7 @@ from support import (  # tests/ is on sys.path under pytest (no __init__.py)
     checkpoint_values, events, exact_argv, finish, free_ports, latest_checkpoint_name, run_cli,
     sigint_default, start_driver, subprocess_env, tiny, wait_for)
 
-from tf_rnn import runs
+from tf_rnn.run import reading
 
 pytestmark = pytest.mark.usefixtures("op_determinism_restored")
 
@@ -77,7 +77,9 @@ def test_a_signal_checkpoints_the_current_step_and_the_resume_is_bitwise_exact(
 # (events written, the checkpoint not yet), or in the figures after the loop.
 LAST_STEP_DRIVER = r"""
 import os, sys, time
-from tf_rnn import cli, run_state, training
+from tf_rnn import cli
+from tf_rnn.run import checkpoint
+from tf_rnn.train import training
 
 phase, last, marker, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 
@@ -87,12 +89,12 @@ def pause():
         time.sleep(0.05)
 
 if phase == "save":
-    save = run_state.save_checkpoint
+    save = checkpoint.save_checkpoint
     def pausing_save(manager, step):
         if step == last:
             pause()
         return save(manager, step)
-    run_state.save_checkpoint = pausing_save
+    checkpoint.save_checkpoint = pausing_save
 else:
     name = {"validation": "_validate", "sample": "_draw_sample", "figures": "_figures"}[phase]
     method = getattr(training.Trainer, name)
@@ -134,7 +136,7 @@ def test_a_signal_after_the_last_step_still_stops_with_its_status(
         f"{workdir / 'checkpoints' / f'ckpt-{LAST}'} written, TensorBoard events flushed. "
         f"That is its last step: the same command prints its figures."], err[-3000:]
     assert latest_checkpoint_name(workdir) == f"ckpt-{LAST}"
-    assert runs.load_model(workdir).checkpoint["step"] == LAST  # on disk, and it loads
+    assert reading.load_model(workdir).checkpoint["step"] == LAST  # on disk, and it loads
     code, result, err = run_cli(capsys, *argv)  # the same command: the figures it kept
     assert code == 0 and result["step"] == LAST, err
     assert result["loss"] is not None and result["valid_bpc"] is not None, result
@@ -190,7 +192,7 @@ def test_readers_never_see_a_half_written_checkpoint(tmp_path, corpus):
         (tmp_path / (marker.name + ".go")).touch()
         seen = set()
         for _ in range(25):
-            loaded = runs.load_model(workdir)
+            loaded = reading.load_model(workdir)
             model, _, _ = loaded
             # the step of the checkpoint it loaded (reading the checkpoint file again
             # here would race the next save, which is not the reader's doing)

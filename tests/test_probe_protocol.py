@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import config as config_lib
-from tf_rnn import diagnostics
-from tf_rnn import probes
 from tf_rnn import models
-from tf_rnn import steps
+from tf_rnn.base import config as config_lib
+from tf_rnn.engine import steps
+from tf_rnn.inspect import diagnostics, probes
 
 A, N, B, T = 5, 4, 3, 6
 

@@ -20,7 +20,10 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from support import ROOT, subprocess_env, write_corpus
 
 from experiments import _quality, _transformer, quality
-from tf_rnn import budget, config, data, steps
+from tf_rnn import data
+from tf_rnn.base import config
+from tf_rnn.engine import steps
+from tf_rnn.train import budget
 
 CONTENDERS = ["text8_best", "keras_gru_256", "gpt_baby"]
 
@@ -129,7 +132,7 @@ def test_a_run_without_keras_contenders_reports_null_not_a_crash():
     # compare with: the summary says null where the margin would be (JSON has no NaN).
     from experiments import _quality
     from experiments._report import round_figures
-    from tf_rnn import jsonl
+    from tf_rnn.base import jsonl
 
     line = jsonl.dumps({"summary": round_figures(
         _quality.summary({"text8_best": 2.03, "d40": 2.01}, 6))})  # quality.run's last line
@@ -293,7 +296,7 @@ def test_the_keras_peers_are_runs_of_tf_rnns_loop(tmp_path):
 
 
 class PacedClock:
-    """tf_rnn.budget's clock, moved only by the contenders' training steps: `step(name)`
+    """tf_rnn.train.budget's clock, moved only by the contenders' training steps: `step(name)`
     takes 1 s for each contender's first `slow` steps and 0.5 s after them; a
     validation `validation` seconds."""
 

@@ -2,7 +2,7 @@
 contender is trained by `tf-rnn train --minutes`'s own loop and scored by `tf-rnn eval
 --split valid`, so the two commands printed beside its row reproduce it.
 
-On a clock that moves only with the training steps and the validations (tf_rnn.budget's
+On a clock that moves only with the training steps and the validations (tf_rnn.train.budget's
 clock replaced, as in tests/test_budget.py), the harness's run in turns and the printed
 commands run alone take the same steps and give the same figure: the time each spends is
 counted the same way, validations included.
@@ -15,7 +15,8 @@ import pytest
 from support import run_cli, settings
 
 from experiments import _contenders, _quality
-from tf_rnn import budget, data, trainer
+from tf_rnn import data
+from tf_rnn.train import budget, trainer
 
 # eval_every 20: validations on the clock, whose cost (below) the budget must count.
 CHANGES = {k: v for k, v in (s.split("=") for s in settings(eval_every=20, log_every=5,
@@ -23,7 +24,7 @@ CHANGES = {k: v for k, v in (s.split("=") for s in settings(eval_every=20, log_e
 
 
 class PacedClock:
-    """tf_rnn.budget's clock: 1/64 s a training step, 1/8 s a validation (binary
+    """tf_rnn.train.budget's clock: 1/64 s a training step, 1/8 s a validation (binary
     fractions: sums of them are exact, so that a clock summed over turns and one read
     at once agree to the bit)."""
 
@@ -55,7 +56,7 @@ def paced(monkeypatch):
 
 def parsed(changes):
     """The tiny settings as the config's types (what `--set` gives the CLI)."""
-    from tf_rnn import config
+    from tf_rnn.base import config
 
     cfg = config.with_overrides(config.get_preset("text8_best"),
                                 [f"{k}={v}" for k, v in changes.items()])

@@ -16,7 +16,7 @@ import pytest
 from support import ROOT, subprocess_env, words
 
 from experiments import _contenders, _quality, quality
-from tf_rnn.errors import UserError
+from tf_rnn.base.errors import UserError
 
 TINY = {"n_layer": 1, "n_embd": 16, "n_head": 2, "block_size": 16, "batch_size": 4}
 NEEDS_TORCH = "gpt_torch needs PyTorch: pip install -e '.[cpu,bench]'"
@@ -94,7 +94,7 @@ def test_a_child_that_refuses_its_job_is_one_line_and_goes(monkeypatch):
 TURNS_AND_ONE_SHOT = """
 import json, pathlib, sys
 from experiments import _nanogpt
-from tf_rnn import budget
+from tf_rnn.train import budget
 
 class Clock:
     now = 0.0

@@ -21,11 +21,11 @@ from support import (  # tests/ is on sys.path under pytest (no __init__.py)
     checkpoint_values, events, exact_argv, finish, latest_checkpoint_name, run_cli,
     sigint_default, start_driver, subprocess_env, wait_for)
 
-from tf_rnn import config as config_lib
-from tf_rnn import runs
-from tf_rnn import training
-from tf_rnn.workdir import Workdir
-from tf_rnn import vocab as vocab_lib
+from tf_rnn.base import config as config_lib
+from tf_rnn.data import vocab as vocab_lib
+from tf_rnn.run import reading
+from tf_rnn.run.directory import Workdir
+from tf_rnn.train import training
 
 pytestmark = pytest.mark.usefixtures("op_determinism_restored")
 
@@ -126,8 +126,10 @@ def test_no_loadable_checkpoint_is_an_error_that_changes_nothing(tmp_path, capsy
 
 KILL_IN_WRITE = r"""
 import os, signal, sys
-from tf_rnn import config, vocab, workdir
-w = workdir.Workdir(sys.argv[2])
+from tf_rnn.base import config
+from tf_rnn.data import vocab
+from tf_rnn.run import directory
+w = directory.Workdir(sys.argv[2])
 os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # the rename never happens
 if sys.argv[1] == "config":
     w.save_config(config.Config(num_nodes=99))
@@ -250,7 +252,7 @@ def test_ctrl_c_exits_130_and_keeps_a_checkpoint_to_resume_from(tmp_path, capsys
     assert "Traceback" not in err and not out  # a message, no JSON result
     kept = int(latest_checkpoint_name(workdir).split("-")[1])
     assert kept >= 5
-    runs.load_model(workdir)  # the kept checkpoint loads...
+    reading.load_model(workdir)  # the kept checkpoint loads...
     code, result, err = run_cli(capsys, *[*argv[:5], "--steps", str(kept + 5), *argv[7:]])
     assert code == 0, err  # ...and the run resumes from it
     assert f"at step {kept}." in err and result["step"] == kept + 5

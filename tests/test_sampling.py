@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import config, draws, models, sampling
-from tf_rnn import errors
-from tf_rnn import vocab as vocab_lib
+from tf_rnn import models
+from tf_rnn.base import config, draws, errors
+from tf_rnn.data import vocab as vocab_lib
+from tf_rnn.engine import sampling
 
 VOCAB = vocab_lib.Vocabulary.text8()
 

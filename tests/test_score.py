@@ -1,6 +1,6 @@
 """`tf-rnn score`: every character's log2-probability given the text before it, the
 model's guesses, per line on demand, and a BPC that is `tf-rnn eval`'s and the export's
-`score` on the same text (tf_rnn.scoring)."""
+`score` on the same text (tf_rnn.engine.scoring)."""
 
 import json
 
@@ -9,9 +9,10 @@ import pytest
 import tensorflow as tf
 from support import run_cli, tiny, words
 
-from tf_rnn import config as config_lib
-from tf_rnn import models, scoring, steps
-from tf_rnn.vocab import Vocabulary
+from tf_rnn import models
+from tf_rnn.base import config as config_lib
+from tf_rnn.data.vocab import Vocabulary
+from tf_rnn.engine import scoring, steps
 
 VOCAB = Vocabulary.text8()
 

@@ -1,4 +1,4 @@
-"""Tests of tf_rnn.sequence (the K-member Elman model, its losses, `fit`) and tf_rnn.tasks."""
+"""Tests of tf_rnn.toys.sequence (the K-member Elman model, its losses, `fit`) and tf_rnn.toys.tasks."""
 
 import math
 
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import sequence, steps, tasks
-from tf_rnn.sequence import ElmanSequenceModel
+from tf_rnn.engine import steps
+from tf_rnn.toys import sequence, tasks
+from tf_rnn.toys.sequence import ElmanSequenceModel
 
 
 def _model(members=3, units=4, input_size=2, output_size=1, **kwargs):

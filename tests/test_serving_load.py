@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from experiments import serve_benchmark
-from tf_rnn import logs
+from tf_rnn.base import logs
 
 
 @pytest.fixture(scope="module")

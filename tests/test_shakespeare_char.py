@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 from support import run_cli
 
-from tf_rnn import config as config_lib
-from tf_rnn import data, models, steps
+from tf_rnn import data, models
+from tf_rnn.base import config as config_lib
+from tf_rnn.engine import steps
 
 
 def test_the_split_is_checked_and_read_as_fractions():

@@ -12,8 +12,8 @@ import tensorflow as tf
 from support import (assert_export_scores_as_eval, assert_variable_gradients, run_cli,
                      tiny)
 
-from tf_rnn import config as config_lib
 from tf_rnn import models
+from tf_rnn.base import config as config_lib
 
 # (name, Config fields): the stackable models.
 VARIANTS = {"elman": dict(model="elman"), "arch1_sum": dict(combine="sum"),

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_rnn import config, models, steps
+from tf_rnn import models
+from tf_rnn.base import config
+from tf_rnn.engine import steps
 
 
 def _setup(name="arch1", **changes):
@@ -232,7 +234,7 @@ def test_every_score_cuts_the_text_with_scoring_streams(monkeypatch):
     """One cut for every contender of a quality comparison: the project's evaluation,
     the diagnostics and the Keras baselines of experiments/ all call it."""
     from experiments import _baselines
-    from tf_rnn import probes
+    from tf_rnn.inspect import probes
 
     calls, cut = [], steps.scoring_streams
     monkeypatch.setattr(steps, "scoring_streams",

@@ -9,10 +9,13 @@ import pytest
 import tensorflow as tf
 
 from experiments import binary_addition, charrnn_adagrad, hello, xor_elman
-from tf_rnn import config as config_lib
-from tf_rnn import models, sampling, steps, training
-from tf_rnn.workdir import Workdir
-from tf_rnn import runs, textio
+from tf_rnn import models
+from tf_rnn.base import config as config_lib
+from tf_rnn.data import textio
+from tf_rnn.engine import sampling, steps
+from tf_rnn.run import reading
+from tf_rnn.run.directory import Workdir
+from tf_rnn.train import training
 
 
 def _json(capsys):
@@ -166,7 +169,7 @@ def test_charrnn_trainer_carries_the_state_from_window_to_window(tmp_path):
         eval_every=0, sample_every=0, log_every=1, checkpoint_every=4)
     workdir = Workdir(tmp_path / "run")
     training.train(config, workdir.path, str(_corpus(tmp_path)), progress=False)
-    model, vocab, _ = runs.load_model(workdir.path)
+    model, vocab, _ = reading.load_model(workdir.path)
     saved = tf.Variable(model.zero_state(1))
     tf.train.Checkpoint(state=saved).restore(
         tf.train.latest_checkpoint(str(workdir.checkpoint_dir))).expect_partial()

@@ -1,15 +1,15 @@
-"""The training loop (`tf_rnn.training.train`): what its checkpoints hold."""
+"""The training loop (`tf_rnn.train.training.train`): what its checkpoints hold."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from support import write_corpus
 
-from tf_rnn import config as config_lib
-from tf_rnn import data as data_lib
-from tf_rnn import models
-from tf_rnn import runs, training
-from tf_rnn.workdir import Workdir
+from tf_rnn import data as data_lib, models
+from tf_rnn.base import config as config_lib
+from tf_rnn.run import reading
+from tf_rnn.run.directory import Workdir
+from tf_rnn.train import training
 
 STEPS = 5
 
@@ -38,7 +38,7 @@ def test_saved_state_is_the_model_run_over_the_windows_seen(tmp_path, preset, ch
     training.train(config, tmp_path / "run", str(corpus_path), progress=False)
 
     workdir = Workdir(tmp_path / "run")
-    corpus = runs.load_corpus_for(config, workdir, str(corpus_path))
+    corpus = reading.load_corpus_for(config, workdir, str(corpus_path))
     cursors = data_lib.BatchCursors(corpus.train, config.batch_size, config.num_unrollings)
     model = models.build_model(config, corpus.vocab.size)
     ckpt = tf.train.Checkpoint(model=model)
