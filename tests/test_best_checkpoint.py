@@ -171,7 +171,7 @@ def test_export_best_exports_the_best_weights(faked, tmp_path, capsys):
 KILLED = {5: 3.0, 10: 2.0, 15: 2.5, 20: 2.6, 25: 2.4, 30: 2.7, 35: 2.3, 40: 1.5}
 EXACT = dict(num_nodes=16, eval_every=5, checkpoint_every=20, log_every=7,
              deterministic=True)
-FAKE_IN_DRIVER = ("from tf_rnn import training as _t\n"
+FAKE_IN_DRIVER = ("from tf_rnn.train import training as _t\n"
                   f"_t.Trainer._validate = lambda self: {KILLED!r}[self.step]\n")
 
 

@@ -34,9 +34,9 @@ def test_the_shipped_corpus_is_tiny_shakespeare_compressed():
 def test_setup_ships_the_corpus_in_the_package():
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
-    patterns = cfg["options.package_data"]["tf_rnn"].split()
-    shipped = {p.relative_to(ROOT / "tf_rnn").as_posix()
-               for pattern in patterns for p in (ROOT / "tf_rnn").glob(pattern)}
+    patterns = cfg["options.package_data"]["tf_rnn.data"].split()
+    shipped = {p.relative_to(ROOT / "tf_rnn" / "data").as_posix()
+               for pattern in patterns for p in (ROOT / "tf_rnn" / "data").glob(pattern)}
     assert {f"shipped/{s.filename}" for s in corpora.SHIPPED.values()} <= shipped
 
 

@@ -68,7 +68,7 @@ def test_a_library_bug_under_a_command_propagates_from_main(tmp_path, monkeypatc
     def load_model(workdir):
         raise ValueError("operands could not be broadcast together")  # a bug, not the user
 
-    monkeypatch.setattr(runs, "load_model", load_model)
+    monkeypatch.setattr(reading, "load_model", load_model)
     with pytest.raises(ValueError, match="broadcast"):
         cli.main(["sample", "--workdir", str(tmp_path)])
     assert "tf-rnn: error" not in capsys.readouterr().err
@@ -78,7 +78,7 @@ def test_a_library_user_error_under_a_command_is_one_line(tmp_path, monkeypatch,
     def load_model(workdir):
         raise errors.WorkdirError(f"No run in {str(workdir)!r}.")
 
-    monkeypatch.setattr(runs, "load_model", load_model)
+    monkeypatch.setattr(reading, "load_model", load_model)
     assert cli.main(["sample", "--workdir", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"tf-rnn: error: No run in {str(tmp_path)!r}.\n"
 

@@ -95,7 +95,7 @@ def test_a_signal_while_a_finished_run_reads_its_figures_exits_130(
         os.kill(os.getpid(), signal.SIGINT)
         return read(events_dir, step)
 
-    monkeypatch.setattr(run_state, "recorded_figures", interrupted)
+    monkeypatch.setattr(checkpoint, "recorded_figures", interrupted)
     code = cli.main(argv)
     out, err = capsys.readouterr()
     assert code == 130, err

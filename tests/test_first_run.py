@@ -66,7 +66,7 @@ def test_cli_stderr_holds_none_of_tensorflows_chatter(tmp_path, corpus):
     """A real `tf-rnn train` in a fresh process, XLA-compiled as by default: only tf_rnn's
     own lines on stderr."""
     out = subprocess.run(
-        [sys.executable, "-m", "tf_rnn.cli", "train", "--data", str(corpus), "--workdir",
+        [sys.executable, "-m", "tf_rnn", "train", "--data", str(corpus), "--workdir",
          str(tmp_path / "run"), "--steps", "10", *XLA_DEFAULT], cwd=tmp_path,
         capture_output=True, text=True, timeout=300, env=quiet_env())
     assert out.returncode == 0, out.stderr
@@ -78,7 +78,7 @@ def test_cli_stderr_holds_none_of_tensorflows_chatter(tmp_path, corpus):
     assert json.loads(out.stdout.splitlines()[-1])["step"] == 10
 
     bad = subprocess.run(
-        [sys.executable, "-m", "tf_rnn.cli", "eval", "--workdir", str(tmp_path / "none")],
+        [sys.executable, "-m", "tf_rnn", "eval", "--workdir", str(tmp_path / "none")],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env=quiet_env())
     assert bad.returncode == 2
     assert bad.stderr.splitlines() == [bad.stderr.strip()]  # the one error line
@@ -98,7 +98,7 @@ def test_native_log_lines_are_recognised():
 
 
 def test_the_filter_forwards_other_lines_and_verbose_turns_it_off(monkeypatch):
-    code = ("import os, sys\nfrom tf_rnn import logs\n"
+    code = ("import os, sys\nfrom tf_rnn.base import logs\n"
             "with logs.native_logs_filtered('-v' in sys.argv):\n"
             "    os.write(2, b'I0000 00:00:1.5  7 port.cc:1] chatter\\nkept native\\n')\n"
             "    print('kept python', file=sys.stderr)\n")

@@ -175,7 +175,7 @@ def test_export_sample_in_a_fresh_process_is_quiet_and_the_workdirs_text(trained
     env = {k: v for k, v in os.environ.items() if k not in (logs.VERBOSE_ENV,
                                                             "TF_CPP_MIN_LOG_LEVEL")}
     proc = subprocess.run(
-        [sys.executable, "-m", "tf_rnn.cli", "sample", "--export", str(trained / "export"),
+        [sys.executable, "-m", "tf_rnn", "sample", "--export", str(trained / "export"),
          "--length", str(sampling.SAMPLE_CHUNK + 5), "--seed", "3", "--out", str(out)],
         capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]

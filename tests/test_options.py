@@ -184,9 +184,9 @@ def check_version(_):
 CORPUS = types.SimpleNamespace(train=np.array([1]), valid=np.array([2, 2]),
                                test=np.array([3, 3, 3]))
 EVAL = Command(cli.main, ["eval", "--workdir", "RUN"], [
-    (runs, "load_model", value(reading.Loaded("model", "vocab", config_lib.Config(), {}))),
-    (runs, "run_data", lambda a: a["data"] or "recorded.txt"),
-    (runs, "load_corpus_for", value(CORPUS)),
+    (reading, "load_model", value(reading.Loaded("model", "vocab", config_lib.Config(), {}))),
+    (reading, "run_data", lambda a: a["data"] or "recorded.txt"),
+    (reading, "load_corpus_for", value(CORPUS)),
     (steps, "evaluate", value({"bpc": 1.0})),
     (steps, "evaluate_windows", value({"bpc": 2.0}))])
 
@@ -244,7 +244,7 @@ def fake_texts(a):
 
 
 SAMPLE = Command(cli.main, ["sample", "--workdir", "RUN"], [
-    (runs, "load_model", value(reading.Loaded("model", Vocabulary.text8(), config_lib.Config(),
+    (reading, "load_model", value(reading.Loaded("model", Vocabulary.text8(), config_lib.Config(),
                                            {}))),
     (sampling, "sample", fake_texts)])
 SAMPLE_EXPORT = Command(cli.main, ["sample", "--export", "EXPORT"],
@@ -272,7 +272,7 @@ def sampled(*flags):
     """The text(s) `tf-rnn sample` writes from the tiny model (one compiled generator
     per capacity, shared by the checks)."""
     calls = SAMPLE("--length", 30, *flags, patches=[
-        (runs, "load_model", value(reading.Loaded(*tiny_model(), {}))),
+        (reading, "load_model", value(reading.Loaded(*tiny_model(), {}))),
         (sampling, "sample", THROUGH),
         (sampling, "make_generator", lambda a: _generator(a["capacity"]))])
     assert calls.status == 0, calls.err
@@ -283,7 +283,7 @@ def sampled(*flags):
 # tf-rnn score ------------------------------------------------------------------------------
 
 SCORE = Command(cli.main, ["score", "--workdir", "RUN", "--text", "the cat"], [
-    (runs, "load_model", lambda a: reading.Loaded(*tiny_model(), {"checkpoint": "ckpt-1"}))])
+    (reading, "load_model", lambda a: reading.Loaded(*tiny_model(), {"checkpoint": "ckpt-1"}))])
 
 
 def scored(*flags, command=SCORE):
@@ -309,7 +309,7 @@ def check_score_export(_):
     pathlib.Path("EXPORT/assets.extra/tf_rnn.json").write_text(json.dumps(meta))
     pathlib.Path("EXPORT/saved_model.pb").write_bytes(b"")  # load itself is faked
     command = Command(cli.main, ["score", "--export", "EXPORT", "--text", "the cat"], [
-        (tf.saved_model, "load", value(fake)), (runs, "load_model", STOP)])
+        (tf.saved_model, "load", value(fake)), (reading, "load_model", STOP)])
     rows = scored(command=command)
     assert rows[-1]["summary"]["export"] == "EXPORT" and rows[-1]["summary"]["step"] == 3
     assert [r["char"] for r in rows[:-1]] == list("the cat")
@@ -351,7 +351,7 @@ def _fake_render(a):
 
 INSPECT = Command(cli.main, ["inspect", "--workdir", "RUN", "--file", "t.txt", "--out",
                              "r.html"], [
-    (runs, "load_model", lambda a: reading.Loaded(*tiny_model(), {"checkpoint": "ckpt-1"})),
+    (reading, "load_model", lambda a: reading.Loaded(*tiny_model(), {"checkpoint": "ckpt-1"})),
     (report, "render", _fake_render)])
 
 
@@ -394,7 +394,7 @@ def check_sample_workdir(cmd):
 
 
 def check_sample_export(_):
-    calls = SAMPLE_EXPORT(patches=[(runs, "load_model", STOP)])
+    calls = SAMPLE_EXPORT(patches=[(reading, "load_model", STOP)])
     assert calls.one("sample_from_export")["export_dir"] == "EXPORT"
     assert not calls.all("load_model")  # no checkpoint read
 
@@ -1114,8 +1114,8 @@ LSTM_CHECKS = {
 MEASURED = {**dict.fromkeys(init_diagnostics.KEYS, 0.0), "grad_by_lag_last": [0.0] * 4}
 INIT = Command(init_diagnostics.main, ["--steps", 4], [
     (training, "train", lambda a: {"step": a["config"].steps, "valid_bpc": 1.0}),
-    (runs, "load_model", value((None, types.SimpleNamespace(size=27), None))),
-    (runs, "load_corpus_for", value(FAKE_CORPUS)), (models, "build_model", value(None)),
+    (reading, "load_model", value((None, types.SimpleNamespace(size=27), None))),
+    (reading, "load_corpus_for", value(FAKE_CORPUS)), (models, "build_model", value(None)),
     (keras.utils, "set_random_seed", value(None)),
     (probes, "measure_text", value(MEASURED)),
     (plots, "require_matplotlib", value(None)), (plots, "diagnostics_figure", value("d.png"))])
@@ -1176,8 +1176,8 @@ INIT_CHECKS = {
 
 CHAR = Command(shakespeare_char.main, ["--workdir", "w"], [
     (training, "train", lambda a: {"step": 1, "train_minutes": 0.1}),
-    (runs, "load_model", value(reading.Loaded("model", None, config_lib.Config(), {}))),
-    (runs, "run_data", value("recorded")), (runs, "load_corpus_for", value(FAKE_CORPUS)),
+    (reading, "load_model", value(reading.Loaded("model", None, config_lib.Config(), {}))),
+    (reading, "run_data", value("recorded")), (reading, "load_corpus_for", value(FAKE_CORPUS)),
     (steps, "evaluate_windows", value({"loss": 2.0, "bpc": 2.9})),
     (steps, "evaluate", value({"loss": 1.0, "bpc": 1.4}))])
 

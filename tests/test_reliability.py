@@ -225,7 +225,7 @@ def test_same_seed_same_losses_for_50_steps(tmp_path, corpus):
 @pytest.mark.slow
 def test_ctrl_c_exits_130_and_keeps_a_checkpoint_to_resume_from(tmp_path, capsys, corpus):
     """README: Ctrl-C exits 130 and keeps the last checkpoint. A real SIGINT to a real
-    `python -m tf_rnn.cli train` once it has saved a checkpoint past step 0 (without
+    `python -m tf_rnn train` once it has saved a checkpoint past step 0 (without
     XLA: the signal meets the same loop, and neither process waits on a compile)."""
     workdir = tmp_path / "run"
     argv = ["train", "--data", str(corpus), "--workdir", str(workdir), "--steps", "1000000",
@@ -234,7 +234,7 @@ def test_ctrl_c_exits_130_and_keeps_a_checkpoint_to_resume_from(tmp_path, capsys
             "eval_every=0", "--set", "sample_every=0", "--set", "log_every=5",
             "--set", "jit_compile=false"]
     env = subprocess_env()
-    proc = subprocess.Popen([sys.executable, "-m", "tf_rnn.cli", *argv], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "tf_rnn", *argv], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=sigint_default)
     try:

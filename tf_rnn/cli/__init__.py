@@ -295,7 +295,3 @@ def main(argv=None):
     except KeyboardInterrupt:
         return 130
     return run_and_report(COMMANDS[args.command], args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
