@@ -185,11 +185,18 @@ class KerasCellModel(CharModel):
 
 
 class _TableCell(KerasCellModel):
-    """A Keras cell of the table: built from `num_nodes` and the run's `init`."""
+    """A Keras cell of the table: `cell_class(num_nodes, **cell_options)` with the run's
+    `init` for its kernels."""
+
+    cell_class, cell_options = None, {}
 
     @classmethod
     def for_config(cls, config, alphabet_size, dtype=None):
         return CharModel.for_config.__func__(cls, config, alphabet_size, dtype)
+
+    def make_cell(self, num_nodes, kernel, recurrent):
+        return self.cell_class(num_nodes, kernel_initializer=kernel,
+                               recurrent_initializer=recurrent, **self.cell_options)
 
     def get_config(self):
         return CharModel.get_config(self)  # the cell is rebuilt from num_nodes
@@ -199,28 +206,18 @@ class _TableCell(KerasCellModel):
 @keras.saving.register_keras_serializable("tf_rnn")
 class KerasSimpleRNN(_TableCell):
     """keras.layers.SimpleRNNCell(num_nodes, activation="relu")."""
-
-    def make_cell(self, num_nodes, kernel, recurrent):
-        return keras.layers.SimpleRNNCell(num_nodes, activation="relu",
-                                          kernel_initializer=kernel,
-                                          recurrent_initializer=recurrent)
+    cell_class, cell_options = keras.layers.SimpleRNNCell, {"activation": "relu"}
 
 
 @model_table.implements("keras_gru")
 @keras.saving.register_keras_serializable("tf_rnn")
 class KerasGRU(_TableCell):
     """keras.layers.GRUCell(num_nodes)."""
-
-    def make_cell(self, num_nodes, kernel, recurrent):
-        return keras.layers.GRUCell(num_nodes, kernel_initializer=kernel,
-                                    recurrent_initializer=recurrent)
+    cell_class = keras.layers.GRUCell
 
 
 @model_table.implements("keras_lstm")
 @keras.saving.register_keras_serializable("tf_rnn")
 class KerasLSTM(_TableCell):
     """keras.layers.LSTMCell(num_nodes)."""
-
-    def make_cell(self, num_nodes, kernel, recurrent):
-        return keras.layers.LSTMCell(num_nodes, kernel_initializer=kernel,
-                                     recurrent_initializer=recurrent)
+    cell_class = keras.layers.LSTMCell
