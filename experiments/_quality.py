@@ -135,7 +135,12 @@ def added_contender(name, base, changes, alphabet, keras_schedule="cooldown", *,
 
 def tf_rnn_contender(name, preset, changes, data, logdir, minutes):
     """`preset` with `changes` as `tf-rnn train --minutes` trains it, in the new run
-    directory LOGDIR/NAME/run (`run_dir`)."""
+    directory LOGDIR/NAME/run (`run_dir`); a change the preset already has is left out
+    of its command."""
+    from tf_rnn.base import config
+
+    own = config.get_preset(preset)
+    changes = {k: v for k, v in changes.items() if getattr(own, k) != v}
     return RunContender(name, preset, changes, data, run_dir(logdir, name), minutes)
 
 

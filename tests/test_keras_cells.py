@@ -131,8 +131,18 @@ def test_a_users_cell_trains_resumes_scores_samples_and_exports(tmp_path, capsys
     code, sample, err = run_cli(capsys, "sample", "--workdir", workdir, "--prime", "the ",
                                 "--length", "20", "--seed", "1")
     assert code == 0 and len(sample["text"]) == 24, err
+    code, scored, err = run_cli(capsys, "score", "--workdir", workdir, "--text", "the cat sat")
+    assert code == 0, err
+    scored = scored["summary"]
+    assert 0 < scored["bpc"] < 8
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat and the dog ran far away", encoding="utf-8")
+    code, _, err = run_cli(capsys, "inspect", "--workdir", workdir, "--file", text, "--out",
+                           tmp_path / "report.html")
+    assert code == 0 and "<html" in (tmp_path / "report.html").read_text(encoding="utf-8"), err
     out = tmp_path / "export"
     code, _, err = run_cli(capsys, "export", "--workdir", workdir, "--out", out)
     assert code == 0, err
     loaded = tf.saved_model.load(str(out))  # the SavedModel needs no Python class
-    assert loaded.score(tf.constant(["the cat sat"]))["bpc"].numpy()[0] > 0
+    exported = loaded.score(tf.constant(["the cat sat"]))["bpc"].numpy()[0]
+    assert exported == pytest.approx(scored["bpc"], abs=1e-4)  # as `tf-rnn score` says

@@ -293,6 +293,15 @@ def test_the_keras_peers_are_runs_of_tf_rnns_loop(tmp_path):
     finally:
         for c in contenders:
             c.close()
+    # The default schedule is the preset's own: nothing to set in the command.
+    (gru,) = contenders = _quality.make_contenders(
+        ["keras_gru_256"], 27, "cooldown", data=str(corpus), logdir=str(tmp_path / "tb2"),
+        minutes=0.1)
+    try:
+        assert gru.changes == {} and "--set" not in gru.command
+    finally:
+        for c in contenders:
+            c.close()
 
 
 class PacedClock:
